@@ -1,0 +1,70 @@
+//! `delete`: remove a stopped (or, with `force`, any) container: its init,
+//! every process in its cgroup, the cgroup and the state directory.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::hooks::run_hooks;
+use super::saved_spec;
+use crate::cgroups::ContainerCgroup;
+use crate::error::{Result, RuntimeError};
+use crate::state::{Root, Status};
+use crate::sys;
+
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
+    let state = root.load(id)?;
+    let status = state.status(root);
+    if !force && !status.can_delete() {
+        return Err(RuntimeError::WrongStatus {
+            id: id.to_string(),
+            status: status.as_str(),
+            action: "delete",
+            expected: "stopped or created (or --force)",
+        });
+    }
+    let cgroup = ContainerCgroup::open(&state.cgroup_path).ok();
+    if status != Status::Stopped {
+        if let Some(fd) = state.init_pidfd() {
+            if status == Status::Paused {
+                if let Some(cg) = &cgroup {
+                    let _ = cg.thaw();
+                }
+            }
+            let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
+            // The init may not be our child: wait for its exit through the pidfd.
+            let _ = sys::pidfd_poll_exit(fd.as_raw_fd(), 5000);
+        }
+    }
+    if let Some(cg) = &cgroup {
+        kill_all(cg);
+        cg.remove()?;
+    }
+    let spec = saved_spec(root, id).ok();
+    root.remove(id)?;
+    if let Some(hooks) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+        // Poststop failures are logged by the caller but do not undo delete.
+        run_hooks(
+            "poststop",
+            hooks.poststop().as_ref(),
+            &state.to_oci(Status::Stopped),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// SIGKILLs what is left in the cgroup (processes `exec`ed in, say).
+fn kill_all(cg: &ContainerCgroup) {
+    let Ok(pids) = cg.pids() else { return };
+    let mut fds = Vec::new();
+    for pid in pids {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            // SAFETY: pidfd_open returned a new descriptor we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
+            fds.push(fd);
+        }
+    }
+    for fd in fds {
+        let _ = sys::pidfd_poll_exit(fd.as_raw_fd(), 5000);
+    }
+}
