@@ -117,6 +117,7 @@ impl RuntimeError {
                 ErrorKind::NotFound
             }
             Self::Unsupported(_) => ErrorKind::Unsupported,
+            Self::Cgroup(e) => e.kind(),
             _ => ErrorKind::Internal,
         }
     }

@@ -99,6 +99,7 @@ pub(crate) fn create_container(
         Vec::new()
     };
     let cgroup_v2 = cgroup.clone_into_fd().is_some();
+    let cgroup_join = cgroup.self_join_files().unwrap_or_default();
     undo.cgroup = Some(cgroup);
 
     let console = opts
@@ -118,6 +119,7 @@ pub(crate) fn create_container(
             preserve_fds: opts.preserve_fds,
             cgroup_binds,
             cgroup_v2,
+            cgroup_join,
         },
     )?;
     let fifo = if wait_on_fifo {

@@ -58,6 +58,7 @@ pub fn exec(
         &PlanOptions {
             console_socket: console.as_ref().map(|c| c.as_raw_fd()),
             preserve_fds: opts.preserve_fds,
+            cgroup_join: cgroup.self_join_files().unwrap_or_default(),
             ..Default::default()
         },
     )?;

@@ -56,6 +56,9 @@ fn wait_go(sync: RawFd) -> Result<(), Failure<'static>> {
 fn setup(plan: &ChildPlan, sync: RawFd, start: RawFd) -> Result<Infallible, Failure<'_>> {
     // The runtime writes id maps and places us in our cgroup first.
     wait_go(sync)?;
+    for tasks in &plan.cgroup_join {
+        sys::write_file(tasks, b"0").at(Step::JoinCgroup, tasks)?;
+    }
 
     for (fd, nstype) in &plan.join {
         sys::setns(fd.as_raw_fd(), *nstype).step(Step::JoinNamespace)?;

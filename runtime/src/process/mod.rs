@@ -19,6 +19,7 @@ pub use spawn::{Spawned, spawn};
 #[repr(u32)]
 pub enum Step {
     WaitParent = 1,
+    JoinCgroup,
     JoinNamespace,
     Unshare,
     TimeNamespace,
@@ -57,8 +58,9 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 36] = [
+    const ALL: [Step; 37] = [
         Step::WaitParent,
+        Step::JoinCgroup,
         Step::JoinNamespace,
         Step::Unshare,
         Step::TimeNamespace,
@@ -108,6 +110,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
             Step::WaitParent => "waiting for the runtime",
+            Step::JoinCgroup => "joining cgroup",
             Step::JoinNamespace => "joining namespace",
             Step::Unshare => "unsharing namespaces",
             Step::TimeNamespace => "setting time namespace offsets",

@@ -104,10 +104,13 @@ pub fn spawn(
         pidfd,
         sync: parent_end,
     };
+    // The runtime moves the child only if it neither cloned into its cgroup
+    // nor joins it by itself.
+    let add_task = cgroup.filter(|_| cgroup_fd.is_none() && plan.cgroup_join.is_empty());
     match drive(
         plan,
         &spawned,
-        cgroup_fd.is_none().then_some(cgroup).flatten(),
+        add_task,
         on_hooks,
     ) {
         Ok(()) => Ok(spawned),

@@ -1,0 +1,478 @@
+//! The result of one `berth-perf run`: a JSON document (schema below, also in
+//! perf/README.md) and a Markdown rendering of it, written side by side as
+//! `<out>/berth-perf-<UTC timestamp>.{json,md}`.
+//!
+//! Schema version 1 (all times in milliseconds, memory in KiB):
+//!
+//! ```text
+//! Report      { schema_version: 1, tool_version, started_at (RFC 3339 UTC),
+//!               runs, warmup, machine: Machine, engines: [EngineInfo],
+//!               scenarios: [ScenarioReport] }
+//! Machine     { cpu_model, cores, mem_total_kib, kernel_release,
+//!               kernel_version, os, cgroups ("v1" | "v2" | "hybrid"),
+//!               load_avg: [1m, 5m, 15m] }
+//! EngineInfo  { name, binary?, version?, missing_reason? }
+//! ScenarioReport { name, description, baseline?, engines: [EngineResult],
+//!               notes: [string] }
+//! EngineResult { engine, status ("ok" | "failed" | "skipped"), reason?,
+//!               errors: [string], metrics: [Metric] }
+//! Metric      { name, samples_ms: [f64], rss_kib: [u64], summary?: Summary,
+//!               peak_rss_kib?, vs_baseline?: Ratio }
+//! Summary     { n, median, p90, min, max, mean }
+//! Ratio       { median_ratio, ci95_low, ci95_high }
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::BERTH;
+use crate::stats::{Ratio, Summary};
+
+/// Version of the JSON schema; bump on incompatible changes.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// One run of the harness.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub(crate) schema_version: u32,
+    /// Version of berth-perf that wrote the report.
+    pub(crate) tool_version: String,
+    /// Start of the run, RFC 3339 in UTC.
+    pub(crate) started_at: String,
+    /// Measured runs per engine and scenario.
+    pub(crate) runs: usize,
+    /// Warm-up runs per engine and scenario (not in the samples).
+    pub(crate) warmup: usize,
+    pub(crate) machine: Machine,
+    /// Every engine looked for, found or not.
+    pub(crate) engines: Vec<EngineInfo>,
+    pub(crate) scenarios: Vec<ScenarioReport>,
+}
+
+/// The machine the run happened on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    pub(crate) cpu_model: String,
+    /// CPUs this process may run on.
+    pub(crate) cores: usize,
+    pub(crate) mem_total_kib: u64,
+    /// `uname -r`.
+    pub(crate) kernel_release: String,
+    /// `uname -v`.
+    pub(crate) kernel_version: String,
+    /// PRETTY_NAME from /etc/os-release.
+    pub(crate) os: String,
+    /// Cgroup layout: `v1`, `v2`, `hybrid` or `none`.
+    pub(crate) cgroups: String,
+    /// 1, 5 and 15 minute load averages when the run started: a busy
+    /// machine makes the absolute numbers (not the ratios) move.
+    #[serde(default)]
+    pub(crate) load_avg: [f64; 3],
+}
+
+/// An engine that was looked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EngineInfo {
+    pub(crate) name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) binary: Option<String>,
+    /// First line of `<binary> --version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) version: Option<String>,
+    /// Why the binary was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) missing_reason: Option<String>,
+}
+
+/// Results of one scenario, all engines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ScenarioReport {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    /// Engine the ratios divide by: `berth` when it ran cleanly, otherwise
+    /// the first engine that did; absent when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) baseline: Option<String>,
+    pub(crate) engines: Vec<EngineResult>,
+    /// Remarks on the run, e.g. leftover cgroups.
+    #[serde(default)]
+    pub(crate) notes: Vec<String>,
+}
+
+/// How an engine fared in a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    /// Every measured run succeeded.
+    Ok,
+    /// At least one measured run failed (see `errors`); the samples are
+    /// those of the runs that succeeded.
+    Failed,
+    /// Not measured: binary missing or a warm-up run failed (see `reason`).
+    Skipped,
+}
+
+/// One engine in one scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EngineResult {
+    pub(crate) engine: String,
+    pub(crate) status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// One line per failed measured run.
+    #[serde(default)]
+    pub(crate) errors: Vec<String>,
+    pub(crate) metrics: Vec<Metric>,
+}
+
+/// One measured quantity (e.g. `run`, `create`) of one engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Metric {
+    pub(crate) name: String,
+    /// Wall time of each successful measured run, in run order.
+    pub(crate) samples_ms: Vec<f64>,
+    /// Peak RSS (`ru_maxrss`) of the runtime process of each run, when the
+    /// metric is one process; empty otherwise.
+    #[serde(default)]
+    pub(crate) rss_kib: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) summary: Option<Summary>,
+    /// Largest of `rss_kib`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peak_rss_kib: Option<u64>,
+    /// This metric's median over the baseline engine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) vs_baseline: Option<Ratio>,
+}
+
+impl Metric {
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            samples_ms: Vec::new(),
+            rss_kib: Vec::new(),
+            summary: None,
+            peak_rss_kib: None,
+            vs_baseline: None,
+        }
+    }
+}
+
+impl ScenarioReport {
+    /// Fills summaries, peaks, the baseline and every ratio to it.
+    pub(crate) fn finish(&mut self) {
+        for m in self.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
+            m.summary = Summary::of(&m.samples_ms);
+            m.peak_rss_kib = m.rss_kib.iter().copied().max();
+        }
+        let ran = |e: &&EngineResult| e.status == Status::Ok;
+        self.baseline = self
+            .engines
+            .iter()
+            .filter(ran)
+            .find(|e| e.engine == BERTH)
+            .or_else(|| self.engines.iter().find(ran))
+            .map(|e| e.engine.clone());
+        let Some(base) = self
+            .engines
+            .iter()
+            .find(|e| Some(&e.engine) == self.baseline.as_ref())
+        else {
+            return;
+        };
+        let base = base.metrics.clone();
+        for m in self.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
+            m.vs_baseline = base
+                .iter()
+                .find(|b| b.name == m.name)
+                .and_then(|b| Ratio::of(&m.samples_ms, &b.samples_ms));
+        }
+    }
+}
+
+impl Report {
+    /// Whether an engine that was measured had a failed run.
+    pub(crate) fn has_failures(&self) -> bool {
+        self.scenarios
+            .iter()
+            .flat_map(|s| &s.engines)
+            .any(|e| e.status == Status::Failed)
+    }
+
+    /// Writes `berth-perf-<timestamp>.json` and `.md` into `out` (created)
+    /// and returns their paths.
+    pub(crate) fn write(&self, out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+        fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let stem = format!("berth-perf-{}", self.started_at.replace(':', ""));
+        let json = out.join(format!("{stem}.json"));
+        let md = out.join(format!("{stem}.md"));
+        fs::write(&json, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}", json.display()))?;
+        fs::write(&md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
+        Ok((json, md))
+    }
+
+    /// The report as Markdown: a machine line, then a table per scenario.
+    pub(crate) fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let _ = writeln!(s, "# berth-perf {}\n", self.started_at);
+        let _ = writeln!(
+            s,
+            "{} ({} cores, {} MiB), {}, kernel {}, cgroups {}, load {:.2} at start; {} measured runs after {} warm-up, engines interleaved.\n",
+            m.cpu_model,
+            m.cores,
+            m.mem_total_kib / 1024,
+            m.os,
+            m.kernel_release,
+            m.cgroups,
+            m.load_avg[0],
+            self.runs,
+            self.warmup
+        );
+        for e in &self.engines {
+            let what = match (&e.version, &e.missing_reason) {
+                (Some(v), _) => v.clone(),
+                (None, Some(r)) => format!("not found: {r}"),
+                (None, None) => "version unknown".into(),
+            };
+            let bin = e
+                .binary
+                .as_deref()
+                .map(|b| format!(" (`{b}`)"))
+                .unwrap_or_default();
+            let _ = writeln!(s, "- {}: {}{}", e.name, cell(&what), bin);
+        }
+        for sc in &self.scenarios {
+            s.push('\n');
+            s.push_str(&sc.markdown());
+        }
+        s
+    }
+}
+
+impl ScenarioReport {
+    fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## {}\n\n{}\n", self.name, self.description);
+        let base = self.baseline.as_deref().unwrap_or("baseline");
+        let _ = writeln!(
+            s,
+            "| engine | metric | n | median ms | p90 ms | min ms | max ms | mean ms | × {base} [95% CI] | peak RSS KiB |"
+        );
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for e in &self.engines {
+            if e.status == Status::Skipped {
+                let why = e.reason.as_deref().unwrap_or("no reason given");
+                let _ = writeln!(
+                    s,
+                    "| {} | skipped: {} | | | | | | | | |",
+                    e.engine,
+                    cell(why)
+                );
+                continue;
+            }
+            for m in &e.metrics {
+                let Some(st) = &m.summary else {
+                    let _ = writeln!(s, "| {} | {} | 0 | | | | | | | |", e.engine, m.name);
+                    continue;
+                };
+                let ratio = match (&m.vs_baseline, self.baseline.as_deref() == Some(&e.engine)) {
+                    (_, true) => "1 (baseline)".to_string(),
+                    (Some(r), false) => {
+                        format!(
+                            "{:.2} [{:.2}, {:.2}]",
+                            r.median_ratio, r.ci95_low, r.ci95_high
+                        )
+                    }
+                    (None, false) => String::new(),
+                };
+                let rss = m.peak_rss_kib.map(|k| k.to_string()).unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                    e.engine, m.name, st.n, st.median, st.p90, st.min, st.max, st.mean, ratio, rss
+                );
+            }
+            if !e.errors.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "| {} | FAILED {} run(s): {} | | | | | | | | |",
+                    e.engine,
+                    e.errors.len(),
+                    cell(&e.errors[0])
+                );
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "\nNote: {n}");
+        }
+        s
+    }
+}
+
+/// Makes text safe for one Markdown table cell.
+fn cell(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut t = one_line.replace('|', "\\|");
+    if t.len() > 160 {
+        let cut = (0..=160)
+            .rev()
+            .find(|&i| t.is_char_boundary(i))
+            .unwrap_or(0);
+        t.truncate(cut);
+        t.push('…');
+    }
+    t
+}
+
+/// Now as RFC 3339 UTC, to the second.
+pub(crate) fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+fn rfc3339(unix: u64) -> String {
+    let (days, rem) = (unix / 86_400, unix % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_report() -> Report {
+        let metric = |name: &str, samples: &[f64], rss: &[u64]| {
+            let mut m = Metric::new(name);
+            m.samples_ms = samples.to_vec();
+            m.rss_kib = rss.to_vec();
+            m
+        };
+        let mut scenario = ScenarioReport {
+            name: "runtime-start".into(),
+            description: "busybox true".into(),
+            baseline: None,
+            engines: vec![
+                EngineResult {
+                    engine: BERTH.into(),
+                    status: Status::Skipped,
+                    reason: Some("berth-runtime | not found".into()),
+                    errors: vec![],
+                    metrics: vec![],
+                },
+                EngineResult {
+                    engine: "crun".into(),
+                    status: Status::Ok,
+                    reason: None,
+                    errors: vec![],
+                    metrics: vec![metric("run", &[16.0, 15.5, 17.25], &[2000, 2100, 1900])],
+                },
+                EngineResult {
+                    engine: "runc".into(),
+                    status: Status::Failed,
+                    reason: None,
+                    errors: vec!["run 2: exit status 1".into()],
+                    metrics: vec![metric("run", &[38.0, 40.0], &[9000, 9100])],
+                },
+            ],
+            notes: vec![],
+        };
+        scenario.finish();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool_version: "0.1.0".into(),
+            started_at: "2026-05-01T12:00:00Z".into(),
+            runs: 3,
+            warmup: 1,
+            machine: Machine {
+                cpu_model: "Test CPU".into(),
+                cores: 2,
+                mem_total_kib: 24 << 20,
+                kernel_release: "6.18.0".into(),
+                kernel_version: "#1 SMP".into(),
+                os: "Debian GNU/Linux 12 (bookworm)".into(),
+                cgroups: "hybrid".into(),
+                load_avg: [0.5, 0.25, 0.125],
+            },
+            engines: vec![EngineInfo {
+                name: "crun".into(),
+                binary: Some("/usr/bin/crun".into()),
+                version: Some("crun version 1.8.1".into()),
+                missing_reason: None,
+            }],
+            scenarios: vec![scenario],
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let report = sample_report();
+        let json = serde_json::to_string_pretty(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["scenarios"][0]["engines"][0]["status"], "skipped");
+        assert_eq!(
+            v["scenarios"][0]["engines"][1]["metrics"][0]["summary"]["median"],
+            16.0
+        );
+    }
+
+    #[test]
+    fn baseline_falls_back_to_first_clean_engine() {
+        let report = sample_report();
+        let sc = &report.scenarios[0];
+        assert_eq!(sc.baseline.as_deref(), Some("crun"));
+        let crun = &sc.engines[1].metrics[0];
+        assert_eq!(crun.peak_rss_kib, Some(2100));
+        assert_eq!(crun.vs_baseline.as_ref().unwrap().median_ratio, 1.0);
+        let runc = &sc.engines[2].metrics[0];
+        assert!((runc.vs_baseline.as_ref().unwrap().median_ratio - 39.0 / 16.0).abs() < 1e-12);
+        assert!(report.has_failures());
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_engine() {
+        let md = sample_report().markdown();
+        assert!(
+            md.contains("| berth | skipped: berth-runtime \\| not found |"),
+            "{md}"
+        );
+        assert!(md.contains("| crun | run | 3 | 16.00 |"), "{md}");
+        assert!(md.contains("| runc | run | 2 |"), "{md}");
+        assert!(md.contains("| runc | FAILED 1 run(s)"), "{md}");
+        assert!(md.contains("× crun [95% CI]"), "{md}");
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,133 @@
+//! Runs `berth-perf run runtime-start --runs 3 --warmup 1` for real against
+//! the installed peers (needs root, like the runtimes themselves) and checks
+//! the JSON report and the Markdown table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn installed(name: &str) -> bool {
+    [
+        "/usr/bin",
+        "/usr/sbin",
+        "/bin",
+        "/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join(name).is_file())
+}
+
+fn file_with_ext(dir: &Path, ext: &str) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "expected one .{ext} file in {}: {files:?}",
+        dir.display()
+    );
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn runtime_start_against_installed_peers() {
+    if !installed("crun") && !installed("runc") {
+        println!("skipped: neither crun nor runc is installed");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-perf"))
+        .args([
+            "run",
+            "runtime-start",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "berth-perf failed: {}\n{stderr}\n{stdout}",
+        output.status
+    );
+
+    let json = std::fs::read_to_string(file_with_ext(out.path(), "json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["schema_version"], 1);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 1);
+    let scenario = &scenarios[0];
+    assert_eq!(scenario["name"], "runtime-start");
+
+    let engines = scenario["engines"].as_array().unwrap();
+    let names: Vec<&str> = engines
+        .iter()
+        .map(|e| e["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["berth", "crun", "runc"]);
+    let mut ran = Vec::new();
+    for e in engines {
+        let name = e["engine"].as_str().unwrap();
+        match e["status"].as_str().unwrap() {
+            "skipped" => {
+                assert!(e["reason"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
+                println!("{name} skipped: {}", e["reason"]);
+            }
+            "ok" => {
+                let run = &e["metrics"][0];
+                assert_eq!(run["name"], "run");
+                let samples = run["samples_ms"].as_array().unwrap();
+                assert!(samples.len() >= 3, "{name}: {samples:?}");
+                assert!(
+                    samples.iter().all(|s| s.as_f64().unwrap() > 0.0),
+                    "{name}: {samples:?}"
+                );
+                let summary = &run["summary"];
+                for k in ["median", "p90", "min", "max", "mean"] {
+                    assert!(summary[k].as_f64().unwrap() > 0.0, "{name} {k}: {summary}");
+                }
+                assert!(run["peak_rss_kib"].as_u64().unwrap() > 0, "{name}: {run}");
+                assert!(
+                    run["vs_baseline"]["median_ratio"].as_f64().unwrap() > 0.0,
+                    "{run}"
+                );
+                ran.push(name);
+            }
+            other => panic!("{name}: status {other}: {e}"),
+        }
+    }
+    // runc needs no host fix; crun needs `berth-perf setup` on hybrid hosts.
+    if installed("runc") {
+        assert!(ran.contains(&"runc"), "runc did not run: {stderr}");
+    }
+    assert!(!ran.is_empty(), "no engine ran: {stderr}");
+
+    let md = std::fs::read_to_string(file_with_ext(out.path(), "md")).unwrap();
+    for name in names {
+        assert!(
+            md.contains(&format!("| {name} |")),
+            "no row for {name}:\n{md}"
+        );
+    }
+    for name in &ran {
+        assert!(
+            md.contains(&format!("| {name} | run | 3 |")),
+            "no data row for {name}:\n{md}"
+        );
+    }
+    assert!(
+        stdout.contains("## runtime-start"),
+        "table not printed: {stdout}"
+    );
+}
