@@ -39,7 +39,7 @@ pub fn run(plan: &ChildPlan, sync: RawFd, start: RawFd) -> ! {
         Ok(never) => match never {},
         Err(f) => f,
     };
-    let _ = sys::send(sync, &Message::error(step, errno, detail).to_bytes());
+    let _ = sys::send(sync, &Message::error(step, errno, detail).encode());
     sys::exit(1)
 }
 
@@ -92,7 +92,7 @@ fn setup(plan: &ChildPlan, sync: RawFd, start: RawFd) -> Result<Infallible, Fail
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).step(Step::NoNewPrivileges)?;
     }
 
-    sys::send(sync, &Message::new(MessageKind::Ready).to_bytes()).step(Step::WaitStart)?;
+    sys::send(sync, &Message::new(MessageKind::Ready).encode()).step(Step::WaitStart)?;
     let mut byte = [0u8; MESSAGE_LEN];
     let n = sys::read(start, &mut byte).step(Step::WaitStart)?;
     if n == 0 {
@@ -184,7 +184,7 @@ fn prepare_rootfs(plan: &ChildPlan, sync: RawFd) -> Result<(), Failure<'_>> {
     }
 
     if plan.run_hooks {
-        sys::send(sync, &Message::new(MessageKind::RunHooks).to_bytes()).step(Step::Hooks)?;
+        sys::send(sync, &Message::new(MessageKind::RunHooks).encode()).step(Step::Hooks)?;
         wait_go(sync).map_err(|(_, e, d)| (Step::Hooks, e, d))?;
     }
 
@@ -228,7 +228,7 @@ fn prepare_rootfs(plan: &ChildPlan, sync: RawFd) -> Result<(), Failure<'_>> {
     Ok(())
 }
 
-const RESOLVE: u64 = (libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) as u64;
+const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 const O_PATH: i32 = libc::O_PATH | libc::O_CLOEXEC;
 
 /// Opens (O_PATH) the parent directory of `p` beneath `root`, creating

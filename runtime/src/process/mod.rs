@@ -199,7 +199,7 @@ impl Message {
         m
     }
 
-    pub(crate) fn to_bytes(&self) -> [u8; MESSAGE_LEN] {
+    pub(crate) fn encode(&self) -> [u8; MESSAGE_LEN] {
         let mut b = [0u8; MESSAGE_LEN];
         b[0..4].copy_from_slice(&self.kind.to_ne_bytes());
         b[4..8].copy_from_slice(&self.step.to_ne_bytes());
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn message_round_trips() {
         let m = Message::error(Step::Mount, libc::EPERM, b"/rootfs/proc");
-        let back = Message::from_bytes(&m.to_bytes()).unwrap();
+        let back = Message::from_bytes(&m.encode()).unwrap();
         let err = back.to_child_error();
         assert_eq!(err.step, Step::Mount);
         assert_eq!(err.errno, libc::EPERM);

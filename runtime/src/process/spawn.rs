@@ -26,7 +26,7 @@ impl Spawned {
     pub fn start_and_confirm(&self) -> Result<()> {
         sys::send(
             self.sync.as_raw_fd(),
-            &Message::new(MessageKind::Go).to_bytes(),
+            &Message::new(MessageKind::Go).encode(),
         )
         .map_err(|e| {
             RuntimeError::sys("starting container", std::io::Error::from_raw_os_error(e))
@@ -107,12 +107,7 @@ pub fn spawn(
     // The runtime moves the child only if it neither cloned into its cgroup
     // nor joins it by itself.
     let add_task = cgroup.filter(|_| cgroup_fd.is_none() && plan.cgroup_join.is_empty());
-    match drive(
-        plan,
-        &spawned,
-        add_task,
-        on_hooks,
-    ) {
+    match drive(plan, &spawned, add_task, on_hooks) {
         Ok(()) => Ok(spawned),
         Err(e) => {
             let _ = sys::pidfd_send_signal(spawned.pidfd.as_raw_fd(), libc::SIGKILL);
@@ -137,7 +132,7 @@ fn drive(
     if let Some(cg) = cgroup {
         cg.add_task(s.pid)?;
     }
-    let go = Message::new(MessageKind::Go).to_bytes();
+    let go = Message::new(MessageKind::Go).encode();
     let send_go = || {
         sys::send(s.sync.as_raw_fd(), &go).map_err(|e| {
             RuntimeError::sys(
