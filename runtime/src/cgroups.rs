@@ -31,6 +31,7 @@
 //! The systemd cgroup driver (`slice:prefix:name` paths) is not supported.
 
 mod layout;
+mod v1_direct;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -87,6 +88,14 @@ pub enum CgroupError {
         path: PathBuf,
         source: Box<AnyManagerError>,
     },
+    /// Writing a limit into a control file failed.
+    #[error("applying {controller} limits: writing {value:?} to {path}: {source}")]
+    Write {
+        controller: String,
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
     /// libcgroups failed to freeze, thaw, or read stats.
     #[error("{op} cgroup {path}: {source}")]
     Manager {
@@ -104,7 +113,9 @@ impl CgroupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::InvalidPath { .. } | Self::Apply { .. } => ErrorKind::InvalidArgument,
+            Self::InvalidPath { .. } | Self::Apply { .. } | Self::Write { .. } => {
+                ErrorKind::InvalidArgument
+            }
             Self::SystemdDriver { .. } | Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::Busy { .. } => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
@@ -491,6 +502,9 @@ impl ContainerCgroup {
                             .map_err(|e| apply_err(e.into()))?;
                     }
                     v1.set_hugepage_limits(None);
+                }
+                if v1_direct::handles(&v1) {
+                    return v1_direct::apply(hierarchies, &self.rel, &v1);
                 }
                 self.v1_manager()?
                     .apply(&controller_opt(&v1))

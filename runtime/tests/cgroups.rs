@@ -300,7 +300,7 @@ fn open_remove_twice_and_errors_leave_nothing() {
     let err = cg.expect_err("a cpuset of 99999");
     let msg = err.to_string();
     assert!(
-        matches!(&err, CgroupError::Apply { controller, .. } if controller == "cpuset"),
+        matches!(&err, CgroupError::Apply { controller, .. } | CgroupError::Write { controller, .. } if controller == "cpuset"),
         "{msg}"
     );
     assert!(msg.contains("cpuset"), "{msg}");

@@ -27,8 +27,14 @@ pub struct CreateOptions {
 
 /// Creates container `id`; its init waits on the exec fifo for `start`.
 pub fn create(root: &Root, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
-    let (state, _spawned) = create_container(root, id, opts, true)?;
-    Ok(state)
+    Ok(create_container(root, id, opts, true)?.state)
+}
+
+/// A container whose init waits to be started.
+pub(crate) struct Created {
+    pub(crate) state: ContainerState,
+    pub(crate) spawned: Spawned,
+    pub(crate) cgroup: ContainerCgroup,
 }
 
 /// Removes what a failed create made, unless disarmed.
@@ -58,7 +64,7 @@ pub(crate) fn create_container(
     id: &str,
     opts: &CreateOptions,
     wait_on_fifo: bool,
-) -> Result<(ContainerState, Spawned)> {
+) -> Result<Created> {
     let bundle = opts
         .bundle
         .canonicalize()
@@ -170,7 +176,12 @@ pub(crate) fn create_container(
         return Err(e);
     }
     undo.armed = false;
-    Ok((state, spawned))
+    let cgroup = undo.cgroup.take().expect("cgroup was created");
+    Ok(Created {
+        state,
+        spawned,
+        cgroup,
+    })
 }
 
 fn has_cgroup_mount(spec: &Spec) -> bool {

@@ -3,11 +3,13 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use oci_spec::runtime::Hook;
+
 use super::hooks::run_hooks;
 use super::saved_spec;
 use crate::cgroups::ContainerCgroup;
 use crate::error::{Result, RuntimeError};
-use crate::state::{Root, Status};
+use crate::state::{ContainerState, Root, Status};
 use crate::sys;
 
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
@@ -34,22 +36,28 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
             let _ = sys::pidfd_poll_exit(fd.as_raw_fd(), 5000);
         }
     }
-    if let Some(cg) = &cgroup {
+    let spec = saved_spec(root, id).ok();
+    let poststop = spec
+        .as_ref()
+        .and_then(|s| s.hooks().as_ref())
+        .and_then(|h| h.poststop().as_ref());
+    destroy(root, &state, cgroup.as_ref(), poststop)
+}
+
+/// Removes a container whose init has exited: stragglers in its cgroup,
+/// the cgroup, the state directory; then runs the poststop hooks.
+pub(crate) fn destroy(
+    root: &Root,
+    state: &ContainerState,
+    cgroup: Option<&ContainerCgroup>,
+    poststop: Option<&Vec<Hook>>,
+) -> Result<()> {
+    if let Some(cg) = cgroup {
         kill_all(cg);
         cg.remove()?;
     }
-    let spec = saved_spec(root, id).ok();
-    root.remove(id)?;
-    if let Some(hooks) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
-        // Poststop failures are logged by the caller but do not undo delete.
-        run_hooks(
-            "poststop",
-            hooks.poststop().as_ref(),
-            &state.to_oci(Status::Stopped),
-            None,
-        )?;
-    }
-    Ok(())
+    root.remove(&state.id)?;
+    run_hooks("poststop", poststop, &state.to_oci(Status::Stopped), None)
 }
 
 /// SIGKILLs what is left in the cgroup (processes `exec`ed in, say).

@@ -8,7 +8,7 @@ use crate::error::{Result, RuntimeError};
 use crate::state::{ContainerState, Root, Status};
 
 mod create;
-mod delete;
+pub(crate) mod delete;
 mod exec;
 mod hooks;
 mod kill;

@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use super::create::{CreateOptions, create_container};
+use super::create::{CreateOptions, Created, create_container};
 use super::hooks::run_hooks;
 use crate::error::{Result, RuntimeError};
 use crate::state::{Root, Status};
@@ -27,7 +27,11 @@ pub fn run(
 ) -> Result<Option<ExitStatus>> {
     let spec = super::load_spec(&opts.bundle)?;
     let hooks = spec.hooks().clone().unwrap_or_default();
-    let (state, spawned) = create_container(root, id, opts, false)?;
+    let Created {
+        state,
+        spawned,
+        cgroup,
+    } = create_container(root, id, opts, false)?;
     let started = (|| {
         run_hooks(
             "startContainer",
@@ -53,7 +57,8 @@ pub fn run(
         return Ok(None);
     }
     let status = wait_forwarding(spawned.pidfd.as_raw_fd())?;
-    super::delete(root, id, true)?;
+    // The init is reaped: no status to work out, nothing to reopen.
+    super::delete::destroy(root, &state, Some(&cgroup), hooks.poststop().as_ref())?;
     Ok(Some(status))
 }
 
