@@ -447,7 +447,7 @@ fn features() -> String {
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
-            "capabilities": berth_runtime::process::plan::capability_names(),
+            "capabilities": berth_runtime::process::capability_names(),
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
             "seccomp": {
                 "enabled": true,

@@ -242,3 +242,25 @@ fn time_namespace_offsets_shift_boottime() {
         "uptime inside {inside}, host {host}"
     );
 }
+
+#[test]
+fn apparmor_and_selinux_are_ignored_with_a_warning_where_the_host_lacks_them() {
+    require_root();
+    if std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists()
+        || std::path::Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        panic!("this host has apparmor or selinux: extend this test to apply them");
+    }
+    let rt = Runtime::new();
+    let mut b = sh("echo ran");
+    b.config["process"]["apparmorProfile"] = json!("docker-default");
+    b.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    b.save();
+    let (code, out, err) = rt.run(&b, &unique_id("lsm"));
+    assert_eq!((code, out.as_str()), (0, "ran\n"), "{err}");
+    assert!(
+        err.contains("apparmor is not enabled on this host, ignoring profile \"docker-default\""),
+        "{err}"
+    );
+    assert!(err.contains("selinux is not enabled"), "{err}");
+}

@@ -128,6 +128,9 @@ pub(crate) fn create_container(
             cgroup_join,
         },
     )?;
+    for w in &plan.warnings {
+        eprintln!("berth-runtime: warning: {w}");
+    }
     let fifo = if wait_on_fifo {
         Some(make_fifo(&root.fifo_path(id))?)
     } else {

@@ -8,9 +8,11 @@
 use std::fmt;
 
 pub mod child;
+mod kernel_names;
 pub mod plan;
 pub mod spawn;
 
+pub use kernel_names::capability_names;
 pub use plan::ChildPlan;
 pub use spawn::{Spawned, spawn};
 
