@@ -383,22 +383,44 @@ fn exec_runs_in_the_container() {
 fn hooks_run_in_order_with_state_on_stdin() {
     require_root();
     let rt = Runtime::new();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let log_path = log.path().to_str().unwrap().to_string();
-    let mut b = sh("true");
-    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; case \"$s\" in *'\"id\"'*) echo {name} >> {log_path};; esac")]});
+    let mut b = sh("echo container >> /hooklog");
+    // The log lives in the rootfs: hooks in the runtime's mount namespace
+    // (and createContainer, before pivot_root) reach it by its host path,
+    // startContainer (after pivot_root) as /hooklog.
+    let host_log = b.rootfs().join("hooklog");
+    let hook = |name: &str, log: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("read -r s; case \"$s\" in *'\"id\"'*) echo {name} >> {log};; *) echo {name}-no-state >> {log};; esac")]})
+    };
+    let host = host_log.to_str().unwrap();
     b.config["hooks"] = json!({
-        "createRuntime": [hook("createRuntime")],
-        "poststart": [hook("poststart")],
-        "poststop": [hook("poststop")],
+        "prestart": [hook("prestart", host)],
+        "createRuntime": [hook("createRuntime", host)],
+        "createContainer": [hook("createContainer", host)],
+        "startContainer": [hook("startContainer", "/hooklog")],
+        "poststart": [hook("poststart", host)],
+        "poststop": [hook("poststop", host)],
     });
     b.save();
     let (code, _, err) = rt.run(&b, &unique_id("hooks"));
     assert_eq!(code, 0, "{err}");
+    let log = fs::read_to_string(&host_log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    // The container and poststart race; everything else is ordered.
     assert_eq!(
-        fs::read_to_string(log.path()).unwrap(),
-        "createRuntime\npoststart\npoststop\n"
+        lines[..4],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer"
+        ],
+        "{log}"
     );
+    assert_eq!(lines.last(), Some(&"poststop"), "{log}");
+    let mut middle = lines[4..lines.len() - 1].to_vec();
+    middle.sort_unstable();
+    assert_eq!(middle, ["container", "poststart"], "{log}");
 }
 
 #[test]
