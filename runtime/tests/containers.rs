@@ -528,3 +528,98 @@ fn no_pivot_and_spec_and_features() {
     let out = rt.exec(&["spec", "--bundle", b.path.to_str().unwrap()]);
     assert!(text(&out.stderr).contains("exists"));
 }
+
+#[test]
+fn preserve_fds_passes_descriptors_three_and_up() {
+    use std::os::unix::process::CommandExt;
+    require_root();
+    let rt = Runtime::new();
+    let b = sh("echo through-fd-3 >&3; ls /proc/self/fd | wc -l");
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let fd3 = fs::OpenOptions::new()
+        .write(true)
+        .open(out_file.path())
+        .unwrap();
+    let mut cmd = rt.cmd();
+    cmd.args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        b.path.to_str().unwrap(),
+        &unique_id("fds"),
+    ]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd3);
+    // SAFETY: dup2 is async-signal-safe; fd3 outlives the spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = common::output(&mut cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(out_file.path()).unwrap(),
+        "through-fd-3\n"
+    );
+    // 0, 1, 2, 3 and the one ls opens for /proc/self/fd: nothing leaked.
+    assert_eq!(text(&out.stdout).trim(), "5");
+}
+
+#[test]
+fn spec_devices_are_created() {
+    require_root();
+    let rt = Runtime::new();
+    let mut b = sh("ls -l /dev/fuse /dev/null | cut -c1,34-45");
+    b.config["linux"]["devices"] =
+        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438}]);
+    b.save();
+    let (code, out, err) = rt.run(&b, &unique_id("dev"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with('c') && lines[0].contains("10,") && lines[0].contains("229"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with('c') && lines[1].contains("1,") && lines[1].contains('3'),
+        "{out}"
+    );
+}
+
+#[test]
+fn namespaces_joined_by_path() {
+    require_root();
+    let rt = Runtime::new();
+    let mut first = sh("sleep 30");
+    first.config["hostname"] = json!("first");
+    first.save();
+    let id = unique_id("joinee");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        first.path.to_str().unwrap(),
+        &id,
+    ]);
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let mut second = sh("hostname; readlink /proc/self/ns/net");
+    second.config["hostname"] = serde_json::Value::Null;
+    for ns in second.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        let kind = ns["type"].as_str().unwrap().to_string();
+        if kind == "uts" || kind == "network" {
+            let name = if kind == "network" { "net" } else { "uts" };
+            ns["path"] = json!(format!("/proc/{pid}/ns/{name}"));
+        }
+    }
+    second.save();
+    let (code, out, err) = rt.run(&second, &unique_id("joiner"));
+    assert_eq!(code, 0, "{err}");
+    let want_net = fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out, format!("first\n{}\n", want_net.display()));
+    rt.ok(&["delete", "--force", &id]);
+}
