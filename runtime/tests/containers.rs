@@ -623,3 +623,31 @@ fn namespaces_joined_by_path() {
     assert_eq!(out, format!("first\n{}\n", want_net.display()));
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn kill_all_signals_every_process() {
+    require_root();
+    let rt = Runtime::new();
+    let b = sh("sleep 30 & sleep 31 & wait");
+    let id = unique_id("killall");
+    rt.ok(&["run", "--detach", "--bundle", b.path.to_str().unwrap(), &id]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pids: Vec<i32> = Vec::new();
+    while pids.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "children never started: {pids:?}"
+        );
+        pids = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).unwrap();
+    }
+    rt.ok(&["kill", "--all", &id, "KILL"]);
+    wait_status(&rt, &id, "stopped");
+    for pid in pids {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "{pid} still alive: {stat}"
+        );
+    }
+    rt.ok(&["delete", &id]);
+}
