@@ -164,10 +164,11 @@ fn rlimits_user_cwd_env_and_no_new_privs() {
     require_root();
     let rt = Runtime::new();
     let mut b = sh(
-        "ulimit -n; id -u; id -g; id -G; pwd; echo $GREETING; grep NoNewPrivs /proc/self/status",
+        "ulimit -n; id -u; id -g; id -G; pwd; echo $GREETING; grep NoNewPrivs /proc/self/status; umask",
     );
     b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 300}]);
-    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [1002, 1003]});
+    b.config["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [1002, 1003], "umask": 23});
     b.config["process"]["cwd"] = json!("/tmp");
     b.config["process"]["env"] = json!(["PATH=/bin", "GREETING=hi there"]);
     b.save();
@@ -180,6 +181,7 @@ fn rlimits_user_cwd_env_and_no_new_privs() {
         "{out}"
     );
     assert!(lines[6].ends_with('1'), "{}", lines[6]);
+    assert_eq!(lines[7], "0027");
 }
 
 #[test]

@@ -264,3 +264,42 @@ fn apparmor_and_selinux_are_ignored_with_a_warning_where_the_host_lacks_them() {
     );
     assert!(err.contains("selinux is not enabled"), "{err}");
 }
+
+#[test]
+fn exec_with_a_terminal() {
+    require_root();
+    let rt = Runtime::new();
+    let b = sh("sleep 30");
+    let id = unique_id("exectty");
+    rt.ok(&["run", "--detach", "--bundle", b.path.to_str().unwrap(), &id]);
+    let sock_path = rt.root.path().join("exec-console.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let exec = std::thread::spawn({
+        let mut cmd = rt.cmd();
+        cmd.args([
+            "exec",
+            "-t",
+            "--console-socket",
+            sock_path.to_str().unwrap(),
+            &id,
+            "sh",
+            "-c",
+            "tty; exit 6",
+        ]);
+        move || common::output(&mut cmd)
+    });
+    let (conn, _) = listener.accept().unwrap();
+    let mut pty = fs::File::from(recv_fd(&conn));
+    let mut got = String::new();
+    let mut buf = [0u8; 256];
+    while !got.contains("/dev/pts/") {
+        match pty.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let out = exec.join().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(got.contains("/dev/pts/0"), "{got:?}");
+    rt.ok(&["delete", "--force", &id]);
+}
