@@ -653,3 +653,27 @@ fn kill_all_signals_every_process() {
     }
     rt.ok(&["delete", &id]);
 }
+
+#[test]
+fn default_devices_are_usable_under_a_deny_all_device_cgroup() {
+    require_root();
+    let rt = Runtime::new();
+    let b = sh(
+        "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c; \
+                mknod /tmp/sda b 8 0 2>/dev/null; cat /tmp/sda 2>/dev/null && echo read-disk || echo disk-denied",
+    );
+    let mut b = b;
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    // Just "deny all", as podman sends it.
+    b.config["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    b.save();
+    let (code, out, err) = rt.run(&b, &unique_id("devcg"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["4", "4", "disk-denied"], "{out} {err}");
+}

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use super::hooks::run_hooks;
 use crate::cgroups::ContainerCgroup;
@@ -90,8 +90,12 @@ pub(crate) fn create_container(
     fs::write(&saved, &raw).map_err(|e| RuntimeError::io("writing", &saved, e))?;
 
     let cgroup_path = super::cgroup_path(&spec, id);
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let cgroup = ContainerCgroup::create(&cgroup_path, resources)?;
+    let resources = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(with_default_device_rules);
+    let cgroup = ContainerCgroup::create(&cgroup_path, resources.as_ref())?;
     let cgroup_binds = if has_cgroup_mount(&spec) {
         cgroup
             .v1_mounts()
@@ -185,6 +189,40 @@ pub(crate) fn create_container(
         spawned,
         cgroup,
     })
+}
+
+/// runc's default device rules (`AllowedDevices` in libcontainer's
+/// specconv), appended after the spec's own when it has device rules at
+/// all. podman sends only "deny all" and counts on the runtime to allow
+/// `/dev/null`, `/dev/zero`, the ptys and the other default devices.
+fn with_default_device_rules(resources: &LinuxResources) -> LinuxResources {
+    let mut r = resources.clone();
+    let Some(devices) = r.devices_mut().as_mut().filter(|d| !d.is_empty()) else {
+        return r;
+    };
+    let rules: [(LinuxDeviceType, Option<i64>, Option<i64>, &str); 11] = [
+        (LinuxDeviceType::C, None, None, "m"),
+        (LinuxDeviceType::B, None, None, "m"),
+        (LinuxDeviceType::C, Some(1), Some(3), "rwm"), // null
+        (LinuxDeviceType::C, Some(1), Some(8), "rwm"), // random
+        (LinuxDeviceType::C, Some(1), Some(7), "rwm"), // full
+        (LinuxDeviceType::C, Some(5), Some(0), "rwm"), // tty
+        (LinuxDeviceType::C, Some(1), Some(5), "rwm"), // zero
+        (LinuxDeviceType::C, Some(1), Some(9), "rwm"), // urandom
+        (LinuxDeviceType::C, Some(136), None, "rwm"),  // pts/*
+        (LinuxDeviceType::C, Some(5), Some(2), "rwm"), // ptmx
+        (LinuxDeviceType::C, Some(10), Some(200), "rwm"), // net/tun
+    ];
+    for (typ, major, minor, access) in rules {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(typ));
+        rule.set_major(major);
+        rule.set_minor(minor);
+        rule.set_access(Some(access.to_string()));
+        devices.push(rule);
+    }
+    r
 }
 
 fn has_cgroup_mount(spec: &Spec) -> bool {
