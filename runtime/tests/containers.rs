@@ -677,3 +677,28 @@ fn default_devices_are_usable_under_a_deny_all_device_cgroup() {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(lines, ["4", "4", "disk-denied"], "{out} {err}");
 }
+
+#[test]
+fn hook_timeout_fails_create_and_leaves_nothing() {
+    require_root();
+    let rt = Runtime::new();
+    let mut b = sh("true");
+    b.config["hooks"] =
+        json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}]});
+    b.save();
+    let id = unique_id("slowhook");
+    let started = Instant::now();
+    let out = rt.exec(&["create", "--bundle", b.path.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the timeout did not stop the hook"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("prestart hook /bin/sleep failed: timed out after 1s"),
+        "{err}"
+    );
+    assert!(!rt.root.path().join(&id).exists());
+    assert!(leftover_cgroups(&id).is_empty());
+}

@@ -2,10 +2,9 @@
 //! own timeout.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
 
@@ -77,25 +76,27 @@ fn run_one(
         // A hook that does not read its stdin is fine.
         let _ = stdin.write_all(input);
     }
-    let deadline = hook
-        .timeout()
-        .map(|t| Instant::now() + Duration::from_secs(t.max(0) as u64));
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(fail(format!("exited with {status}")))
-            };
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+    // Wait on a pidfd, so a hook's end is seen at once and a timeout needs
+    // no polling loop.
+    if let Some(secs) = hook.timeout() {
+        let timeout_ms = i32::try_from(secs.max(0).saturating_mul(1000)).unwrap_or(i32::MAX);
+        let exited = crate::sys::pidfd_open(child.id() as i32)
+            .map(|fd| {
+                // SAFETY: pidfd_open returned a new descriptor we own.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                crate::sys::pidfd_poll_exit(fd.as_raw_fd(), timeout_ms).unwrap_or(true)
+            })
+            .unwrap_or(true);
+        if !exited {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!(
-                "timed out after {}s",
-                hook.timeout().unwrap_or(0)
-            )));
+            return Err(fail(format!("timed out after {secs}s")));
         }
-        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = child.wait().map_err(|e| fail(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!("exited with {status}")))
     }
 }
