@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use berth_runtime::container::{self, CreateOptions, ExecOptions};
 use berth_runtime::state::{DEFAULT_ROOT, OCI_VERSION, Root};
@@ -83,6 +84,7 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            warn: Some(warn),
         }
     }
 }
@@ -177,35 +179,49 @@ enum Command {
     Features,
 }
 
+/// The `--log` file and its format, set once at startup.
+static LOG: OnceLock<(Option<PathBuf>, LogFormat)> = OnceLock::new();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = LOG.set((cli.log.clone(), cli.log_format));
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            report(&cli, &e);
+            let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
+            log_line("error", &e.to_string());
             ExitCode::from(1)
         }
     }
 }
 
-fn report(cli: &Cli, e: &RuntimeError) {
-    let _ = writeln!(std::io::stderr(), "berth-runtime: {e}");
-    let Some(path) = &cli.log else { return };
-    let line = match cli.log_format {
+/// Appends a line to the `--log` file, if there is one; true if written.
+fn log_line(level: &str, msg: &str) -> bool {
+    let Some((Some(path), format)) = LOG.get() else {
+        return false;
+    };
+    let line = match format {
         LogFormat::Json => serde_json::json!({
-            "level": "error",
-            "msg": e.to_string(),
+            "level": level,
+            "msg": msg,
             "time": berth_runtime::state::now_rfc3339(),
         })
         .to_string(),
-        LogFormat::Text => format!("level=error msg={:?}", e.to_string()),
+        LogFormat::Text => format!("level={level} msg={msg:?}"),
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-    {
-        let _ = writeln!(f, "{line}");
+        .and_then(|mut f| writeln!(f, "{line}"))
+        .is_ok()
+}
+
+/// Warnings go to the log when there is one: an engine's runtime stderr
+/// may be the container's own.
+fn warn(msg: &str) {
+    if !log_line("warning", msg) {
+        let _ = writeln!(std::io::stderr(), "berth-runtime: warning: {msg}");
     }
 }
 

@@ -263,6 +263,35 @@ fn apparmor_and_selinux_are_ignored_with_a_warning_where_the_host_lacks_them() {
         "{err}"
     );
     assert!(err.contains("selinux is not enabled"), "{err}");
+    // With --log (as containerd's shim passes it) warnings go to the log,
+    // since the runtime's stderr may be the container's own.
+    let log = rt.root.path().join("log.json");
+    let out = rt.exec(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.path.to_str().unwrap(),
+        &unique_id("lsm"),
+    ]);
+    assert_eq!(text(&out.stdout), "ran\n");
+    assert!(
+        !text(&out.stderr).contains("apparmor"),
+        "{}",
+        text(&out.stderr)
+    );
+    let logged = fs::read_to_string(&log).unwrap();
+    let first: Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
+    assert_eq!(first["level"], "warning");
+    assert!(
+        first["msg"]
+            .as_str()
+            .unwrap()
+            .contains("apparmor is not enabled"),
+        "{logged}"
+    );
 }
 
 #[test]

@@ -23,6 +23,10 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Where warnings go (settings the host cannot apply); stderr if unset.
+    /// Under containerd stderr is the container's own, so the CLI sends
+    /// them to its `--log` file, as runc does.
+    pub warn: Option<fn(&str)>,
 }
 
 /// Creates container `id`; its init waits on the exec fifo for `start`.
@@ -133,7 +137,10 @@ pub(crate) fn create_container(
         },
     )?;
     for w in &plan.warnings {
-        eprintln!("berth-runtime: warning: {w}");
+        match opts.warn {
+            Some(warn) => warn(w),
+            None => eprintln!("berth-runtime: warning: {w}"),
+        }
     }
     let fifo = if wait_on_fifo {
         Some(make_fifo(&root.fifo_path(id))?)

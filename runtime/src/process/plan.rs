@@ -562,6 +562,20 @@ impl ChildPlan {
             )));
         }
         let parsed = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+        if m.options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "tmpcopyup")
+        {
+            // runc's extension: fill the new tmpfs with what the image has
+            // at that path. Not implemented yet; refused rather than
+            // mounted empty.
+            return Err(RuntimeError::Unsupported(format!(
+                "mount option \"tmpcopyup\" on {}",
+                dest.display()
+            )));
+        }
         let typ = m.typ().as_deref().unwrap_or("none");
         let source = m.source().as_ref().map(|s| {
             if s.is_relative() && (parsed.bind || typ == "bind") {
