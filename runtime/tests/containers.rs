@@ -702,3 +702,34 @@ fn hook_timeout_fails_create_and_leaves_nothing() {
     assert!(!rt.root.path().join(&id).exists());
     assert!(leftover_cgroups(&id).is_empty());
 }
+
+#[test]
+fn tmpcopyup_fills_a_tmpfs_with_the_images_files() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    require_root();
+    let rt = Runtime::new();
+    let mut b = sh(
+        "cat /data/a /data/sub/b; readlink /data/link; stat -c '%a %u' /data/sub/b /data/sub; \
+         echo new > /data/c && echo writable; grep ' /data ' /proc/self/mounts | cut -d' ' -f3",
+    );
+    let data = b.rootfs().join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("a"), "A\n").unwrap();
+    fs::write(data.join("sub/b"), "B\n").unwrap();
+    // chown first: it clears setuid.
+    std::os::unix::fs::chown(data.join("sub/b"), Some(7), Some(7)).unwrap();
+    fs::set_permissions(data.join("sub/b"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(data.join("sub"), fs::Permissions::from_mode(0o710)).unwrap();
+    symlink("sub/b", data.join("link")).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup"]
+    }));
+    b.save();
+    let (code, out, err) = rt.run(&b, &unique_id("copyup"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "A\nB\nsub/b\n4755 7\n710 0\nwritable\ntmpfs\n");
+    assert!(
+        !data.join("c").exists(),
+        "the write went to the image, not the tmpfs"
+    );
+}

@@ -553,7 +553,6 @@ fn podman_runs_and_execs_through_berth_runtime() {
 /// podman asks for runc's `tmpcopyup` tmpfs option for `--tmpfs` and for
 /// `--read-only`'s /tmp, /run and /var/tmp.
 #[test]
-#[ignore = "berth-runtime passes tmpcopyup to mount(2) as tmpfs data (EINVAL)"]
 fn podman_tmpfs_with_tmpcopyup() {
     let podman = podman();
     let out = output(&mut podman.run(&[

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use libc::c_ulong;
 
+use super::copy_up;
 use super::plan::{ChildPlan, MountOp, PathInRoot};
 use super::{MESSAGE_LEN, Message, MessageKind, Step};
 use crate::sys::{self, Errno, fmt::StackPath};
@@ -230,6 +231,7 @@ fn prepare_rootfs(plan: &ChildPlan, sync: RawFd) -> Result<(), Failure<'_>> {
 
 const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 const O_PATH: i32 = libc::O_PATH | libc::O_CLOEXEC;
+const COPY_DIR: i32 = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
 
 /// Opens (O_PATH) the parent directory of `p` beneath `root`, creating
 /// missing directories; symlinks resolve as if `root` were `/`.
@@ -288,6 +290,13 @@ fn open_in_root(root: RawFd, p: &PathInRoot, as_file: bool) -> Result<RawFd, Err
 fn mount_one<'a>(root: RawFd, m: &'a MountOp) -> Result<(), Failure<'a>> {
     let detail = m.dest.display.as_c_str();
     let fd = open_in_root(root, &m.dest, m.dest_is_file).at(Step::ResolveMountpoint, detail)?;
+    // The directory as the image has it, still readable through this
+    // descriptor once the new mount covers it.
+    let copy_from = if m.copy_up {
+        sys::openat2(root, &m.dest.rel, COPY_DIR, 0, RESOLVE).ok()
+    } else {
+        None
+    };
     let target = StackPath::proc_fd(fd);
     let mut res = sys::mount(
         m.source.as_deref(),
@@ -306,7 +315,21 @@ fn mount_one<'a>(root: RawFd, m: &'a MountOp) -> Result<(), Failure<'a>> {
         );
     }
     sys::close(fd);
-    res.at(Step::Mount, detail)?;
+    if let Err(e) = res {
+        if let Some(src) = copy_from {
+            sys::close(src);
+        }
+        return Err((Step::Mount, e, detail.to_bytes()));
+    }
+    if let Some(src) = copy_from {
+        let copied = sys::openat2(root, &m.dest.rel, COPY_DIR, 0, RESOLVE).and_then(|dst| {
+            let r = copy_up::copy_tree(src, dst);
+            sys::close(dst);
+            r
+        });
+        sys::close(src);
+        copied.at(Step::CopyUp, detail)?;
+    }
     if m.remount_flags.is_none() && m.propagation.is_empty() {
         return Ok(());
     }

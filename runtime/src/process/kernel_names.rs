@@ -11,12 +11,18 @@ pub(crate) struct MountOptions {
     pub(crate) propagation: Vec<c_ulong>,
     pub(crate) data: Vec<String>,
     pub(crate) bind: bool,
+    /// runc's `tmpcopyup`: fill a new tmpfs with what the image has there.
+    pub(crate) copy_up: bool,
 }
 
 impl MountOptions {
     pub(crate) fn parse(options: &[String]) -> Self {
         let mut o = MountOptions::default();
         for opt in options {
+            if opt == "tmpcopyup" {
+                o.copy_up = true;
+                continue;
+            }
             if let Some(p) = propagation_flag(opt) {
                 o.propagation.push(p);
                 continue;

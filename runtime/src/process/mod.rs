@@ -8,6 +8,7 @@
 use std::fmt;
 
 pub mod child;
+mod copy_up;
 mod kernel_names;
 pub mod plan;
 pub mod spawn;
@@ -32,6 +33,7 @@ pub enum Step {
     OpenRootfs,
     ResolveMountpoint,
     Mount,
+    CopyUp,
     Remount,
     MountPropagation,
     CreateDevice,
@@ -60,7 +62,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 37] = [
+    const ALL: [Step; 38] = [
         Step::WaitParent,
         Step::JoinCgroup,
         Step::JoinNamespace,
@@ -73,6 +75,7 @@ impl Step {
         Step::OpenRootfs,
         Step::ResolveMountpoint,
         Step::Mount,
+        Step::CopyUp,
         Step::Remount,
         Step::MountPropagation,
         Step::CreateDevice,
@@ -123,6 +126,7 @@ impl fmt::Display for Step {
             Step::OpenRootfs => "opening rootfs",
             Step::ResolveMountpoint => "resolving mountpoint",
             Step::Mount => "mounting",
+            Step::CopyUp => "copying the image's files into",
             Step::Remount => "remounting",
             Step::MountPropagation => "setting mount propagation of",
             Step::CreateDevice => "creating device",

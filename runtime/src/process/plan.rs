@@ -81,6 +81,9 @@ pub struct MountOp {
     pub(crate) remount_flags: Option<c_ulong>,
     /// `MS_SHARED`, `MS_PRIVATE`... applied after the mount.
     pub(crate) propagation: Vec<c_ulong>,
+    /// Copy what the rootfs has at the destination into the new mount
+    /// (runc's `tmpcopyup`, for tmpfs).
+    pub(crate) copy_up: bool,
     /// A sysfs mount that the kernel refuses (no new network namespace)
     /// falls back to a recursive bind of the host's `/sys`, as runc does.
     pub(crate) sysfs_fallback: bool,
@@ -562,20 +565,6 @@ impl ChildPlan {
             )));
         }
         let parsed = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-        if m.options()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .any(|o| o == "tmpcopyup")
-        {
-            // runc's extension: fill the new tmpfs with what the image has
-            // at that path. Not implemented yet; refused rather than
-            // mounted empty.
-            return Err(RuntimeError::Unsupported(format!(
-                "mount option \"tmpcopyup\" on {}",
-                dest.display()
-            )));
-        }
         let typ = m.typ().as_deref().unwrap_or("none");
         let source = m.source().as_ref().map(|s| {
             if s.is_relative() && (parsed.bind || typ == "bind") {
@@ -606,6 +595,7 @@ impl ChildPlan {
                 remount_flags: (remount != 0).then_some(libc::MS_REMOUNT | libc::MS_BIND | remount),
                 propagation: parsed.propagation,
                 sysfs_fallback: false,
+                copy_up: false,
             });
             return Ok(());
         }
@@ -626,6 +616,7 @@ impl ChildPlan {
             remount_flags: None,
             propagation: parsed.propagation,
             sysfs_fallback: fstype == "sysfs",
+            copy_up: parsed.copy_up && fstype == "tmpfs",
         });
         Ok(())
     }
@@ -649,6 +640,7 @@ impl ChildPlan {
             remount_flags: None,
             propagation: Vec::new(),
             sysfs_fallback: false,
+            copy_up: false,
         });
         let ro = parsed.flags & libc::MS_RDONLY;
         for b in &opts.cgroup_binds {
@@ -662,6 +654,7 @@ impl ChildPlan {
                 remount_flags: Some(libc::MS_REMOUNT | libc::MS_BIND | base | ro),
                 propagation: Vec::new(),
                 sysfs_fallback: false,
+                copy_up: false,
             });
             // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct".
             if b.name.contains(',') {

@@ -146,6 +146,40 @@ pub(crate) fn fchownat(
     check_int(unsafe { libc::fchownat(dirfd, path.as_ptr(), uid, gid, flags) }).map(drop)
 }
 
+/// `getdents64(2)` into `buf`; 0 at the end of the directory.
+pub(crate) fn getdents64(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is a valid mutable slice for its length.
+    check(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) })
+        .map(|n| n as usize)
+}
+
+/// `fstatat(2)` without following a final symlink.
+pub(crate) fn lstatat(dirfd: RawFd, name: &CStr) -> SysResult<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is a valid C string and st a valid out pointer.
+    check_int(unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// `readlinkat(2)` into `buf`, NUL-terminated; the target's length.
+pub(crate) fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is valid for len - 1 bytes, leaving room for the NUL.
+    let n =
+        unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len() - 1) };
+    let n = check(n as c_long)? as usize;
+    if n >= buf.len() - 1 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[n] = 0;
+    Ok(n)
+}
+
+pub(crate) fn fchmod(fd: RawFd, mode: u32) -> SysResult<()> {
+    // SAFETY: fchmod only reads its integer arguments.
+    check_int(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
 pub(crate) fn close(fd: RawFd) {
     // SAFETY: closing a descriptor this process owns; errors are irrelevant.
     unsafe { libc::close(fd) };
