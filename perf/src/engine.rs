@@ -61,7 +61,7 @@ pub(crate) fn discover(runtime_bin: Option<&Path>) -> Vec<Result<Engine, Missing
     ]
 }
 
-fn sibling(name: &str) -> Option<PathBuf> {
+pub(crate) fn sibling(name: &str) -> Option<PathBuf> {
     let exe = env::current_exe().ok()?;
     let p = exe.parent()?.join(name);
     p.is_file().then_some(p)

@@ -12,7 +12,9 @@
 mod engine;
 mod fixture;
 mod host;
+mod peers;
 mod process;
+mod registry;
 mod report;
 mod scenario;
 mod setup;

@@ -10,6 +10,7 @@
 //! reason; a failed measured trial is recorded as an error, never as a
 //! sample.
 
+mod pull_cold;
 mod runtime_lifecycle;
 mod runtime_start;
 
@@ -90,6 +91,7 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(runtime_start::RuntimeStart),
         Box::new(runtime_lifecycle::RuntimeLifecycle),
+        Box::new(pull_cold::PullCold),
     ]
 }
 
