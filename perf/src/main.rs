@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+mod compare;
 mod engine;
 mod fixture;
 mod host;
@@ -73,6 +74,16 @@ enum Cmd {
     Setup,
     /// List the scenarios.
     List,
+    /// Compare two reports: flags every metric where NEW is slower than OLD
+    /// beyond the noise (95% bootstrap interval of NEW/OLD above
+    /// 1 + margin). Exits 1 when one of Berth's metrics got slower.
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Slowdowns smaller than this fraction are not flagged.
+        #[arg(long, default_value_t = 0.05)]
+        margin: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +112,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 println!("{}: {}", s.name(), s.description(&ctx));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare { old, new, margin } => {
+            let (old, new) = (compare::load(&old)?, compare::load(&new)?);
+            let changes = compare::compare(&old, &new, margin);
+            print!("{}", compare::markdown(&old, &new, &changes, margin));
+            Ok(if compare::berth_regressed(&changes) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Run {
             scenarios,

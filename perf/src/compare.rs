@@ -1,0 +1,236 @@
+//! `berth-perf compare OLD.json NEW.json`: for every metric of every engine
+//! present in both reports, the ratio of NEW's median to OLD's with its 95%
+//! bootstrap interval. A metric is *slower* when the whole interval lies
+//! above `1 + margin`: the difference is beyond the noise of both runs and
+//! bigger than the margin. Berth's slower metrics are regressions (exit 1);
+//! a peer's slower metrics point at a noisier or slower machine, and are
+//! listed so the reader can tell the two apart.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::engine::BERTH;
+use crate::report::Report;
+use crate::stats::{Ratio, Summary};
+
+/// How one metric moved from OLD to NEW.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) scenario: String,
+    pub(crate) engine: String,
+    pub(crate) metric: String,
+    pub(crate) old: Summary,
+    pub(crate) new: Summary,
+    /// NEW median / OLD median with its interval.
+    pub(crate) ratio: Ratio,
+    pub(crate) verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Slower,
+    Faster,
+    Same,
+}
+
+impl Verdict {
+    fn word(self) -> &'static str {
+        match self {
+            Verdict::Slower => "SLOWER",
+            Verdict::Faster => "faster",
+            Verdict::Same => "same",
+        }
+    }
+}
+
+pub(crate) fn load(path: &Path) -> anyhow::Result<Report> {
+    let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a berth-perf JSON report", path.display()))
+}
+
+/// Every metric found in both reports, with its verdict.
+pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for ns in &new.scenarios {
+        let Some(os) = old.scenarios.iter().find(|s| s.name == ns.name) else {
+            continue;
+        };
+        for ne in &ns.engines {
+            let Some(oe) = os.engines.iter().find(|e| e.engine == ne.engine) else {
+                continue;
+            };
+            for nm in &ne.metrics {
+                let Some(om) = oe.metrics.iter().find(|m| m.name == nm.name) else {
+                    continue;
+                };
+                let (Some(old_s), Some(new_s), Some(ratio)) = (
+                    Summary::of(&om.samples_ms),
+                    Summary::of(&nm.samples_ms),
+                    Ratio::of(&nm.samples_ms, &om.samples_ms),
+                ) else {
+                    continue;
+                };
+                let verdict = if ratio.ci95_low > 1.0 + margin {
+                    Verdict::Slower
+                } else if ratio.ci95_high < 1.0 / (1.0 + margin) {
+                    Verdict::Faster
+                } else {
+                    Verdict::Same
+                };
+                changes.push(Change {
+                    scenario: ns.name.clone(),
+                    engine: ne.engine.clone(),
+                    metric: nm.name.clone(),
+                    old: old_s,
+                    new: new_s,
+                    ratio,
+                    verdict,
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// Whether Berth itself got slower anywhere.
+pub(crate) fn berth_regressed(changes: &[Change]) -> bool {
+    changes
+        .iter()
+        .any(|c| c.engine == BERTH && c.verdict == Verdict::Slower)
+}
+
+/// The comparison as a Markdown table, slower rows first.
+pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# berth-perf compare\n\nOLD: {} ({}, {} cores, load {:.2})  \nNEW: {} ({}, {} cores, load {:.2})  \n\
+         A metric is SLOWER when the 95% interval of NEW/OLD lies entirely above {:.2}.\n",
+        old.started_at,
+        old.machine.cpu_model,
+        old.machine.cores,
+        old.machine.load_avg[0],
+        new.started_at,
+        new.machine.cpu_model,
+        new.machine.cores,
+        new.machine.load_avg[0],
+        1.0 + margin
+    );
+    if old.machine.cpu_model != new.machine.cpu_model || old.machine.cores != new.machine.cores {
+        let _ = writeln!(
+            s,
+            "Warning: the reports come from different machines; compare ratios to peers instead.\n"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| scenario | engine | metric | OLD median ms | NEW median ms | NEW/OLD [95% CI] | verdict |\n\
+         |---|---|---|--:|--:|--:|---|"
+    );
+    let mut sorted: Vec<&Change> = changes.iter().collect();
+    sorted.sort_by_key(|c| match c.verdict {
+        Verdict::Slower => 0,
+        Verdict::Faster => 1,
+        Verdict::Same => 2,
+    });
+    for c in sorted {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2} (n={}) | {:.2} (n={}) | {:.2} [{:.2}, {:.2}] | {} |",
+            c.scenario,
+            c.engine,
+            c.metric,
+            c.old.median,
+            c.old.n,
+            c.new.median,
+            c.new.n,
+            c.ratio.median_ratio,
+            c.ratio.ci95_low,
+            c.ratio.ci95_high,
+            c.verdict.word()
+        );
+    }
+    if changes.is_empty() {
+        let _ = writeln!(s, "\nNo metric is present in both reports.");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{EngineResult, Machine, Metric, ScenarioReport, Status};
+
+    fn report(berth: &[f64], crun: &[f64]) -> Report {
+        let engine = |name: &str, samples: &[f64]| EngineResult {
+            engine: name.into(),
+            status: Status::Ok,
+            reason: None,
+            errors: vec![],
+            metrics: vec![Metric {
+                samples_ms: samples.to_vec(),
+                ..Metric::new("run")
+            }],
+        };
+        Report {
+            schema_version: 1,
+            tool_version: "test".into(),
+            started_at: "2026-11-28T00:00:00Z".into(),
+            runs: berth.len(),
+            warmup: 0,
+            machine: Machine {
+                cpu_model: "cpu".into(),
+                cores: 2,
+                mem_total_kib: 1,
+                kernel_release: String::new(),
+                kernel_version: String::new(),
+                os: String::new(),
+                cgroups: "hybrid".into(),
+                load_avg: [0.0; 3],
+            },
+            engines: vec![],
+            scenarios: vec![ScenarioReport {
+                name: "runtime-start".into(),
+                description: String::new(),
+                baseline: None,
+                engines: vec![engine(BERTH, berth), engine("crun", crun)],
+                notes: vec![],
+            }],
+        }
+    }
+
+    fn spread(center: f64) -> Vec<f64> {
+        (0..20).map(|i| center + (i % 5) as f64 * 0.1).collect()
+    }
+
+    #[test]
+    fn a_clear_slowdown_of_berth_is_a_regression() {
+        let old = report(&spread(6.0), &spread(14.0));
+        let new = report(&spread(9.0), &spread(14.0));
+        let changes = compare(&old, &new, 0.05);
+        let berth = changes.iter().find(|c| c.engine == BERTH).unwrap();
+        assert_eq!(berth.verdict, Verdict::Slower);
+        assert!((berth.ratio.median_ratio - 1.5).abs() < 0.05);
+        let crun = changes.iter().find(|c| c.engine == "crun").unwrap();
+        assert_eq!(crun.verdict, Verdict::Same);
+        assert!(berth_regressed(&changes));
+        assert!(markdown(&old, &new, &changes, 0.05).contains("| runtime-start | berth | run |"));
+    }
+
+    #[test]
+    fn noise_within_the_margin_is_not_a_regression() {
+        let old = report(&spread(6.0), &spread(14.0));
+        let new = report(&spread(6.1), &spread(14.0));
+        let changes = compare(&old, &new, 0.05);
+        assert!(!berth_regressed(&changes));
+        let faster = compare(&new, &report(&spread(3.0), &spread(14.0)), 0.05);
+        assert_eq!(
+            faster.iter().find(|c| c.engine == BERTH).unwrap().verdict,
+            Verdict::Faster
+        );
+    }
+}
