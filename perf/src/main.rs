@@ -14,6 +14,7 @@ mod engine;
 mod fixture;
 mod host;
 mod peers;
+mod plot;
 mod process;
 mod registry;
 mod report;
@@ -74,6 +75,16 @@ enum Cmd {
     Setup,
     /// List the scenarios.
     List,
+    /// Turn JSON reports into one Markdown page with their tables and SVG
+    /// plots (written next to the page).
+    Report {
+        /// JSON files written by `run`.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// The Markdown page to write.
+        #[arg(long, default_value = "target/perf-results/report.md")]
+        out: PathBuf,
+    },
     /// Compare two reports: flags every metric where NEW is slower than OLD
     /// beyond the noise (95% bootstrap interval of NEW/OLD above
     /// 1 + margin). Exits 1 when one of Berth's metrics got slower.
@@ -111,6 +122,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
             for s in scenario::all() {
                 println!("{}: {}", s.name(), s.description(&ctx));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { reports, out } => {
+            let mut loaded = Vec::new();
+            for p in &reports {
+                loaded.push(compare::load(p)?);
+            }
+            report::write_page(&loaded, &out)?;
+            eprintln!("berth-perf: wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Compare { old, new, margin } => {

@@ -72,7 +72,10 @@ impl Registry {
             .status()
             .context("running skopeo (berth-perf setup installs it)")?;
         if !status.success() {
-            bail!("skopeo copy of {} to {repo}:{tag} failed: {status}", layout.display());
+            bail!(
+                "skopeo copy of {} to {repo}:{tag} failed: {status}",
+                layout.display()
+            );
         }
         Ok(())
     }

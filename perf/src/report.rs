@@ -213,15 +213,40 @@ impl Report {
         let md = out.join(format!("{stem}.md"));
         fs::write(&json, serde_json::to_string_pretty(self)? + "\n")
             .with_context(|| format!("writing {}", json.display()))?;
-        fs::write(&md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
+        let text = self.markdown() + &self.plots_markdown(out, &stem);
+        fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
         Ok((json, md))
+    }
+
+    /// Draws this report's plots into `dir` and returns the Markdown that
+    /// shows them (or says why there are none).
+    fn plots_markdown(&self, dir: &Path, stem: &str) -> String {
+        let mut text = String::new();
+        match crate::plot::write_plots(self, dir, stem) {
+            Ok(plots) => {
+                for p in plots {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    let _ = writeln!(text, "\n![{name}]({name})");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "\n(no plots: {e:#})");
+            }
+        }
+        text
     }
 
     /// The report as Markdown: a machine line, then a table per scenario.
     pub(crate) fn markdown(&self) -> String {
+        self.markdown_at(1)
+    }
+
+    /// [`markdown`](Self::markdown) with its title at heading `level`.
+    fn markdown_at(&self, level: usize) -> String {
         let mut s = String::new();
         let m = &self.machine;
-        let _ = writeln!(s, "# berth-perf {}\n", self.started_at);
+        let h = "#".repeat(level);
+        let _ = writeln!(s, "{h} berth-perf {}\n", self.started_at);
         let _ = writeln!(
             s,
             "{} ({} cores, {} MiB), {}, kernel {}, cgroups {}, load {:.2} at start; {} measured runs after {} warm-up, engines interleaved.\n",
@@ -250,16 +275,17 @@ impl Report {
         }
         for sc in &self.scenarios {
             s.push('\n');
-            s.push_str(&sc.markdown());
+            s.push_str(&sc.markdown(level + 1));
         }
         s
     }
 }
 
 impl ScenarioReport {
-    fn markdown(&self) -> String {
+    fn markdown(&self, level: usize) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "## {}\n\n{}\n", self.name, self.description);
+        let h = "#".repeat(level);
+        let _ = writeln!(s, "{h} {}\n\n{}\n", self.name, self.description);
         let base = self.baseline.as_deref().unwrap_or("baseline");
         let _ = writeln!(
             s,
@@ -314,6 +340,22 @@ impl ScenarioReport {
         }
         s
     }
+}
+
+/// `berth-perf report`: several reports on one Markdown page at `page`,
+/// each with its tables and plots (SVG files next to the page).
+pub(crate) fn write_page(reports: &[Report], page: &Path) -> anyhow::Result<()> {
+    let dir = page.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut text = String::from("# Berth performance record\n");
+    for r in reports {
+        let stem = format!("berth-perf-{}", r.started_at.replace(':', ""));
+        // Each report's own title becomes a section of the page.
+        text.push('\n');
+        text.push_str(&r.markdown_at(2));
+        text.push_str(&r.plots_markdown(dir, &stem));
+    }
+    fs::write(page, text).with_context(|| format!("writing {}", page.display()))
 }
 
 /// Makes text safe for one Markdown table cell.

@@ -130,4 +130,49 @@ fn runtime_start_against_installed_peers() {
         stdout.contains("## runtime-start"),
         "table not printed: {stdout}"
     );
+
+    // One SVG strip chart per scenario, with a dot per measured run.
+    let svg = std::fs::read_to_string(file_with_ext(out.path(), "svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg"),
+        "not an SVG: {}",
+        &svg[..svg.len().min(200)]
+    );
+    assert!(svg.contains("runtime-start"), "no title in the SVG");
+    let dots = svg.matches("<circle").count();
+    assert_eq!(dots, 3 * ran.len(), "one dot per measured run expected");
+    assert!(
+        md.contains(".svg)"),
+        "plot not linked from the Markdown:\n{md}"
+    );
+
+    // `report` turns the JSON into one page; `compare` of a report with
+    // itself finds every metric and no slowdown.
+    let json_path = file_with_ext(out.path(), "json");
+    let page = out.path().join("page/report.md");
+    let status = Command::new(env!("CARGO_BIN_EXE_berth-perf"))
+        .arg("report")
+        .arg(&json_path)
+        .arg("--out")
+        .arg(&page)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let page_text = std::fs::read_to_string(&page).unwrap();
+    assert!(page_text.contains("### runtime-start"), "{page_text}");
+    let compared = Command::new(env!("CARGO_BIN_EXE_berth-perf"))
+        .arg("compare")
+        .arg(&json_path)
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&compared.stdout);
+    assert!(compared.status.success(), "compare failed: {text}");
+    for name in &ran {
+        assert!(
+            text.contains(&format!("| runtime-start | {name} | run |"))
+                && !text.contains("| SLOWER |"),
+            "compare output: {text}"
+        );
+    }
 }

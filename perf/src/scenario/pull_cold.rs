@@ -83,7 +83,11 @@ impl Scenario for PullCold {
             eprintln!(
                 "[pull-cold] {} {}/{}",
                 if warm { "warm-up" } else { "run" },
-                if warm { round + 1 } else { round - ctx.warmup + 1 },
+                if warm {
+                    round + 1
+                } else {
+                    round - ctx.warmup + 1
+                },
                 if warm { ctx.warmup } else { ctx.runs }
             );
             for (vi, variant) in VARIANTS.iter().enumerate() {
@@ -158,7 +162,10 @@ fn build_fixture(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/debian-image");
-    eprintln!("[pull-cold] building the fixture image in {}", dir.display());
+    eprintln!(
+        "[pull-cold] building the fixture image in {}",
+        dir.display()
+    );
     let status = Command::new(&script)
         .arg(dir)
         .status()
@@ -174,11 +181,21 @@ fn build_fixture(dir: &Path) -> anyhow::Result<()> {
 enum Puller {
     /// `berth-image --root <dir> pull <ref>` (the library's example until
     /// berthd exists).
-    Berth { bin: PathBuf, root: PathBuf },
-    Docker { daemon: Dockerd },
-    Podman { bin: PathBuf, root: PathBuf },
+    Berth {
+        bin: PathBuf,
+        root: PathBuf,
+    },
+    Docker {
+        daemon: Dockerd,
+    },
+    Podman {
+        bin: PathBuf,
+        root: PathBuf,
+    },
     /// `curl | <decompress> | tar -x` per layer, all in parallel.
-    Pipeline { root: PathBuf },
+    Pipeline {
+        root: PathBuf,
+    },
 }
 
 impl Puller {
@@ -290,8 +307,7 @@ impl Puller {
             }
             Puller::Pipeline { root } => {
                 let mut c = Command::new("bash");
-                c.arg("-c")
-                    .arg(pipeline_script(root, registry, layers));
+                c.arg("-c").arg(pipeline_script(root, registry, layers));
                 c
             }
         };
@@ -311,8 +327,8 @@ impl Puller {
         let t = Instant::now();
         sync()?;
         let ms = m.ms() + t.elapsed().as_secs_f64() * 1e3;
-        let rss = matches!(self, Puller::Berth { .. } | Puller::Pipeline { .. })
-            .then_some(m.maxrss_kib);
+        let rss =
+            matches!(self, Puller::Berth { .. } | Puller::Pipeline { .. }).then_some(m.maxrss_kib);
         Ok((ms, rss))
     }
 }
@@ -331,11 +347,7 @@ fn podman_store_args(root: &Path) -> Vec<String> {
     ]
 }
 
-fn pipeline_script(
-    root: &Path,
-    registry: &str,
-    layers: &[registry::LayerRef],
-) -> String {
+fn pipeline_script(root: &Path, registry: &str, layers: &[registry::LayerRef]) -> String {
     let mut s = String::from("set -euo pipefail\npids=()\n");
     for (i, l) in layers.iter().enumerate() {
         let decompress = if l.media_type.ends_with("zstd") {
