@@ -4,12 +4,18 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod image;
+pub mod metadata;
 pub mod reference;
 
+pub use archive::{ArchiveError, ImportConfig, LoadedImage};
 pub use content::{ContentError, ContentStore, GcStats, Problem, Writer};
 pub use digest::{Digest, DigestError, Digester};
 pub use error::ErrorKind;
+pub use image::{Image, ImageError, Layer, Target};
+pub use metadata::{ImageEntry, Lease, MetadataError, MetadataStore, Removed};
 pub use reference::{Reference, ReferenceError};
