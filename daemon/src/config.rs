@@ -1,0 +1,192 @@
+//! `berthd`'s command line and its TOML config file. Flags override the file,
+//! the file overrides the built-in defaults.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/berthd.toml";
+const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+
+/// Command line of `berthd`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth daemon: serves the Docker Engine API on a unix socket"
+)]
+pub struct Args {
+    /// TOML config file [default: /etc/berth/berthd.toml if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Path of the API socket [default: /run/berth/berth.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Persistent state: images, containers, volumes [default: /var/lib/berth]
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Runtime state that does not survive a reboot: pidfile, container state [default: /run/berth]
+    #[arg(long, value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+    /// Log level [default: info]
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+}
+
+/// How much `berthd` logs to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Only failures.
+    Error = 1,
+    /// Failures and suspicious conditions.
+    Warn = 2,
+    /// Start, stop and notable events.
+    Info = 3,
+    /// Every request.
+    Debug = 4,
+}
+
+impl LogLevel {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// The config file's keys (all optional), e.g. `socket = "/run/berth/berth.sock"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    socket: Option<PathBuf>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    log_level: Option<LogLevel>,
+}
+
+/// The settings `berthd` runs with, after merging flags, file and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Path of the API socket.
+    pub socket: PathBuf,
+    /// Persistent state directory (holds the lock that keeps a second daemon out).
+    pub data_root: PathBuf,
+    /// Runtime state directory (holds the pidfile).
+    pub exec_root: PathBuf,
+    /// Log level.
+    pub log_level: LogLevel,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("parsing config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    /// Merges the flags with the config file (the explicit `--config`, else
+    /// the default file when it exists) and the defaults.
+    pub fn load(args: Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file_config(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file_config(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            socket: args
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            data_root: args
+                .data_root
+                .or(file.data_root)
+                .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            exec_root: args
+                .exec_root
+                .or(file.exec_root)
+                .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            log_level: args.log_level.or(file.log_level).unwrap_or(LogLevel::Info),
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("berthd").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(
+            &file,
+            "socket = \"/tmp/from-file.sock\"\ndata-root = \"/srv/berth\"\nlog-level = \"debug\"\n",
+        )
+        .unwrap();
+        let config = Config::load(args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--socket",
+            "/tmp/from-flag.sock",
+        ]))
+        .unwrap();
+        assert_eq!(config.socket, PathBuf::from("/tmp/from-flag.sock"));
+        assert_eq!(config.data_root, PathBuf::from("/srv/berth"));
+        assert_eq!(config.exec_root, PathBuf::from(DEFAULT_EXEC_ROOT));
+        assert_eq!(config.log_level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn unknown_key_and_missing_file_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "sockett = \"/x\"\n").unwrap();
+        let err = Config::load(args(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("sockett"), "{err}");
+
+        let missing = dir.path().join("missing.toml");
+        let err = Config::load(args(&["--config", missing.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+    }
+}
