@@ -89,6 +89,16 @@ impl Writer {
         self.offset
     }
 
+    /// A reader of the bytes an earlier writer of this ref left (the first
+    /// [`offset`](Self::offset) bytes), so a resumed download can replay
+    /// them through a consumer (e.g. a layer unpacker) before continuing
+    /// from the network.
+    pub fn partial_reader(&self) -> Result<io::Take<File>> {
+        let data_path = self.dir.join(DATA);
+        let file = File::open(&data_path).map_err(io_err("opening", &data_path))?;
+        Ok(io::Read::take(file, self.offset))
+    }
+
     /// The digest and size given when the writer was opened.
     pub fn expected(&self) -> Option<(Digest, u64)> {
         self.expected
