@@ -1,0 +1,5 @@
+//! `berth-shim`: see the library's documentation and README.md.
+
+fn main() {
+    berth_shim::server::main()
+}
