@@ -23,6 +23,22 @@ fn run_prints_output_and_returns_exit_status() {
 }
 
 #[test]
+fn container_gets_default_signal_dispositions() {
+    require_root();
+    let rt = Runtime::new();
+    // SIGPIPE is bit 13 of the ignored-signals mask: the runtime itself
+    // ignores it (Rust's default) but the container must not inherit that.
+    let (code, out, err) = rt.run(&sh("grep SigIgn /proc/self/status"), &unique_id("sigign"));
+    assert_eq!(code, 0, "stderr: {err}");
+    let mask = u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (13 - 1)),
+        0,
+        "SIGPIPE ignored in the container: {out}"
+    );
+}
+
+#[test]
 fn killed_container_reports_128_plus_signal() {
     require_root();
     let rt = Runtime::new();

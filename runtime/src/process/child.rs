@@ -109,6 +109,10 @@ fn setup(plan: &ChildPlan, sync: RawFd, start: RawFd) -> Result<Infallible, Fail
         sys::clear_cloexec(fd).step(Step::Exec)?;
     }
     sys::cloexec_from(3 + plan.preserve_fds).step(Step::Exec)?;
+    // An ignored signal stays ignored across execve, and Rust's runtime
+    // ignores SIGPIPE in the process we were cloned from: give the
+    // container the default, as every other runtime does.
+    sys::default_sigpipe();
     let errno = sys::execve(exe, &plan.argv_ptrs, &plan.env_ptrs);
     Err((Step::Exec, errno, plan.argv0.to_bytes()))
 }

@@ -405,6 +405,18 @@ pub(crate) fn umask(mask: u32) {
     unsafe { libc::umask(mask) };
 }
 
+/// Sets SIGPIPE's disposition to the default (terminate). sigaction(2) is
+/// async-signal-safe.
+pub(crate) fn default_sigpipe() {
+    // SAFETY: a zeroed sigaction with SIG_DFL (0) is a valid argument; the
+    // old action is not requested; this cannot fail for SIGPIPE.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &action, std::ptr::null_mut());
+    }
+}
+
 pub(crate) fn dup3(old: RawFd, new: RawFd, flags: c_int) -> SysResult<()> {
     // SAFETY: dup3 only reads descriptor numbers.
     check_int(unsafe { libc::dup3(old, new, flags) }).map(drop)
