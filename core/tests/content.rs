@@ -150,7 +150,10 @@ fn resume_after_dropped_writer() {
     assert_eq!(w.offset(), 1_234_567);
     // The partial bytes can be replayed, exactly those and no more.
     let mut replay = Vec::new();
-    w.partial_reader().unwrap().read_to_end(&mut replay).unwrap();
+    w.partial_reader()
+        .unwrap()
+        .read_to_end(&mut replay)
+        .unwrap();
     assert_eq!(replay, data[..1_234_567]);
     w.write_all(&data[1_234_567..]).unwrap();
     assert_eq!(w.commit().unwrap(), want.0);
