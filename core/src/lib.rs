@@ -10,7 +10,9 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod metadata;
+pub mod mount;
 pub mod reference;
+pub mod registry;
 
 pub use archive::{ArchiveError, ImportConfig, LoadedImage};
 pub use content::{ContentError, ContentStore, GcStats, Problem, Writer};
@@ -18,4 +20,8 @@ pub use digest::{Digest, DigestError, Digester};
 pub use error::ErrorKind;
 pub use image::{Image, ImageError, Layer, Target};
 pub use metadata::{ImageEntry, Lease, MetadataError, MetadataStore, Removed};
+pub use mount::{Mount, MountError, mount_all, unmount};
 pub use reference::{Reference, ReferenceError};
+pub use registry::{
+    Credentials, Platform, RegistryClient, RegistryConfig, RegistryError, ResolvedManifest,
+};
