@@ -15,7 +15,9 @@
 //! upgrades on every connection.
 
 mod body;
+pub(crate) mod containers_types;
 mod error;
+mod images;
 mod query;
 mod response;
 mod router;
@@ -128,6 +130,7 @@ impl App {
     pub(crate) fn new(engine: Arc<Engine>) -> App {
         let mut router = Router::default();
         system::routes(&mut router);
+        images::routes(&mut router);
         App { engine, router }
     }
 

@@ -41,12 +41,15 @@ pub(crate) enum EngineError {
     Filter(#[from] super::filters::FilterError),
     #[error("`since` time ({since}) cannot be after `until` time ({until})")]
     SinceAfterUntil { since: String, until: String },
+    #[error("opening the image store: {0}")]
+    Images(super::images::ImageError),
 }
 
 impl EngineError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             EngineError::Io { .. } => ErrorKind::Internal,
+            EngineError::Images(e) => e.kind(),
             EngineError::Filter(_) | EngineError::SinceAfterUntil { .. } => {
                 ErrorKind::InvalidArgument
             }

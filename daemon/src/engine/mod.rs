@@ -5,6 +5,9 @@ pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod filters;
 pub(crate) mod host;
+pub(crate) mod images;
+pub(crate) mod logs;
+pub(crate) mod spec;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +18,7 @@ use tokio::sync::watch;
 pub(crate) use error::{EngineError, ErrorKind};
 pub(crate) use events::EventBus;
 pub(crate) use host::HostFacts;
+pub(crate) use images::ImageStore;
 
 /// Where the engine keeps its state.
 #[derive(Debug, Clone)]
@@ -45,6 +49,7 @@ pub(crate) struct Engine {
     id: String,
     host: HostFacts,
     events: EventBus,
+    images: ImageStore,
     started: SystemTime,
     shutting_down: watch::Sender<bool>,
 }
@@ -53,11 +58,13 @@ impl Engine {
     pub(crate) fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let id = load_or_create_engine_id(&config.data_root)?;
         let host = HostFacts::gather(&config.data_root);
+        let images = ImageStore::open(&config.data_root).map_err(EngineError::Images)?;
         Ok(Engine {
             config,
             id,
             host,
             events: EventBus::default(),
+            images,
             started: SystemTime::now(),
             shutting_down: watch::channel(false).0,
         })
@@ -90,9 +97,9 @@ impl Engine {
         ContainerCounts::default()
     }
 
-    /// Number of images. Stub: zero until the image store is wired in.
+    /// Number of images.
     pub(crate) fn image_count(&self) -> usize {
-        0
+        self.images.count()
     }
 
     /// Tells long-running operations (event streams, later attach and logs

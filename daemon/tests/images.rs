@@ -1,0 +1,432 @@
+//! Image endpoints driven by the real docker CLI (28.x) and docker-py:
+//! import, list, inspect, tag, rmi, history, save/load, prune, events.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Berthd, docker, request};
+
+/// A busybox root file system tar (busybox-static plus a few applet links)
+/// inside the daemon's temp dir, so it goes away with the daemon.
+fn busybox_rootfs(daemon: &Berthd) -> PathBuf {
+    let root = daemon.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static must be installed (/bin/busybox)");
+    for applet in ["sh", "ls", "echo", "cat", "true"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let tar = daemon.dir.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar
+}
+
+/// Runs the docker CLI and insists on success; returns stdout.
+fn ok(daemon: &Berthd, args: &[&str]) -> String {
+    let (status, stdout, stderr) = docker(&daemon.host(), args);
+    assert!(
+        status.success(),
+        "docker {args:?} failed: {stderr}\nstdout: {stdout}"
+    );
+    stdout
+}
+
+/// Runs the docker CLI and insists on failure; returns stderr.
+fn fails(daemon: &Berthd, args: &[&str]) -> String {
+    let (status, stdout, stderr) = docker(&daemon.host(), args);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "docker {args:?} should fail: {stdout} {stderr}"
+    );
+    stderr
+}
+
+/// `docker import [options] <tar> [repo]`; returns the new image ID.
+fn import(daemon: &Berthd, tar: &Path, options: &[&str], repo: Option<&str>) -> String {
+    let mut args = vec!["import"];
+    args.extend_from_slice(options);
+    args.push(tar.to_str().unwrap());
+    args.extend(repo);
+    let out = ok(daemon, &args);
+    let id = out.trim().to_owned();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "import printed {out:?}"
+    );
+    id
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn import_list_inspect_tag_and_remove() {
+    let daemon = Berthd::start();
+    let tar = busybox_rootfs(&daemon);
+    let id = import(
+        &daemon,
+        &tar,
+        &[
+            "--change",
+            r#"CMD ["/bin/sh"]"#,
+            "--change",
+            "ENV GREETING=hi",
+            "--change",
+            "WORKDIR /srv",
+            "--change",
+            "LABEL tier=web",
+        ],
+        Some("busybox:latest"),
+    );
+    let short = &id[7..19];
+
+    let table = ok(&daemon, &["images"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    let header: Vec<&str> = lines[0].split("  ").filter(|s| !s.is_empty()).collect();
+    assert_eq!(
+        header.iter().map(|s| s.trim()).collect::<Vec<_>>(),
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..3], ["busybox", "latest", short], "{table}");
+    assert!(lines[1].ends_with("MB"), "{table}");
+
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), short);
+    let json_row: serde_json::Value =
+        serde_json::from_str(ok(&daemon, &["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(json_row["Repository"], "busybox");
+    assert_eq!(json_row["ID"], short);
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&daemon, &["image", "inspect", "busybox"])).unwrap();
+    let image = &inspect[0];
+    assert_eq!(image["Id"], id.as_str());
+    assert_eq!(image["RepoTags"], serde_json::json!(["busybox:latest"]));
+    assert_eq!(image["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(image["Config"]["Env"], serde_json::json!(["GREETING=hi"]));
+    assert_eq!(image["Config"]["WorkingDir"], "/srv");
+    assert_eq!(image["Config"]["Labels"]["tier"], "web");
+    assert_eq!(image["Architecture"], "amd64");
+    assert_eq!(image["Os"], "linux");
+    assert_eq!(image["RootFS"]["Type"], "layers");
+    assert_eq!(image["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert_eq!(image["GraphDriver"]["Name"], "overlay2");
+    assert_eq!(image["Comment"], "Imported from -");
+    assert!(image["Size"].as_u64().unwrap() > 500_000, "{image}");
+    // By short ID and by the fully qualified name too.
+    let by_id = ok(&daemon, &["image", "inspect", "--format", "{{.Id}}", short]);
+    assert_eq!(by_id.trim(), id);
+    let by_name = ok(
+        &daemon,
+        &[
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "docker.io/library/busybox:latest",
+        ],
+    );
+    assert_eq!(by_name.trim(), id);
+
+    ok(&daemon, &["tag", "busybox", "box:v1"]);
+    let tags = ok(&daemon, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["box:v1", "busybox:latest"]);
+    let filtered = ok(
+        &daemon,
+        &[
+            "images",
+            "--format",
+            "{{.Repository}}",
+            "--filter",
+            "reference=bo*",
+        ],
+    );
+    assert_eq!(filtered.trim(), "box");
+    let info = ok(&daemon, &["info", "--format", "{{.Images}}"]);
+    assert_eq!(info.trim(), "1");
+
+    // One row per tag: box:v1 and busybox:latest.
+    let labelled = ok(&daemon, &["images", "-q", "--filter", "label=tier=web"]);
+    assert_eq!(labelled.lines().collect::<Vec<_>>(), [short, short]);
+    let none = ok(&daemon, &["images", "-q", "--filter", "label=tier=db"]);
+    assert_eq!(none.trim(), "");
+
+    // By ID, an image named in two repositories needs force.
+    ok(&daemon, &["tag", "busybox", "other/repo:x"]);
+    let err = fails(&daemon, &["rmi", short]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&daemon, &["rmi", "other/repo:x"]).trim(),
+        "Untagged: other/repo:x"
+    );
+
+    // Untag only while another tag remains.
+    assert_eq!(ok(&daemon, &["rmi", "box:v1"]).trim(), "Untagged: box:v1");
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), short);
+    // By ID: every tag goes, then the image.
+    let removed = ok(&daemon, &["rmi", short]);
+    assert_eq!(
+        removed.lines().collect::<Vec<_>>(),
+        ["Untagged: busybox:latest", &format!("Deleted: {id}")]
+    );
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), "");
+    // The content went with it.
+    let blobs = std::fs::read_dir(daemon.data_root.join("content/blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 0);
+}
+
+#[test]
+fn save_then_load_round_trips_the_image_and_history_shows_it() {
+    let daemon = Berthd::start();
+    let tar = busybox_rootfs(&daemon);
+    let id = import(
+        &daemon,
+        &tar,
+        &["--change", r#"CMD ["/bin/sh"]"#],
+        Some("busybox:latest"),
+    );
+
+    let history = ok(&daemon, &["history", "busybox"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].starts_with("IMAGE"), "{history}");
+    assert_eq!(lines.len(), 2, "{history}");
+    assert!(lines[1].starts_with(&id[7..19]), "{history}");
+    assert!(lines[1].contains("Imported from -"), "{history}");
+
+    let saved = daemon.dir.path().join("saved.tar");
+    ok(&daemon, &["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    let listing = Command::new("tar").arg("tf").arg(&saved).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for file in ["manifest.json", "index.json", "oci-layout"] {
+        assert!(listing.lines().any(|l| l == file), "{listing}");
+    }
+    assert!(
+        listing.contains(&format!("blobs/sha256/{}", &id[7..])),
+        "{listing}"
+    );
+
+    ok(&daemon, &["rmi", "busybox"]);
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), "");
+    let loaded = ok(&daemon, &["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(loaded.trim(), "Loaded image: busybox:latest");
+    let after = ok(
+        &daemon,
+        &["image", "inspect", "--format", "{{.Id}}", "busybox"],
+    );
+    assert_eq!(after.trim(), id);
+
+    // Saving an unknown image fails before any byte is written.
+    let err = fails(
+        &daemon,
+        &[
+            "save",
+            "-o",
+            daemon.dir.path().join("x.tar").to_str().unwrap(),
+            "nope",
+        ],
+    );
+    assert!(err.contains("No such image: nope:latest"), "{err}");
+}
+
+#[test]
+fn prune_removes_only_dangling_images() {
+    let daemon = Berthd::start();
+    let tar = busybox_rootfs(&daemon);
+    let tagged = import(&daemon, &tar, &[], Some("busybox:latest"));
+    // Another config (so another ID) with no name: dangling.
+    let dangling = import(&daemon, &tar, &["--change", "USER nobody"], None);
+    assert_ne!(tagged, dangling);
+    let listed = ok(&daemon, &["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(listed.trim(), &dangling[7..19]);
+    let table = ok(&daemon, &["images"]);
+    let none_row = format!("<none> <none> {}", &dangling[7..19]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ") == none_row),
+        "{table}"
+    );
+
+    let pruned = ok(&daemon, &["image", "prune", "-f"]);
+    assert!(pruned.contains(&format!("deleted: {dangling}")), "{pruned}");
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), &tagged[7..19]);
+    // The tagged image's content is intact.
+    ok(
+        &daemon,
+        &[
+            "save",
+            "-o",
+            daemon.dir.path().join("s.tar").to_str().unwrap(),
+            "busybox",
+        ],
+    );
+}
+
+#[test]
+fn unknown_and_invalid_names_get_docker_errors() {
+    let daemon = Berthd::start();
+    let err = fails(&daemon, &["image", "inspect", "nope"]);
+    assert!(err.contains("No such image: nope:latest"), "{err}");
+    let err = fails(&daemon, &["rmi", "nope:v1"]);
+    assert!(err.contains("No such image: nope:v1"), "{err}");
+    let err = fails(&daemon, &["inspect", "nope"]);
+    assert!(err.contains("No such object: nope"), "{err}");
+    let err = fails(&daemon, &["history", "nope"]);
+    assert!(err.contains("No such image: nope:latest"), "{err}");
+
+    let response = request(
+        &daemon.socket,
+        "POST",
+        "/v1.47/images/nope/tag?repo=Bad&tag=x",
+        &[],
+        b"",
+    );
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        response.json()["message"],
+        "invalid reference format: repository name \"Bad\" must be lowercase"
+    );
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let response = request(&daemon.socket, "GET", "/v1.47/images/Bad/json", &[], b"");
+    assert_eq!(response.status, 400);
+
+    let response = request(
+        &daemon.socket,
+        "POST",
+        "/v1.47/images/create?fromImage=busybox&tag=latest",
+        &[],
+        b"",
+    );
+    assert_eq!(response.status, 501, "{}", response.text());
+    assert!(
+        response.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("pull"),
+        "{}",
+        response.text()
+    );
+
+    let tar = busybox_rootfs(&daemon);
+    let err = fails(
+        &daemon,
+        &["import", "--change", "RUN echo hi", tar.to_str().unwrap()],
+    );
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
+    let not_a_tar = daemon.dir.path().join("bad.tar");
+    std::fs::write(&not_a_tar, b"this is not a tar archive").unwrap();
+    let err = fails(&daemon, &["load", "-i", not_a_tar.to_str().unwrap()]);
+    assert!(err.contains("not a valid tar archive"), "{err}");
+    assert_eq!(ok(&daemon, &["images", "-q"]).trim(), "");
+}
+
+#[test]
+fn tag_and_untag_show_up_in_docker_events() {
+    let daemon = Berthd::start();
+    let tar = busybox_rootfs(&daemon);
+    let since = now();
+    let id = import(&daemon, &tar, &[], Some("busybox:latest"));
+    ok(&daemon, &["tag", "busybox", "box:v1"]);
+    ok(&daemon, &["rmi", "box:v1"]);
+    // `until` is whole seconds: end the window after the events.
+    let until = (now() + 1).to_string();
+    let events = ok(
+        &daemon,
+        &[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+        ],
+    );
+    let actions: Vec<(&str, &str)> = events
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields[2], fields[4])
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("tag", "(name=busybox:latest)"),
+            ("import", &*format!("(name={id})")),
+            ("tag", "(name=box:v1)"),
+            ("untag", &*format!("(name={id})")),
+        ],
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .all(|l| l.split_whitespace().nth(3) == Some(&id)),
+        "{events}"
+    );
+}
+
+#[test]
+fn docker_py_images_api() {
+    let probe = Command::new("python3")
+        .args(["-c", "import docker, pytest"])
+        .output()
+        .expect("running python3");
+    assert!(
+        probe.status.success(),
+        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let daemon = Berthd::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_images.py");
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            script,
+        ])
+        .env("BERTHD_HOST", daemon.host())
+        .env("BERTH_TEST_TMP", daemon.dir.path())
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4 passed"), "{stdout}");
+}
