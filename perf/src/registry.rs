@@ -66,7 +66,15 @@ impl Registry {
     /// `<repo>:<tag>`, blobs as they are (no recompression).
     pub(crate) fn push_layout(&self, layout: &Path, repo: &str, tag: &str) -> anyhow::Result<()> {
         let status = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            // Without --preserve-digests skopeo may substitute a layer the
+            // registry already has in another compression (the zstd image
+            // would be pushed with the gzip variant's blobs).
+            .args([
+                "copy",
+                "--quiet",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
             .arg(format!("oci:{}:latest", layout.display()))
             .arg(format!("docker://{}/{repo}:{tag}", self.addr))
             .status()

@@ -318,11 +318,9 @@ impl Puller {
         if !m.ok() {
             let out = fs::read_to_string(std::env::temp_dir().join("berth-perf-pull.log"))
                 .unwrap_or_default();
-            let start = (out.len().saturating_sub(400)..=out.len())
-                .find(|&i| out.is_char_boundary(i))
-                .unwrap_or(0);
-            let tail = &out[start..];
-            bail!("pull of {image} failed ({}): {}", m.status, tail.trim());
+            // The first lines name the cause; what follows is often fallout.
+            let head: String = out.lines().take(4).collect::<Vec<_>>().join(" | ");
+            bail!("pull of {image} failed ({}): {head}", m.status);
         }
         let t = Instant::now();
         sync()?;
