@@ -35,6 +35,10 @@ pub struct Args {
     /// Log level [default: info]
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+    /// A registry (`host[:port]`) spoken to over plain HTTP; repeatable.
+    /// Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// How much `berthd` logs to stderr.
@@ -70,6 +74,7 @@ struct FileConfig {
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     log_level: Option<LogLevel>,
+    insecure_registries: Option<Vec<String>>,
 }
 
 /// The settings `berthd` runs with, after merging flags, file and defaults.
@@ -83,6 +88,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// Log level.
     pub log_level: LogLevel,
+    /// Registries spoken to over plain HTTP (flags and file together).
+    pub insecure_registries: Vec<String>,
 }
 
 /// Why the configuration could not be loaded.
@@ -131,6 +138,12 @@ impl Config {
                 .or(file.exec_root)
                 .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
             log_level: args.log_level.or(file.log_level).unwrap_or(LogLevel::Info),
+            insecure_registries: file
+                .insecure_registries
+                .unwrap_or_default()
+                .into_iter()
+                .chain(args.insecure_registries)
+                .collect(),
         })
     }
 }
@@ -174,6 +187,22 @@ mod tests {
         assert_eq!(config.data_root, PathBuf::from("/srv/berth"));
         assert_eq!(config.exec_root, PathBuf::from(DEFAULT_EXEC_ROOT));
         assert_eq!(config.log_level, LogLevel::Debug);
+        assert!(config.insecure_registries.is_empty());
+    }
+
+    #[test]
+    fn insecure_registries_come_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "insecure-registries = [\"reg.lan:5000\"]\n").unwrap();
+        let config = Config::load(args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--insecure-registry",
+            "other.lan",
+        ]))
+        .unwrap();
+        assert_eq!(config.insecure_registries, ["reg.lan:5000", "other.lan"]);
     }
 
     #[test]

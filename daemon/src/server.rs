@@ -168,6 +168,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         Engine::new(EngineConfig {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
+            insecure_registries: config.insecure_registries.clone(),
         })
         .map_err(|e: EngineError| ServeError::Engine(e.to_string()))?,
     );
@@ -271,6 +272,7 @@ mod tests {
             Engine::new(EngineConfig {
                 data_root: dir.to_owned(),
                 exec_root: dir.to_owned(),
+                insecure_registries: Vec::new(),
             })
             .unwrap(),
         )

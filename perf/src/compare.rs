@@ -1,10 +1,12 @@
 //! `berth-perf compare OLD.json NEW.json`: for every metric of every engine
 //! present in both reports, the ratio of NEW's median to OLD's with its 95%
-//! bootstrap interval. A metric is *slower* when the whole interval lies
-//! above `1 + margin`: the difference is beyond the noise of both runs and
-//! bigger than the margin. Berth's slower metrics are regressions (exit 1);
-//! a peer's slower metrics point at a noisier or slower machine, and are
-//! listed so the reader can tell the two apart.
+//! bootstrap interval. For every unit more is worse (more milliseconds,
+//! more KiB): a metric got *worse* (SLOWER for times, LARGER for memory)
+//! when the whole interval lies above `1 + margin`, i.e. the difference is
+//! beyond the noise of both runs and bigger than the margin. Berth's worse
+//! metrics are regressions (exit 1); a peer's worse metrics point at a
+//! noisier or slower machine, and are listed so the reader can tell the two
+//! apart. A metric whose unit differs between the reports is not compared.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -13,7 +15,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::engine::BERTH;
-use crate::report::Report;
+use crate::report::{Report, Unit};
 use crate::stats::{Ratio, Summary};
 
 /// How one metric moved from OLD to NEW.
@@ -22,6 +24,7 @@ pub(crate) struct Change {
     pub(crate) scenario: String,
     pub(crate) engine: String,
     pub(crate) metric: String,
+    pub(crate) unit: Unit,
     pub(crate) old: Summary,
     pub(crate) new: Summary,
     /// NEW median / OLD median with its interval.
@@ -29,19 +32,26 @@ pub(crate) struct Change {
     pub(crate) verdict: Verdict,
 }
 
+/// Which way a metric moved; more is worse for every unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    Slower,
-    Faster,
+    /// NEW is above OLD beyond the noise and the margin.
+    Worse,
+    /// NEW is below OLD beyond the noise and the margin.
+    Better,
     Same,
 }
 
 impl Verdict {
-    fn word(self) -> &'static str {
-        match self {
-            Verdict::Slower => "SLOWER",
-            Verdict::Faster => "faster",
-            Verdict::Same => "same",
+    /// The verdict in the words of the unit: SLOWER/faster for times,
+    /// LARGER/smaller for memory.
+    fn word(self, unit: Unit) -> &'static str {
+        match (self, unit) {
+            (Verdict::Worse, Unit::Ms) => "SLOWER",
+            (Verdict::Better, Unit::Ms) => "faster",
+            (Verdict::Worse, Unit::Kib) => "LARGER",
+            (Verdict::Better, Unit::Kib) => "smaller",
+            (Verdict::Same, _) => "same",
         }
     }
 }
@@ -64,20 +74,24 @@ pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
                 continue;
             };
             for nm in &ne.metrics {
-                let Some(om) = oe.metrics.iter().find(|m| m.name == nm.name) else {
+                let Some(om) = oe
+                    .metrics
+                    .iter()
+                    .find(|m| m.name == nm.name && m.unit == nm.unit)
+                else {
                     continue;
                 };
                 let (Some(old_s), Some(new_s), Some(ratio)) = (
-                    Summary::of(&om.samples_ms),
-                    Summary::of(&nm.samples_ms),
-                    Ratio::of(&nm.samples_ms, &om.samples_ms),
+                    Summary::of(&om.samples),
+                    Summary::of(&nm.samples),
+                    Ratio::of(&nm.samples, &om.samples),
                 ) else {
                     continue;
                 };
                 let verdict = if ratio.ci95_low > 1.0 + margin {
-                    Verdict::Slower
+                    Verdict::Worse
                 } else if ratio.ci95_high < 1.0 / (1.0 + margin) {
-                    Verdict::Faster
+                    Verdict::Better
                 } else {
                     Verdict::Same
                 };
@@ -85,6 +99,7 @@ pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
                     scenario: ns.name.clone(),
                     engine: ne.engine.clone(),
                     metric: nm.name.clone(),
+                    unit: nm.unit,
                     old: old_s,
                     new: new_s,
                     ratio,
@@ -96,20 +111,21 @@ pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
     changes
 }
 
-/// Whether Berth itself got slower anywhere.
+/// Whether Berth itself got worse (slower or larger) anywhere.
 pub(crate) fn berth_regressed(changes: &[Change]) -> bool {
     changes
         .iter()
-        .any(|c| c.engine == BERTH && c.verdict == Verdict::Slower)
+        .any(|c| c.engine == BERTH && c.verdict == Verdict::Worse)
 }
 
-/// The comparison as a Markdown table, slower rows first.
+/// The comparison as a Markdown table, worse rows first.
 pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "# berth-perf compare\n\nOLD: {} ({}, {} cores, load {:.2})  \nNEW: {} ({}, {} cores, load {:.2})  \n\
-         A metric is SLOWER when the 95% interval of NEW/OLD lies entirely above {:.2}.\n",
+         A metric is SLOWER (a time) or LARGER (memory) when the 95% interval of NEW/OLD \
+         lies entirely above {:.2}.\n",
         old.started_at,
         old.machine.cpu_model,
         old.machine.cores,
@@ -128,30 +144,31 @@ pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f
     }
     let _ = writeln!(
         s,
-        "| scenario | engine | metric | OLD median ms | NEW median ms | NEW/OLD [95% CI] | verdict |\n\
-         |---|---|---|--:|--:|--:|---|"
+        "| scenario | engine | metric | unit | OLD median | NEW median | NEW/OLD [95% CI] | verdict |\n\
+         |---|---|---|---|--:|--:|--:|---|"
     );
     let mut sorted: Vec<&Change> = changes.iter().collect();
     sorted.sort_by_key(|c| match c.verdict {
-        Verdict::Slower => 0,
-        Verdict::Faster => 1,
+        Verdict::Worse => 0,
+        Verdict::Better => 1,
         Verdict::Same => 2,
     });
     for c in sorted {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} (n={}) | {:.2} (n={}) | {:.2} [{:.2}, {:.2}] | {} |",
+            "| {} | {} | {} | {} | {} (n={}) | {} (n={}) | {:.2} [{:.2}, {:.2}] | {} |",
             c.scenario,
             c.engine,
             c.metric,
-            c.old.median,
+            c.unit.symbol(),
+            c.unit.format(c.old.median),
             c.old.n,
-            c.new.median,
+            c.unit.format(c.new.median),
             c.new.n,
             c.ratio.median_ratio,
             c.ratio.ci95_low,
             c.ratio.ci95_high,
-            c.verdict.word()
+            c.verdict.word(c.unit)
         );
     }
     if changes.is_empty() {
@@ -163,21 +180,25 @@ pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{EngineResult, Machine, Metric, ScenarioReport, Status};
+    use crate::report::{EngineResult, Machine, Metric, SCHEMA_VERSION, ScenarioReport, Status};
 
     fn report(berth: &[f64], crun: &[f64]) -> Report {
+        report_in(Unit::Ms, "run", berth, crun)
+    }
+
+    fn report_in(unit: Unit, metric: &str, berth: &[f64], crun: &[f64]) -> Report {
         let engine = |name: &str, samples: &[f64]| EngineResult {
             engine: name.into(),
             status: Status::Ok,
             reason: None,
             errors: vec![],
             metrics: vec![Metric {
-                samples_ms: samples.to_vec(),
-                ..Metric::new("run")
+                samples: samples.to_vec(),
+                ..Metric::new(metric, unit)
             }],
         };
         Report {
-            schema_version: 1,
+            schema_version: SCHEMA_VERSION,
             tool_version: "test".into(),
             started_at: "2026-11-28T00:00:00Z".into(),
             runs: berth.len(),
@@ -213,12 +234,47 @@ mod tests {
         let new = report(&spread(9.0), &spread(14.0));
         let changes = compare(&old, &new, 0.05);
         let berth = changes.iter().find(|c| c.engine == BERTH).unwrap();
-        assert_eq!(berth.verdict, Verdict::Slower);
+        assert_eq!(berth.verdict, Verdict::Worse);
         assert!((berth.ratio.median_ratio - 1.5).abs() < 0.05);
         let crun = changes.iter().find(|c| c.engine == "crun").unwrap();
         assert_eq!(crun.verdict, Verdict::Same);
         assert!(berth_regressed(&changes));
-        assert!(markdown(&old, &new, &changes, 0.05).contains("| runtime-start | berth | run |"));
+        let md = markdown(&old, &new, &changes, 0.05);
+        assert!(
+            md.contains("| runtime-start | berth | run | ms | 6.20 (n=20) |"),
+            "{md}"
+        );
+        assert!(md.contains("| SLOWER |"), "{md}");
+    }
+
+    #[test]
+    fn more_memory_is_a_regression_and_less_is_not() {
+        let old = report_in(Unit::Kib, "pss", &spread(9000.0), &spread(20000.0));
+        let bigger = report_in(Unit::Kib, "pss", &spread(12000.0), &spread(20000.0));
+        let changes = compare(&old, &bigger, 0.05);
+        let berth = changes.iter().find(|c| c.engine == BERTH).unwrap();
+        assert_eq!((berth.unit, berth.verdict), (Unit::Kib, Verdict::Worse));
+        assert!(berth_regressed(&changes));
+        let md = markdown(&old, &bigger, &changes, 0.05);
+        assert!(
+            md.contains("| berth | pss | KiB | 9000 (n=20) | 12000 (n=20) |"),
+            "{md}"
+        );
+        assert!(md.contains("| LARGER |"), "{md}");
+
+        let smaller = report_in(Unit::Kib, "pss", &spread(6000.0), &spread(20000.0));
+        let changes = compare(&old, &smaller, 0.05);
+        assert!(!berth_regressed(&changes));
+        assert!(markdown(&old, &smaller, &changes, 0.05).contains("| smaller |"));
+    }
+
+    #[test]
+    fn a_metric_whose_unit_changed_is_not_compared() {
+        let old = report_in(Unit::Ms, "pss", &spread(6.0), &spread(14.0));
+        let new = report_in(Unit::Kib, "pss", &spread(9000.0), &spread(14.0));
+        let changes = compare(&old, &new, 0.05);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(!berth_regressed(&changes));
     }
 
     #[test]
@@ -230,7 +286,7 @@ mod tests {
         let faster = compare(&new, &report(&spread(3.0), &spread(14.0)), 0.05);
         assert_eq!(
             faster.iter().find(|c| c.engine == BERTH).unwrap().verdict,
-            Verdict::Faster
+            Verdict::Better
         );
     }
 }

@@ -50,7 +50,7 @@ struct Cli {
 enum Cmd {
     /// Run scenarios (all of them when none is named) and write a report.
     Run {
-        /// Scenarios to run: runtime-start, runtime-lifecycle.
+        /// Scenarios to run (see `berth-perf list`); all when none is named.
         scenarios: Vec<String>,
         /// Measured runs per engine.
         #[arg(long, default_value_t = 30)]
@@ -85,13 +85,14 @@ enum Cmd {
         #[arg(long, default_value = "target/perf-results/report.md")]
         out: PathBuf,
     },
-    /// Compare two reports: flags every metric where NEW is slower than OLD
-    /// beyond the noise (95% bootstrap interval of NEW/OLD above
-    /// 1 + margin). Exits 1 when one of Berth's metrics got slower.
+    /// Compare two reports: flags every metric where NEW is worse than OLD
+    /// (slower, or more memory) beyond the noise (95% bootstrap interval of
+    /// NEW/OLD above 1 + margin). Exits 1 when one of Berth's metrics got
+    /// worse.
     Compare {
         old: PathBuf,
         new: PathBuf,
-        /// Slowdowns smaller than this fraction are not flagged.
+        /// Changes smaller than this fraction are not flagged.
         #[arg(long, default_value_t = 0.05)]
         margin: f64,
     },

@@ -1,8 +1,11 @@
-//! Peers that run as daemons: a private dockerd (its own data root, exec
-//! root and socket, no bridge, no iptables rules), started for a scenario
-//! and stopped, with everything it mounted, on drop.
+//! Engines that run as daemons, each private to berth-perf (its own data
+//! root, exec root and socket): dockerd (no bridge, no iptables rules) and
+//! Berth's berthd. [`Daemon`] starts one, waits for `GET /_ping` to answer
+//! and stops it, with everything it mounted, on drop.
 
 use std::fs;
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,10 +14,188 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+/// A daemon started by berth-perf with all its state under `dir`, its
+/// output in `dir/<name>.log`, in a process group of its own. On drop it
+/// gets SIGTERM (20 s to exit), then its whole group SIGKILL, and whatever
+/// it mounted under `dir` is unmounted and `dir` removed.
 #[derive(Debug)]
-pub(crate) struct Dockerd {
+pub(crate) struct Daemon {
+    name: &'static str,
     child: Child,
     dir: PathBuf,
+    socket: PathBuf,
+    spawned_at: Instant,
+}
+
+impl Daemon {
+    /// Spawns `cmd` (which must make the daemon serve the Docker API on
+    /// `socket`); does not wait for it to answer.
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        dir: &Path,
+        socket: PathBuf,
+    ) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log_path = dir.join(format!("{name}.log"));
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        let spawned_at = Instant::now();
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        Ok(Self {
+            name,
+            child,
+            dir: dir.to_path_buf(),
+            socket,
+            spawned_at,
+        })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `GET /_ping` on the socket until it answers 200, and returns
+    /// the time from spawn to that answer. An error if the daemon exits or
+    /// `timeout` passes first.
+    pub(crate) fn wait_until_up(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let deadline = self.spawned_at + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ping(&self.socket, left.min(Duration::from_secs(5))) {
+                return Ok(self.spawned_at.elapsed());
+            }
+            self.ensure_running()?;
+            if left.is_zero() {
+                bail!(
+                    "{} did not answer on {} within {timeout:?}: {}",
+                    self.name,
+                    self.socket.display(),
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// An error, with the end of the log, if the daemon has exited.
+    pub(crate) fn ensure_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited ({status}): {}", self.name, self.log_tail());
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let text =
+            fs::read_to_string(self.dir.join(format!("{}.log", self.name))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+        if tail.is_empty() {
+            "(no output)".into()
+        } else {
+            tail
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // What the daemon started in its group (dockerd's containerd).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        unmount_under(&self.dir);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether the Docker API on the unix socket answers `GET /_ping` with 200
+/// within `wait` (a daemon that listens before it serves keeps the
+/// connection pending, so a long wait catches the first answer).
+pub(crate) fn ping(socket: &Path, wait: Duration) -> bool {
+    let Ok(mut stream) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let wait = wait.max(Duration::from_millis(10));
+    if stream.set_read_timeout(Some(wait)).is_err() || stream.set_write_timeout(Some(wait)).is_err()
+    {
+        return false;
+    }
+    if stream
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: berth-perf\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok()
+        && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
+}
+
+/// `dockerd` with all its state under `dir` (data root, exec root, pid
+/// file, socket), no bridge and no iptables rules, and the socket path.
+pub(crate) fn dockerd_command(dir: &Path) -> (Command, PathBuf) {
+    let socket = dir.join("docker.sock");
+    let mut cmd = Command::new("dockerd");
+    cmd.arg(format!("--data-root={}", dir.join("data").display()))
+        .arg(format!("--exec-root={}", dir.join("exec").display()))
+        .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
+        .arg(format!("--host=unix://{}", socket.display()))
+        .args([
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--storage-driver=overlay2",
+            "--log-level=error",
+        ]);
+    (cmd, socket)
+}
+
+/// Berth's daemon `bin` with all its state under `dir` and an empty config
+/// file (so a host's /etc/berth/berthd.toml does not apply), and the socket
+/// path.
+pub(crate) fn berthd_command(bin: &Path, dir: &Path) -> anyhow::Result<(Command, PathBuf)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let config = dir.join("berthd.toml");
+    fs::write(&config, "").with_context(|| format!("writing {}", config.display()))?;
+    let socket = dir.join("berthd.sock");
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .args(["--log-level", "error"]);
+    Ok((cmd, socket))
+}
+
+/// A private dockerd for a scenario (pull-cold), with its `docker` CLI.
+#[derive(Debug)]
+pub(crate) struct Dockerd {
+    /// Only held: dropping it stops dockerd.
+    _daemon: Daemon,
     socket: PathBuf,
 }
 
@@ -22,52 +203,13 @@ impl Dockerd {
     /// Starts `dockerd` with all its state under `dir` and waits until its
     /// API answers.
     pub(crate) fn start(dir: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let socket = dir.join("docker.sock");
-        let log = fs::File::create(dir.join("dockerd.log"))?;
-        let child = Command::new("dockerd")
-            .arg(format!("--data-root={}", dir.join("data").display()))
-            .arg(format!("--exec-root={}", dir.join("exec").display()))
-            .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
-            .arg(format!("--host=unix://{}", socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--storage-driver=overlay2",
-                "--log-level=error",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("starting dockerd")?;
-        let daemon = Self {
-            child,
-            dir: dir.to_path_buf(),
+        let (cmd, socket) = dockerd_command(dir);
+        let mut daemon = Daemon::spawn("dockerd", cmd, dir, socket.clone())?;
+        daemon.wait_until_up(Duration::from_secs(60))?;
+        Ok(Self {
+            _daemon: daemon,
             socket,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let up = daemon
-                .cli()
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if up {
-                return Ok(daemon);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "dockerd did not answer within 60 s: {}",
-                    fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 
     /// The `docker` CLI pointed at this daemon.
@@ -102,29 +244,6 @@ impl Dockerd {
             bail!("docker rmi failed: {status}");
         }
         Ok(())
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = self.child.id() as i32;
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // dockerd's managed containerd is in the same process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        unmount_under(&self.dir);
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

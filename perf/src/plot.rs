@@ -1,6 +1,8 @@
-//! SVG plots of a report: for each scenario, the latency distribution of
+//! SVG plots of a report: for each scenario and unit, the distribution of
 //! every engine and metric as a strip chart (one dot per measured run, a bar
-//! at the median) on a log time axis, so ratios read as distances.
+//! at the median) on a log axis in that unit, so ratios read as distances.
+//! Times go to `<stem>-<scenario>.svg`, memory to `<stem>-<scenario>-KiB.svg`:
+//! one axis cannot hold both.
 //!
 //! Text goes through plotters' `ab_glyph` backend, which needs a font file:
 //! DejaVu Sans from Debian's fonts-dejavu-core. Without it the plots are
@@ -13,7 +15,7 @@ use std::sync::OnceLock;
 use anyhow::{Context as _, anyhow};
 use plotters::prelude::*;
 
-use crate::report::{Report, ScenarioReport};
+use crate::report::{Report, ScenarioReport, Unit};
 
 const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -49,15 +51,22 @@ fn font() -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Writes `<stem>-<scenario>.svg` into `out` for every scenario with
-/// samples, and returns the files written.
+/// Writes `<stem>-<scenario>.svg` (times) and `<stem>-<scenario>-KiB.svg`
+/// (memory) into `out` for every scenario with samples in that unit, and
+/// returns the files written.
 pub(crate) fn write_plots(report: &Report, out: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
     font()?;
     let mut written = Vec::new();
     for sc in &report.scenarios {
-        let path = out.join(format!("{stem}-{}.svg", sc.name));
-        if scenario_plot(sc, &path)? {
-            written.push(path);
+        for unit in [Unit::Ms, Unit::Kib] {
+            let suffix = match unit {
+                Unit::Ms => String::new(),
+                other => format!("-{}", other.symbol()),
+            };
+            let path = out.join(format!("{stem}-{}{suffix}.svg", sc.name));
+            if scenario_plot(sc, unit, &path)? {
+                written.push(path);
+            }
         }
     }
     Ok(written)
@@ -71,11 +80,17 @@ struct Row<'a> {
     median: f64,
 }
 
-/// Rows grouped by metric (every engine's `create` together, ...), engines
-/// in report order within a group, so the rows to compare are adjacent.
-fn rows(sc: &ScenarioReport) -> Vec<Row<'_>> {
+/// The rows of the metrics in `unit`, grouped by metric (every engine's
+/// `create` together, ...), engines in report order within a group, so the
+/// rows to compare are adjacent.
+fn rows(sc: &ScenarioReport, unit: Unit) -> Vec<Row<'_>> {
     let mut metrics: Vec<&str> = Vec::new();
-    for m in sc.engines.iter().flat_map(|e| &e.metrics) {
+    for m in sc
+        .engines
+        .iter()
+        .flat_map(|e| &e.metrics)
+        .filter(|m| m.unit == unit)
+    {
         if !metrics.contains(&m.name.as_str()) {
             metrics.push(&m.name);
         }
@@ -83,12 +98,16 @@ fn rows(sc: &ScenarioReport) -> Vec<Row<'_>> {
     let mut rows = Vec::new();
     for metric in metrics {
         for e in &sc.engines {
-            for m in e.metrics.iter().filter(|m| m.name == metric) {
+            for m in e
+                .metrics
+                .iter()
+                .filter(|m| m.name == metric && m.unit == unit)
+            {
                 if let Some(s) = &m.summary {
                     rows.push(Row {
                         label: format!("{} {}", m.name, e.engine),
                         engine: &e.engine,
-                        samples: &m.samples_ms,
+                        samples: &m.samples,
                         median: s.median,
                     });
                 }
@@ -98,9 +117,9 @@ fn rows(sc: &ScenarioReport) -> Vec<Row<'_>> {
     rows
 }
 
-/// Draws one scenario; false when it has no samples.
-fn scenario_plot(sc: &ScenarioReport, path: &Path) -> anyhow::Result<bool> {
-    let rows = rows(sc);
+/// Draws one scenario's metrics in `unit`; false when there are none.
+fn scenario_plot(sc: &ScenarioReport, unit: Unit, path: &Path) -> anyhow::Result<bool> {
+    let rows = rows(sc, unit);
     if rows.is_empty() {
         return Ok(false);
     }
@@ -116,7 +135,12 @@ fn scenario_plot(sc: &ScenarioReport, path: &Path) -> anyhow::Result<bool> {
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{}: wall time per run (ms, log scale)", sc.name),
+            format!(
+                "{}: {} ({}, log scale)",
+                sc.name,
+                unit.quantity(),
+                unit.symbol()
+            ),
             ("sans-serif", 18),
         )
         .margin(12)
@@ -135,7 +159,8 @@ fn scenario_plot(sc: &ScenarioReport, path: &Path) -> anyhow::Result<bool> {
                 String::new()
             }
         })
-        .x_desc("ms")
+        .x_label_formatter(&|v| tick_label(*v))
+        .x_desc(unit.symbol())
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(plot_err)?;
@@ -164,6 +189,46 @@ fn scenario_plot(sc: &ScenarioReport, path: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Label of a log-axis tick: only the 1, 2, 5 of each decade are named
+/// (the others are crowded), compactly: `0.5`, `20`, `50k`, `1M`.
+fn tick_label(v: f64) -> String {
+    if v <= 0.0 || !v.is_finite() {
+        return String::new();
+    }
+    let decade = 10f64.powf(v.log10().floor());
+    let lead = v / decade;
+    if ![1.0, 2.0, 5.0].iter().any(|l| (lead - l).abs() < 1e-6) {
+        return String::new();
+    }
+    let (x, suffix) = if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let text = format!("{x:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{suffix}")
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the plot: {e:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_name_1_2_5_compactly() {
+        assert_eq!(tick_label(10.0), "10");
+        assert_eq!(tick_label(20000.0), "20k");
+        assert_eq!(tick_label(100000.0), "100k");
+        assert_eq!(tick_label(0.5), "0.5");
+        assert_eq!(tick_label(2_000_000.0), "2M");
+        assert_eq!(tick_label(1.5), "");
+        assert_eq!(tick_label(70.0), "");
+        assert_eq!(tick_label(0.0), "");
+    }
 }

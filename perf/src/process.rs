@@ -97,3 +97,82 @@ fn read_all(f: &mut File) -> io::Result<String> {
     f.read_to_end(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
+
+/// What [`run_together`] observed.
+#[derive(Debug)]
+pub(crate) struct Together {
+    /// From just before the first `spawn` to the moment the last exit was
+    /// observed.
+    pub(crate) wall: Duration,
+    /// Each command's exit, in the order given. Their `wall` is when their
+    /// exit was observed: exits are collected in order, so it is only an
+    /// upper bound for all but the slowest.
+    pub(crate) each: Vec<Measured>,
+}
+
+/// Spawns every command back to back (each in a process group of its own),
+/// then waits for all of them; on timeout every group still running is
+/// killed. The clock runs from the first spawn to the last exit. Like
+/// [`run_measured`], the commands' stdio must not be piped to us. If a spawn
+/// fails, the commands already started are killed and reaped and the error
+/// is returned.
+pub(crate) fn run_together(cmds: &mut [Command], timeout: Duration) -> io::Result<Together> {
+    let (tx, rx) = mpsc::channel::<Vec<u32>>();
+    let watchdog = thread::spawn(move || {
+        let Ok(pids) = rx.recv() else { return false };
+        match rx.recv_timeout(timeout) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                for &pid in &pids {
+                    let _ = sys::kill_group(pid);
+                }
+                true
+            }
+            _ => false,
+        }
+    });
+    let start = Instant::now();
+    let mut pids = Vec::with_capacity(cmds.len());
+    for cmd in cmds.iter_mut() {
+        match cmd.process_group(0).spawn() {
+            Ok(child) => pids.push(child.id()),
+            Err(e) => {
+                drop(tx);
+                let _ = watchdog.join();
+                for &pid in &pids {
+                    let _ = sys::kill_group(pid);
+                    let _ = sys::wait4(pid);
+                }
+                return Err(e);
+            }
+        }
+    }
+    let _ = tx.send(pids.clone());
+    // As in run_measured: see every exit without reaping, so the watchdog
+    // never signals a recycled pid; reap once it is done.
+    let mut observed = Vec::with_capacity(pids.len());
+    let mut waited = Ok(());
+    for &pid in &pids {
+        if let Err(e) = sys::wait_exited_nowait(pid) {
+            waited = Err(e);
+        }
+        observed.push(start.elapsed());
+    }
+    let wall = start.elapsed();
+    let _ = tx.send(Vec::new());
+    let timed_out = watchdog.join().unwrap_or(false);
+    let mut each = Vec::with_capacity(pids.len());
+    // Reap every child even if one wait fails, so none is left a zombie.
+    for (&pid, wall) in pids.iter().zip(observed) {
+        match sys::wait4(pid) {
+            Ok(reaped) => each.push(Measured {
+                wall,
+                status: reaped.status,
+                maxrss_kib: reaped.maxrss_kib,
+                timed_out,
+            }),
+            Err(e) => waited = waited.and(Err(e)),
+        }
+    }
+    waited?;
+    Ok(Together { wall, each })
+}

@@ -2,10 +2,11 @@
 //! perf/README.md) and a Markdown rendering of it, written side by side as
 //! `<out>/berth-perf-<UTC timestamp>.{json,md}`.
 //!
-//! Schema version 1 (all times in milliseconds, memory in KiB):
+//! Schema version 2 (each metric names its unit; other memory fields are
+//! KiB):
 //!
 //! ```text
-//! Report      { schema_version: 1, tool_version, started_at (RFC 3339 UTC),
+//! Report      { schema_version: 2, tool_version, started_at (RFC 3339 UTC),
 //!               runs, warmup, machine: Machine, engines: [EngineInfo],
 //!               scenarios: [ScenarioReport] }
 //! Machine     { cpu_model, cores, mem_total_kib, kernel_release,
@@ -16,11 +17,16 @@
 //!               notes: [string] }
 //! EngineResult { engine, status ("ok" | "failed" | "skipped"), reason?,
 //!               errors: [string], metrics: [Metric] }
-//! Metric      { name, samples_ms: [f64], rss_kib: [u64], summary?: Summary,
-//!               peak_rss_kib?, vs_baseline?: Ratio }
-//! Summary     { n, median, p90, min, max, mean }
+//! Metric      { name, unit ("ms" | "KiB"), samples: [f64], rss_kib: [u64],
+//!               summary?: Summary, peak_rss_kib?, vs_baseline?: Ratio }
+//! Summary     { n, median, p90, min, max, mean }   (in the metric's unit)
 //! Ratio       { median_ratio, ci95_low, ci95_high }
 //! ```
+//!
+//! Version 1 had no `unit` (every metric was a time) and called `samples`
+//! `samples_ms`; such files still load, as `ms` metrics. For both units
+//! more is worse: a ratio above 1 means more time or more memory than the
+//! baseline.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -32,8 +38,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::BERTH;
 use crate::stats::{Ratio, Summary};
 
-/// Version of the JSON schema; bump on incompatible changes.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON schema; bump on incompatible changes. 2: metrics
+/// carry a `unit`, `samples_ms` became `samples`.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// One run of the harness.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,12 +137,56 @@ pub(crate) struct EngineResult {
     pub(crate) metrics: Vec<Metric>,
 }
 
-/// One measured quantity (e.g. `run`, `create`) of one engine.
+/// What a metric's samples count. For both, more is worse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Unit {
+    /// Milliseconds of wall time.
+    #[default]
+    #[serde(rename = "ms")]
+    Ms,
+    /// Kibibytes of memory.
+    #[serde(rename = "KiB")]
+    Kib,
+}
+
+impl Unit {
+    /// The unit as written in reports: `ms` or `KiB`.
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            Unit::Ms => "ms",
+            Unit::Kib => "KiB",
+        }
+    }
+
+    /// A value of this unit for a table: ms to the hundredth, KiB whole.
+    pub(crate) fn format(self, value: f64) -> String {
+        match self {
+            Unit::Ms => format!("{value:.2}"),
+            Unit::Kib => format!("{value:.0}"),
+        }
+    }
+
+    /// What the samples are, for plot captions.
+    pub(crate) fn quantity(self) -> &'static str {
+        match self {
+            Unit::Ms => "wall time per run",
+            Unit::Kib => "memory per run",
+        }
+    }
+}
+
+/// One measured quantity (e.g. `run`, `create`, `pss`) of one engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Metric {
     pub(crate) name: String,
-    /// Wall time of each successful measured run, in run order.
-    pub(crate) samples_ms: Vec<f64>,
+    /// Unit of `samples` and `summary`; absent in schema 1 files, where
+    /// every metric was a time.
+    #[serde(default)]
+    pub(crate) unit: Unit,
+    /// The value of each successful measured run, in run order (wall time
+    /// for `ms` metrics).
+    #[serde(alias = "samples_ms")]
+    pub(crate) samples: Vec<f64>,
     /// Peak RSS (`ru_maxrss`) of the runtime process of each run, when the
     /// metric is one process; empty otherwise.
     #[serde(default)]
@@ -151,10 +202,11 @@ pub(crate) struct Metric {
 }
 
 impl Metric {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str, unit: Unit) -> Self {
         Self {
             name: name.to_string(),
-            samples_ms: Vec::new(),
+            unit,
+            samples: Vec::new(),
             rss_kib: Vec::new(),
             summary: None,
             peak_rss_kib: None,
@@ -167,7 +219,7 @@ impl ScenarioReport {
     /// Fills summaries, peaks, the baseline and every ratio to it.
     pub(crate) fn finish(&mut self) {
         for m in self.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
-            m.summary = Summary::of(&m.samples_ms);
+            m.summary = Summary::of(&m.samples);
             m.peak_rss_kib = m.rss_kib.iter().copied().max();
         }
         let ran = |e: &&EngineResult| e.status == Status::Ok;
@@ -189,8 +241,8 @@ impl ScenarioReport {
         for m in self.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
             m.vs_baseline = base
                 .iter()
-                .find(|b| b.name == m.name)
-                .and_then(|b| Ratio::of(&m.samples_ms, &b.samples_ms));
+                .find(|b| b.name == m.name && b.unit == m.unit)
+                .and_then(|b| Ratio::of(&m.samples, &b.samples));
         }
     }
 }
@@ -287,25 +339,29 @@ impl ScenarioReport {
         let h = "#".repeat(level);
         let _ = writeln!(s, "{h} {}\n\n{}\n", self.name, self.description);
         let base = self.baseline.as_deref().unwrap_or("baseline");
+        // One table for all units: the unit column says what median..mean
+        // count on each row.
         let _ = writeln!(
             s,
-            "| engine | metric | n | median ms | p90 ms | min ms | max ms | mean ms | × {base} [95% CI] | peak RSS KiB |"
+            "| engine | metric | unit | n | median | p90 | min | max | mean | × {base} [95% CI] | peak RSS KiB |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+        // The 9 cells after `metric` on a row that only explains.
+        const BLANK: &str = " | | | | | | | | |";
         for e in &self.engines {
             if e.status == Status::Skipped {
                 let why = e.reason.as_deref().unwrap_or("no reason given");
-                let _ = writeln!(
-                    s,
-                    "| {} | skipped: {} | | | | | | | | |",
-                    e.engine,
-                    cell(why)
-                );
+                let _ = writeln!(s, "| {} | skipped: {} |{BLANK}", e.engine, cell(why));
                 continue;
             }
             for m in &e.metrics {
+                let unit = m.unit.symbol();
                 let Some(st) = &m.summary else {
-                    let _ = writeln!(s, "| {} | {} | 0 | | | | | | | |", e.engine, m.name);
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {unit} | 0 | | | | | | | |",
+                        e.engine, m.name
+                    );
                     continue;
                 };
                 let ratio = match (&m.vs_baseline, self.baseline.as_deref() == Some(&e.engine)) {
@@ -319,16 +375,26 @@ impl ScenarioReport {
                     (None, false) => String::new(),
                 };
                 let rss = m.peak_rss_kib.map(|k| k.to_string()).unwrap_or_default();
+                let v = |x: f64| m.unit.format(x);
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
-                    e.engine, m.name, st.n, st.median, st.p90, st.min, st.max, st.mean, ratio, rss
+                    "| {} | {} | {unit} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    e.engine,
+                    m.name,
+                    st.n,
+                    v(st.median),
+                    v(st.p90),
+                    v(st.min),
+                    v(st.max),
+                    v(st.mean),
+                    ratio,
+                    rss
                 );
             }
             if !e.errors.is_empty() {
                 let _ = writeln!(
                     s,
-                    "| {} | FAILED {} run(s): {} | | | | | | | | |",
+                    "| {} | FAILED {} run(s): {} |{BLANK}",
                     e.engine,
                     e.errors.len(),
                     cell(&e.errors[0])
@@ -384,9 +450,14 @@ mod tests {
 
     fn sample_report() -> Report {
         let metric = |name: &str, samples: &[f64], rss: &[u64]| {
-            let mut m = Metric::new(name);
-            m.samples_ms = samples.to_vec();
+            let mut m = Metric::new(name, Unit::Ms);
+            m.samples = samples.to_vec();
             m.rss_kib = rss.to_vec();
+            m
+        };
+        let memory = |name: &str, samples: &[f64]| {
+            let mut m = Metric::new(name, Unit::Kib);
+            m.samples = samples.to_vec();
             m
         };
         let mut scenario = ScenarioReport {
@@ -406,14 +477,20 @@ mod tests {
                     status: Status::Ok,
                     reason: None,
                     errors: vec![],
-                    metrics: vec![metric("run", &[16.0, 15.5, 17.25], &[2000, 2100, 1900])],
+                    metrics: vec![
+                        metric("run", &[16.0, 15.5, 17.25], &[2000, 2100, 1900]),
+                        memory("pss", &[4096.0, 4100.0, 4092.5]),
+                    ],
                 },
                 EngineResult {
                     engine: "runc".into(),
                     status: Status::Failed,
                     reason: None,
                     errors: vec!["run 2: exit status 1".into()],
-                    metrics: vec![metric("run", &[38.0, 40.0], &[9000, 9100])],
+                    metrics: vec![
+                        metric("run", &[38.0, 40.0], &[9000, 9100]),
+                        memory("pss", &[8192.0, 8200.0]),
+                    ],
                 },
             ],
             notes: vec![],
@@ -452,11 +529,40 @@ mod tests {
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, report);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["schema_version"], 2);
         assert_eq!(v["scenarios"][0]["engines"][0]["status"], "skipped");
-        assert_eq!(
-            v["scenarios"][0]["engines"][1]["metrics"][0]["summary"]["median"],
-            16.0
+        let crun = &v["scenarios"][0]["engines"][1]["metrics"];
+        assert_eq!(crun[0]["unit"], "ms");
+        assert_eq!(crun[0]["summary"]["median"], 16.0);
+        assert_eq!(crun[1]["unit"], "KiB");
+        assert_eq!(crun[1]["samples"][2], 4092.5);
+        assert_eq!(crun[1]["summary"]["median"], 4096.0);
+    }
+
+    #[test]
+    fn schema_1_metrics_load_as_ms() {
+        let mut v = serde_json::to_value(sample_report()).unwrap();
+        // Turn the report back into what version 1 wrote: no unit, and the
+        // samples under their old name.
+        v["schema_version"] = 1.into();
+        for e in v["scenarios"][0]["engines"].as_array_mut().unwrap() {
+            for m in e["metrics"].as_array_mut().unwrap() {
+                let m = m.as_object_mut().unwrap();
+                m.remove("unit").unwrap();
+                let samples = m.remove("samples").unwrap();
+                m.insert("samples_ms".into(), samples);
+            }
+        }
+        let old: Report = serde_json::from_value(v).unwrap();
+        let crun = &old.scenarios[0].engines[1].metrics;
+        assert_eq!(crun[0].unit, Unit::Ms);
+        assert_eq!(crun[0].samples, [16.0, 15.5, 17.25]);
+        // Without a unit even the memory metric reads as a time.
+        assert_eq!(crun[1].unit, Unit::Ms);
+        assert_eq!(crun[1].samples, [4096.0, 4100.0, 4092.5]);
+        assert!(
+            serde_json::from_str::<Unit>("\"GiB\"").is_err(),
+            "unknown units are rejected"
         );
     }
 
@@ -470,6 +576,11 @@ mod tests {
         assert_eq!(crun.vs_baseline.as_ref().unwrap().median_ratio, 1.0);
         let runc = &sc.engines[2].metrics[0];
         assert!((runc.vs_baseline.as_ref().unwrap().median_ratio - 39.0 / 16.0).abs() < 1e-12);
+        let runc_pss = &sc.engines[2].metrics[1];
+        assert!(
+            (runc_pss.vs_baseline.as_ref().unwrap().median_ratio - 8196.0 / 4096.0).abs() < 1e-12
+        );
+        assert_eq!(runc_pss.peak_rss_kib, None);
         assert!(report.has_failures());
     }
 
@@ -480,8 +591,12 @@ mod tests {
             md.contains("| berth | skipped: berth-runtime \\| not found |"),
             "{md}"
         );
-        assert!(md.contains("| crun | run | 3 | 16.00 |"), "{md}");
-        assert!(md.contains("| runc | run | 2 |"), "{md}");
+        assert!(md.contains("| crun | run | ms | 3 | 16.00 |"), "{md}");
+        assert!(md.contains("| crun | pss | KiB | 3 | 4096 |"), "{md}");
+        assert!(md.contains("| runc | run | ms | 2 |"), "{md}");
+        // 8196 / 4096: twice the memory of the baseline.
+        assert!(md.contains("| runc | pss | KiB | 2 | 8196 | "), "{md}");
+        assert!(md.contains("| 2.00 ["), "{md}");
         assert!(md.contains("| runc | FAILED 1 run(s)"), "{md}");
         assert!(md.contains("× crun [95% CI]"), "{md}");
     }

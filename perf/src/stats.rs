@@ -1,4 +1,4 @@
-//! Summary statistics of timing samples and the bootstrap confidence interval
+//! Summary statistics of samples (times or memory) and the bootstrap confidence interval
 //! of a ratio of medians.
 //!
 //! Quantiles use linear interpolation between closest ranks (Hyndman & Fan
@@ -22,7 +22,7 @@ pub(crate) const BOOTSTRAP_RESAMPLES: usize = 2000;
 /// Seed of the bootstrap PRNG: fixed so that reports are reproducible.
 pub(crate) const BOOTSTRAP_SEED: u64 = 0x6265_7274_6870_6572; // "berthper"
 
-/// Summary of one set of samples (milliseconds in reports).
+/// Summary of one set of samples, in their metric's unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Summary {
     pub(crate) n: usize,
@@ -56,7 +56,7 @@ impl Summary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Ratio {
     /// `median(engine) / median(baseline)`: above 1 means the engine is
-    /// slower than the baseline.
+    /// slower than the baseline (or uses more memory, for a KiB metric).
     pub(crate) median_ratio: f64,
     pub(crate) ci95_low: f64,
     pub(crate) ci95_high: f64,

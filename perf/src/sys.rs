@@ -1,6 +1,7 @@
 //! The raw syscalls of the harness, each behind a safe function: `wait4` for
 //! a child's exit status and peak RSS, `waitid(WNOWAIT)` to see an exit
-//! without reaping, `kill`, and `prctl(PR_SET_CHILD_SUBREAPER)`.
+//! without reaping, `waitpid(WNOHANG)`, `kill`, and
+//! `prctl(PR_SET_CHILD_SUBREAPER)`.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -78,6 +79,27 @@ pub(crate) fn reap_exited() -> usize {
             return n;
         }
         n += 1;
+    }
+}
+
+/// Reaps child `pid` if it has exited: `Ok(true)` when reaped, `Ok(false)`
+/// while it runs, `ECHILD` if it is not our child (any more).
+pub(crate) fn try_reap(pid: u32) -> io::Result<bool> {
+    let pid = to_pid(pid)?;
+    loop {
+        // SAFETY: a null status pointer is allowed by waitpid; no memory is
+        // written.
+        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        match rc {
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            0 => return Ok(false),
+            _ => return Ok(true),
+        }
     }
 }
 

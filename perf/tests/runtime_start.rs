@@ -63,7 +63,7 @@ fn runtime_start_against_installed_peers() {
 
     let json = std::fs::read_to_string(file_with_ext(out.path(), "json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     let scenarios = report["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 1);
@@ -87,7 +87,8 @@ fn runtime_start_against_installed_peers() {
             "ok" => {
                 let run = &e["metrics"][0];
                 assert_eq!(run["name"], "run");
-                let samples = run["samples_ms"].as_array().unwrap();
+                assert_eq!(run["unit"], "ms", "{name}: {run}");
+                let samples = run["samples"].as_array().unwrap();
                 assert!(samples.len() >= 3, "{name}: {samples:?}");
                 assert!(
                     samples.iter().all(|s| s.as_f64().unwrap() > 0.0),
@@ -122,7 +123,7 @@ fn runtime_start_against_installed_peers() {
     }
     for name in &ran {
         assert!(
-            md.contains(&format!("| {name} | run | 3 |")),
+            md.contains(&format!("| {name} | run | ms | 3 |")),
             "no data row for {name}:\n{md}"
         );
     }
@@ -139,6 +140,7 @@ fn runtime_start_against_installed_peers() {
         &svg[..svg.len().min(200)]
     );
     assert!(svg.contains("runtime-start"), "no title in the SVG");
+    assert!(svg.contains("(ms, log scale)"), "no unit in the SVG title");
     let dots = svg.matches("<circle").count();
     assert_eq!(dots, 3 * ran.len(), "one dot per measured run expected");
     assert!(
@@ -170,7 +172,7 @@ fn runtime_start_against_installed_peers() {
     assert!(compared.status.success(), "compare failed: {text}");
     for name in &ran {
         assert!(
-            text.contains(&format!("| runtime-start | {name} | run |"))
+            text.contains(&format!("| runtime-start | {name} | run | ms |"))
                 && !text.contains("| SLOWER |"),
             "compare output: {text}"
         );

@@ -15,6 +15,7 @@
 //! upgrades on every connection.
 
 mod body;
+mod containers;
 pub(crate) mod containers_types;
 mod error;
 mod images;
@@ -131,6 +132,7 @@ impl App {
         let mut router = Router::default();
         system::routes(&mut router);
         images::routes(&mut router);
+        containers::routes(&mut router);
         App { engine, router }
     }
 

@@ -43,6 +43,8 @@ pub(crate) enum EngineError {
     SinceAfterUntil { since: String, until: String },
     #[error("opening the image store: {0}")]
     Images(super::images::ImageError),
+    #[error("opening the container store: {0}")]
+    Containers(Box<super::containers::ContainerError>),
 }
 
 impl EngineError {
@@ -50,6 +52,7 @@ impl EngineError {
         match self {
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::Images(e) => e.kind(),
+            EngineError::Containers(e) => e.kind(),
             EngineError::Filter(_) | EngineError::SinceAfterUntil { .. } => {
                 ErrorKind::InvalidArgument
             }

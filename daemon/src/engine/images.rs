@@ -12,6 +12,8 @@ mod changes;
 mod error;
 mod filter;
 pub(crate) mod pipe;
+mod pull;
+mod push;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -35,6 +37,7 @@ use crate::log;
 pub(crate) use error::ImageError;
 use filter::{LIST_FILTERS, PRUNE_FILTERS, dangling_filter, glob_match, labels_pass, parse_until};
 use pipe::{ChannelReader, ChannelWriter, PIPE_DEPTH};
+pub(crate) use pull::PullLine;
 
 /// kv table: image ID -> RFC 3339 time of its last tag.
 const LAST_TAG_TABLE: &str = "image-last-tag";
@@ -198,7 +201,6 @@ pub(crate) struct Stores {
     pub(crate) content: ContentStore,
     pub(crate) metadata: Arc<MetadataStore>,
     /// Unpacked layers by chain ID, and containers' writable layers.
-    #[allow(dead_code)] // pull and containers use it next
     pub(crate) snapshots: Arc<OverlaySnapshotter>,
     /// Configs are immutable by digest, so parsed ones are kept.
     configs: Mutex<HashMap<Digest, Arc<ImageConfig>>>,
@@ -346,10 +348,9 @@ impl Engine {
             .publish(Event::now(EventType::Image, action, id, attributes));
     }
 
-    /// Hook for the container store: the containers (short IDs) created
-    /// from `image_id`. Stub: no containers exist yet, so none.
-    pub(crate) fn containers_using_image(&self, _image_id: &Digest) -> Vec<String> {
-        Vec::new()
+    /// The containers (short IDs) created from `image_id`.
+    pub(crate) fn containers_using_image(&self, image_id: &Digest) -> Vec<String> {
+        self.containers_of_image(image_id)
     }
 
     /// `GET /images/json`: images matching `filters`, newest first.

@@ -1,6 +1,7 @@
 //! Domain operations and state of the daemon. Nothing here knows HTTP: the
 //! `api` layer parses requests into calls on [`Engine`] and renders results.
 
+pub(crate) mod containers;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod filters;
@@ -11,6 +12,7 @@ pub(crate) mod spec;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
@@ -24,8 +26,9 @@ pub(crate) use images::ImageStore;
 #[derive(Debug, Clone)]
 pub(crate) struct EngineConfig {
     pub(crate) data_root: PathBuf,
-    #[allow(dead_code)] // container state will live here
     pub(crate) exec_root: PathBuf,
+    /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback.
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 /// Container totals by state, for `GET /info`.
@@ -48,8 +51,9 @@ pub(crate) struct Engine {
     config: EngineConfig,
     id: String,
     host: HostFacts,
-    events: EventBus,
+    events: Arc<EventBus>,
     images: ImageStore,
+    containers: Arc<containers::ContainerStore>,
     started: SystemTime,
     shutting_down: watch::Sender<bool>,
 }
@@ -59,12 +63,21 @@ impl Engine {
         let id = load_or_create_engine_id(&config.data_root)?;
         let host = HostFacts::gather(&config.data_root);
         let images = ImageStore::open(&config.data_root).map_err(EngineError::Images)?;
+        let events = Arc::new(EventBus::default());
+        let containers = containers::ContainerStore::open(
+            &config.data_root,
+            &config.exec_root,
+            events.clone(),
+            images.stores().clone(),
+        )
+        .map_err(|e| EngineError::Containers(Box::new(e)))?;
         Ok(Engine {
             config,
             id,
             host,
-            events: EventBus::default(),
+            events,
             images,
+            containers,
             started: SystemTime::now(),
             shutting_down: watch::channel(false).0,
         })
@@ -92,9 +105,9 @@ impl Engine {
         self.started
     }
 
-    /// Containers by state. Stub: zero until the container store is wired in.
+    /// Containers by state.
     pub(crate) fn container_counts(&self) -> ContainerCounts {
-        ContainerCounts::default()
+        self.container_counts_now()
     }
 
     /// Number of images.

@@ -616,7 +616,7 @@ fn resources(
 mod devices;
 mod mounts;
 mod seccomp;
-mod user;
+pub(crate) mod user;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,10 @@
 //! reason; a failed measured trial is recorded as an error, never as a
 //! sample.
 
+mod daemon_idle;
 mod pull_cold;
+mod runtime_concurrent;
+mod runtime_exec;
 mod runtime_lifecycle;
 mod runtime_start;
 
@@ -25,7 +28,7 @@ use anyhow::{Context as _, bail};
 use crate::engine::{Engine, Missing};
 use crate::host;
 use crate::process::{self, Measured, run_measured};
-use crate::report::{EngineResult, Metric, ScenarioReport, Status};
+use crate::report::{EngineResult, Metric, ScenarioReport, Status, Unit};
 
 /// Give up on an engine after this many failed measured trials in a row.
 const MAX_CONSECUTIVE_FAILURES: usize = 3;
@@ -91,7 +94,10 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(runtime_start::RuntimeStart),
         Box::new(runtime_lifecycle::RuntimeLifecycle),
+        Box::new(runtime_exec::RuntimeExec),
+        Box::new(runtime_concurrent::RuntimeConcurrent),
         Box::new(pull_cold::PullCold),
+        Box::new(daemon_idle::DaemonIdle),
     ]
 }
 
@@ -99,19 +105,56 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sample {
     pub(crate) metric: &'static str,
-    pub(crate) ms: f64,
+    pub(crate) unit: Unit,
+    pub(crate) value: f64,
     /// Peak RSS of the one process the metric timed, if it was one.
     pub(crate) rss_kib: Option<u64>,
 }
 
 impl Sample {
+    /// The wall time and peak RSS of one measured process.
     pub(crate) fn of(metric: &'static str, m: &Measured) -> Self {
         Self {
-            metric,
-            ms: m.ms(),
             rss_kib: Some(m.maxrss_kib),
+            ..Self::time(metric, m.ms())
         }
     }
+
+    /// A time in milliseconds that is not one process's.
+    pub(crate) fn time(metric: &'static str, ms: f64) -> Self {
+        Self {
+            metric,
+            unit: Unit::Ms,
+            value: ms,
+            rss_kib: None,
+        }
+    }
+
+    /// An amount of memory in KiB.
+    pub(crate) fn memory(metric: &'static str, kib: u64) -> Self {
+        Self {
+            metric,
+            unit: Unit::Kib,
+            value: kib as f64,
+            rss_kib: None,
+        }
+    }
+}
+
+/// Adds `sample` to its metric in `result`, creating the metric (in the
+/// sample's unit) on first use.
+pub(crate) fn record(result: &mut EngineResult, sample: Sample) {
+    let idx = match result.metrics.iter().position(|m| m.name == sample.metric) {
+        Some(i) => i,
+        None => {
+            result.metrics.push(Metric::new(sample.metric, sample.unit));
+            result.metrics.len() - 1
+        }
+    };
+    let m = &mut result.metrics[idx];
+    debug_assert_eq!(m.unit, sample.unit, "metric {} changed unit", m.name);
+    m.samples.push(sample.value);
+    m.rss_kib.extend(sample.rss_kib);
 }
 
 /// An OCI runtime driven with a private `--root`, its output going to a log
@@ -225,76 +268,66 @@ impl<'a> Runtime<'a> {
     }
 }
 
-struct Slot<'a> {
+/// One engine of [`rounds`]: its result so far and, while it is still
+/// measured, what its trials run on.
+struct Slot<T> {
+    name: &'static str,
     result: EngineResult,
-    runtime: Option<Runtime<'a>>,
+    subject: Option<T>,
     consecutive_failures: usize,
 }
 
-impl Slot<'_> {
+impl<T> Slot<T> {
     fn skip(&mut self, reason: String) {
         self.result.status = Status::Skipped;
         self.result.reason = Some(reason);
-        self.runtime = None;
+        self.subject = None;
     }
 
     fn record(&mut self, samples: Vec<Sample>) {
         for s in samples {
-            let idx = match self.result.metrics.iter().position(|m| m.name == s.metric) {
-                Some(i) => i,
-                None => {
-                    self.result.metrics.push(Metric::new(s.metric));
-                    self.result.metrics.len() - 1
-                }
-            };
-            let m = &mut self.result.metrics[idx];
-            m.samples_ms.push(s.ms);
-            m.rss_kib.extend(s.rss_kib);
+            record(&mut self.result, s);
         }
     }
 }
 
-/// Runs `trial` for every engine, interleaved, `ctx.warmup` + `ctx.runs`
-/// rounds, and returns the per-engine results (summaries not yet filled:
-/// see [`ScenarioReport::finish`]). Leftover containers are force-deleted
-/// and leaked cgroups reported in `notes`.
-pub(crate) fn interleaved(
+/// The interleaving driver shared by all scenarios: `ctx.warmup` +
+/// `ctx.runs` rounds, each running `trial` once per engine that is still
+/// measured, in the order given. `engines` pairs each engine's name with
+/// what its trials need, or the reason it cannot run (reported as
+/// skipped). A failed warm-up skips the engine; a failed measured trial is
+/// recorded as an error, and [`MAX_CONSECUTIVE_FAILURES`] in a row stop the
+/// engine. `trial` (and whatever it owns) is dropped before this returns.
+/// Summaries are not filled: see [`ScenarioReport::finish`].
+pub(crate) fn rounds<T>(
     ctx: &Context,
     scenario: &str,
-    mut trial: impl FnMut(&Runtime<'_>, &str) -> anyhow::Result<Vec<Sample>>,
-) -> anyhow::Result<(Vec<EngineResult>, Vec<String>)> {
-    let mut slots = Vec::new();
-    for found in &ctx.engines {
-        let (name, runtime, reason) = match found {
-            Ok(engine) => {
-                let dir = ctx.work.join("state").join(scenario).join(engine.name);
-                (
-                    engine.name,
-                    Some(Runtime::new(engine, &dir, ctx.timeout)?),
-                    None,
-                )
-            }
-            Err(missing) => (missing.name, None, Some(missing.reason.clone())),
-        };
-        slots.push(Slot {
-            result: EngineResult {
-                engine: name.to_string(),
-                status: if runtime.is_some() {
-                    Status::Ok
-                } else {
-                    Status::Skipped
+    engines: Vec<(&'static str, Result<T, String>)>,
+    mut trial: impl FnMut(&T, &'static str) -> anyhow::Result<Vec<Sample>>,
+) -> Vec<EngineResult> {
+    let mut slots: Vec<Slot<T>> = engines
+        .into_iter()
+        .map(|(name, subject)| {
+            let (status, reason, subject) = match subject {
+                Ok(s) => (Status::Ok, None, Some(s)),
+                Err(why) => (Status::Skipped, Some(why), None),
+            };
+            Slot {
+                name,
+                result: EngineResult {
+                    engine: name.to_string(),
+                    status,
+                    reason,
+                    errors: Vec::new(),
+                    metrics: Vec::new(),
                 },
-                reason,
-                errors: Vec::new(),
-                metrics: Vec::new(),
-            },
-            runtime,
-            consecutive_failures: 0,
-        });
-    }
+                subject,
+                consecutive_failures: 0,
+            }
+        })
+        .collect();
 
-    let rounds = ctx.warmup + ctx.runs;
-    for round in 0..rounds {
+    for round in 0..ctx.warmup + ctx.runs {
         let warm = round < ctx.warmup;
         if warm {
             eprintln!("[{scenario}] warm-up {}/{}", round + 1, ctx.warmup);
@@ -305,30 +338,23 @@ pub(crate) fn interleaved(
             }
         }
         for slot in &mut slots {
-            let Some(rt) = &slot.runtime else { continue };
-            let id = ctx.fresh_id(rt.engine.name);
-            let outcome = trial(rt, &id);
-            if outcome.is_err() {
-                // Leave nothing behind from a failed trial.
-                let _ = rt.output(&["delete", "--force", &id]);
-            }
-            crate::sys::reap_exited();
-            match outcome {
+            let Some(subject) = &slot.subject else {
+                continue;
+            };
+            let name = slot.name;
+            match trial(subject, name) {
                 Ok(samples) if !warm => {
                     slot.consecutive_failures = 0;
                     slot.record(samples);
                 }
                 Ok(_) => {}
                 Err(e) if warm => {
-                    eprintln!(
-                        "[{scenario}] {}: warm-up failed, skipping: {e:#}",
-                        rt.engine.name
-                    );
+                    eprintln!("[{scenario}] {name}: warm-up failed, skipping: {e:#}");
                     slot.skip(format!("warm-up run failed: {e:#}"));
                 }
                 Err(e) => {
                     let n = round - ctx.warmup + 1;
-                    eprintln!("[{scenario}] {}: run {n} failed: {e:#}", rt.engine.name);
+                    eprintln!("[{scenario}] {name}: run {n} failed: {e:#}");
                     slot.result.status = Status::Failed;
                     slot.result.errors.push(format!("run {n}: {e:#}"));
                     slot.consecutive_failures += 1;
@@ -336,12 +362,47 @@ pub(crate) fn interleaved(
                         slot.result.errors.push(format!(
                             "gave up after {MAX_CONSECUTIVE_FAILURES} failed runs in a row"
                         ));
-                        slot.runtime = None;
+                        slot.subject = None;
                     }
                 }
             }
         }
     }
+    drop(trial);
+    slots.into_iter().map(|s| s.result).collect()
+}
+
+/// [`rounds`] over the OCI runtimes: each engine gets a [`Runtime`] with
+/// its own `--root` and every trial a fresh container id. A failed trial's
+/// container is force-deleted; at the end leftover containers are
+/// force-deleted and leaked cgroups reported in `notes`. `trial` is dropped
+/// before that cleanup, so what it owns (e.g. a container kept running
+/// across trials, with a Drop guard) goes first.
+pub(crate) fn interleaved(
+    ctx: &Context,
+    scenario: &str,
+    mut trial: impl FnMut(&Runtime<'_>, &str) -> anyhow::Result<Vec<Sample>>,
+) -> anyhow::Result<(Vec<EngineResult>, Vec<String>)> {
+    let mut engines = Vec::new();
+    for found in &ctx.engines {
+        engines.push(match found {
+            Ok(engine) => {
+                let dir = ctx.work.join("state").join(scenario).join(engine.name);
+                (engine.name, Ok(Runtime::new(engine, &dir, ctx.timeout)?))
+            }
+            Err(missing) => (missing.name, Err(missing.reason.clone())),
+        });
+    }
+    let results = rounds(ctx, scenario, engines, move |rt, _| {
+        let id = ctx.fresh_id(rt.engine.name);
+        let outcome = trial(rt, &id);
+        if outcome.is_err() {
+            // Leave nothing behind from a failed trial.
+            let _ = rt.output(&["delete", "--force", &id]);
+        }
+        crate::sys::reap_exited();
+        outcome
+    });
 
     // Clean up and look for leaks. Skipped engines' roots are cleaned too.
     let mut notes = Vec::new();
@@ -370,5 +431,5 @@ pub(crate) fn interleaved(
             }
         ));
     }
-    Ok((slots.into_iter().map(|s| s.result).collect(), notes))
+    Ok((results, notes))
 }

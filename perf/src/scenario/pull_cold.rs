@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Context, Scenario};
+use super::{Context, Sample, Scenario, record};
 use crate::engine::{self, BERTH};
 use crate::peers::Dockerd;
 use crate::process::run_measured;
 use crate::registry::{self, Registry};
-use crate::report::{EngineResult, Metric, ScenarioReport, Status};
+use crate::report::{EngineResult, ScenarioReport, Status};
 
 /// Where the fixture image is built once and kept between runs.
 const FIXTURE_CACHE: &str = "/var/tmp/berth-perf/debian-image";
@@ -104,7 +104,13 @@ impl Scenario for PullCold {
                     match trial {
                         Ok(_) if warm => {}
                         Ok((ms, rss)) => {
-                            record(result, variant, ms, rss);
+                            record(
+                                result,
+                                Sample {
+                                    rss_kib: rss,
+                                    ..Sample::time(variant, ms)
+                                },
+                            );
                         }
                         Err(e) if warm => {
                             eprintln!("[pull-cold] {}: warm-up failed, skipping: {e:#}", p.name());
@@ -141,18 +147,6 @@ impl Scenario for PullCold {
         report.finish();
         Ok(report)
     }
-}
-
-fn record(result: &mut EngineResult, metric: &str, ms: f64, rss: Option<u64>) {
-    let idx = match result.metrics.iter().position(|m| m.name == metric) {
-        Some(i) => i,
-        None => {
-            result.metrics.push(Metric::new(metric));
-            result.metrics.len() - 1
-        }
-    };
-    result.metrics[idx].samples_ms.push(ms);
-    result.metrics[idx].rss_kib.extend(rss);
 }
 
 /// Builds the fixture image with `perf/fixtures/debian-image` unless it is

@@ -76,15 +76,11 @@ fn lifecycle(
         Sample::of("create", &create),
         Sample::of("start", &start),
         Sample::of("delete", &delete),
-        Sample {
-            metric: "total",
-            ms: total,
-            rss_kib: None,
-        },
+        Sample::time("total", total),
     ])
 }
 
-fn read_pid(path: &Path) -> anyhow::Result<u32> {
+pub(super) fn read_pid(path: &Path) -> anyhow::Result<u32> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.trim()
         .parse()

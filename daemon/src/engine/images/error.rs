@@ -3,7 +3,9 @@
 
 use berth_core::{ArchiveError, ContentError, Digest, MetadataError, Reference, ReferenceError};
 
+use berth_core::registry::RegistryError;
 use berth_snapshotter::SnapshotError;
+use berth_snapshotter::pull::PullError;
 
 use crate::engine::ErrorKind;
 use crate::engine::filters::FilterError;
@@ -43,10 +45,18 @@ pub(crate) enum ImageError {
     ChangeNotSupported(String),
     #[error("{0} needs arguments of the form key=value")]
     ChangeArguments(String),
-    #[error(
-        "pulling images is not implemented yet in berthd (asked for {0}); load or import images instead"
-    )]
-    PullNotImplemented(String),
+    /// moby's text for a missing tag or repository.
+    #[error("{0}")]
+    PullNotFound(String),
+    #[error(transparent)]
+    Pull(Box<PullError>),
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    /// The registry refused `docker login`'s credentials (dockerd's text).
+    #[error("{0}")]
+    LoginFailed(String),
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoLocalTag(String),
     #[error(
         "importing from a URL is not supported ({0}); send the tarball as the request body with fromSrc=-"
     )]
@@ -72,7 +82,13 @@ pub(crate) enum ImageError {
 impl ImageError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            ImageError::NotFound(_) => ErrorKind::NotFound,
+            ImageError::NotFound(_) | ImageError::PullNotFound(_) | ImageError::NoLocalTag(_) => {
+                ErrorKind::NotFound
+            }
+            ImageError::Pull(e) => e.kind().into(),
+            ImageError::Registry(e) => e.kind().into(),
+            // The API answers 401 for it.
+            ImageError::LoginFailed(_) => ErrorKind::InvalidArgument,
             ImageError::InvalidReference(_)
             | ImageError::DigestReference { .. }
             | ImageError::Ambiguous(_)
@@ -83,9 +99,9 @@ impl ImageError {
             ImageError::MultipleRepositories { .. } | ImageError::InUse { .. } => {
                 ErrorKind::Conflict
             }
-            ImageError::ChangeNotSupported(_)
-            | ImageError::PullNotImplemented(_)
-            | ImageError::ImportFromUrl(_) => ErrorKind::NotImplemented,
+            ImageError::ChangeNotSupported(_) | ImageError::ImportFromUrl(_) => {
+                ErrorKind::NotImplemented
+            }
             ImageError::BadConfig { .. } | ImageError::Task(..) => ErrorKind::Internal,
             ImageError::Metadata(e) => e.kind().into(),
             ImageError::Content(e) => e.kind().into(),

@@ -1,0 +1,1112 @@
+//! The container store: one record per container, persisted as
+//! `<data_root>/containers/<id>/config.json` (temp file, fsync, rename),
+//! unique names, Docker's lookup rules (full ID, then name, then unique ID
+//! prefix), and the lifecycle operations in the submodules:
+//! [`run`] (start, wait, stop, kill, attach, exit handling, live restore)
+//! and [`exec`].
+//!
+//! Runtime layout: `<exec_root>/containers/<id>/` holds the OCI bundle
+//! (`config.json`, the mounted `rootfs/`); `<exec_root>/shim/<id[..32]>`
+//! is the shim's state directory (its socket and `exit.json`, a short path
+//! for `sun_path`), so a restarted berthd finds the shims of running
+//! containers again. The container's writable layer is
+//! the active snapshot keyed by the container ID, on the image's top chain
+//! ID; its json-file log is `<data_root>/containers/<id>/<id>-json.log`.
+//!
+//! Locks: the table lock is held only to look up or change the maps; each
+//! container's record has its own lock, and `op` serializes the heavy
+//! steps (start, cleanup after exit, removal) of one container. Blocking
+//! work (snapshots, mounts, shim calls) runs on blocking threads.
+
+pub(crate) mod exec;
+pub(crate) mod pause;
+pub(crate) mod run;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_core::Digest;
+use berth_snapshotter::{Compression, SnapshotError, Snapshotter, UnpackError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::events::{Event, EventType};
+use super::filters::Filters;
+use super::images::{ImageError, Stores};
+use super::logs::LogError;
+use super::spec::{self, ImageDefaults, SpecError};
+use super::{ContainerCounts, Engine, ErrorKind, EventBus};
+use crate::api::containers_types::{
+    ContainerConfig, CreateRequest, HostConfig, StatusFacts, status_text,
+};
+use crate::log;
+
+/// Filters `GET /containers/json` accepts.
+const LIST_FILTERS: &[&str] = &[
+    "id", "name", "label", "status", "ancestor", "exited", "before", "since",
+];
+
+/// Why a container operation failed; texts are Docker's where clients
+/// match on them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("multiple IDs found with provided prefix: {0}")]
+    Ambiguous(String),
+    #[error(
+        "Conflict. The container name \"{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, id: String },
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    /// Moby's validation text for a create request or query parameter.
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error(
+        "cannot remove container \"{name}\": container is running: stop the container before removing or force remove"
+    )]
+    RemoveRunning { name: String },
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("Container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("Container {0} is not paused")]
+    NotPaused(String),
+    #[error("container {id}: {source}")]
+    Runtime {
+        id: String,
+        source: berth_runtime::RuntimeError,
+    },
+    #[error("No such exec instance: {0}")]
+    ExecNotFound(String),
+    /// The container's process could not be started (the shim's text, e.g.
+    /// `exec: "x": executable file not found in $PATH`).
+    #[error("failed to start container {id}: {message}")]
+    Start { id: String, message: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Mount(#[from] berth_core::MountError),
+    #[error(transparent)]
+    Logs(#[from] LogError),
+    #[error("shim of container {id}: {source}")]
+    Shim {
+        id: String,
+        source: berth_shim::ClientError,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("internal error: container {0} task failed")]
+    Task(&'static str),
+}
+
+impl ContainerError {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound(_) | Self::ExecNotFound(_) => ErrorKind::NotFound,
+            Self::Ambiguous(_)
+            | Self::InvalidName(_)
+            | Self::InvalidConfig(_)
+            | Self::Start { .. } => ErrorKind::InvalidArgument,
+            Self::NameInUse { .. }
+            | Self::RemoveRunning { .. }
+            | Self::NotRunning(_)
+            | Self::AlreadyPaused(_)
+            | Self::NotPaused(_) => ErrorKind::Conflict,
+            Self::Runtime { .. } => ErrorKind::Internal,
+            Self::Image(e) => e.kind(),
+            Self::Spec(e) => e.kind(),
+            Self::Snapshot(e) => e.kind().into(),
+            Self::Unpack(e) => e.kind().into(),
+            Self::Mount(e) => e.kind().into(),
+            Self::Logs(e) => e.kind(),
+            Self::Shim { source, .. } => match source.kind() {
+                berth_shim::protocol::ErrorKind::NotFound => ErrorKind::NotFound,
+                berth_shim::protocol::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_shim::protocol::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                _ => ErrorKind::Internal,
+            },
+            Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let path = path.to_owned();
+    move |source| ContainerError::Io { what, path, source }
+}
+
+/// Docker's container states (`State.Status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Restarting,
+            Status::Removing,
+            Status::Exited,
+            Status::Dead,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    pub(crate) fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+/// The persisted state of a container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub(crate) status: Status,
+    pub(crate) pid: i64,
+    pub(crate) exit_code: i64,
+    pub(crate) error: String,
+    /// Unix nanoseconds.
+    pub(crate) started_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
+}
+
+/// What is persisted per container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub(crate) id: String,
+    /// With the leading `/`.
+    pub(crate) name: String,
+    /// Unix nanoseconds.
+    pub(crate) created: i64,
+    pub(crate) path: String,
+    pub(crate) args: Vec<String>,
+    /// Merged with the image's config.
+    pub(crate) config: ContainerConfig,
+    pub(crate) host_config: HostConfig,
+    /// `sha256:...`.
+    pub(crate) image_id: String,
+    /// The image's top chain ID: the parent of the writable snapshot.
+    #[serde(default)]
+    pub(crate) top_layer: Option<String>,
+    pub(crate) state: State,
+    #[serde(default)]
+    pub(crate) restart_count: i64,
+}
+
+impl Record {
+    pub(crate) fn status_facts(&self) -> StatusFacts {
+        StatusFacts {
+            running: self.state.status.is_running(),
+            paused: self.state.status == Status::Paused,
+            restarting: self.state.status == Status::Restarting,
+            removing: self.state.status == Status::Removing,
+            dead: self.state.status == Status::Dead,
+            exit_code: self.state.exit_code,
+            started_at: self.state.started_at.map(from_nanos),
+            finished_at: self.state.finished_at.map(from_nanos),
+            health: None,
+        }
+    }
+
+    pub(crate) fn status_text(&self) -> String {
+        status_text(&self.status_facts(), SystemTime::now())
+    }
+}
+
+pub(crate) fn from_nanos(nanos: i64) -> SystemTime {
+    if nanos >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(nanos as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(nanos.unsigned_abs())
+    }
+}
+
+pub(crate) fn now_nanos() -> i64 {
+    super::events::unix_nanos(SystemTime::now())
+}
+
+/// What waiters watch: changes with every start, exit and removal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Lifecycle {
+    pub(crate) running: bool,
+    /// How many times the container exited (or failed to start).
+    pub(crate) exits: u64,
+    pub(crate) exit_code: i64,
+    pub(crate) removed: bool,
+}
+
+/// One container in memory.
+#[derive(Debug)]
+pub(crate) struct Container {
+    pub(crate) id: String,
+    record: Mutex<Record>,
+    shim: Mutex<Option<berth_shim::Client>>,
+    lifecycle: watch::Sender<Lifecycle>,
+    /// Serializes start, the cleanup after an exit, and removal.
+    op: Mutex<()>,
+    /// Attach requests waiting for the next start (see [`run`]).
+    pending_attaches: Mutex<Vec<run::PendingAttach>>,
+    /// Set by stop, kill and forced removal: the restart policy does not
+    /// apply to this exit. Cleared by a start.
+    manual_stop: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Container {
+    fn new(record: Record) -> Container {
+        let lifecycle = Lifecycle {
+            running: record.state.status.is_running(),
+            exits: 0,
+            exit_code: record.state.exit_code,
+            removed: false,
+        };
+        Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            shim: Mutex::new(None),
+            lifecycle: watch::channel(lifecycle).0,
+            op: Mutex::new(()),
+            pending_attaches: Mutex::new(Vec::new()),
+            manual_stop: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn record(&self) -> Record {
+        lock(&self.record).clone()
+    }
+
+    pub(crate) fn name(&self) -> String {
+        lock(&self.record).name.clone()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Lifecycle> {
+        self.lifecycle.subscribe()
+    }
+
+    pub(crate) fn shim(&self) -> Option<berth_shim::Client> {
+        lock(&self.shim).clone()
+    }
+
+    fn mark_manual_stop(&self) {
+        self.manual_stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_running(&self) -> bool {
+        lock(&self.record).state.status.is_running()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_id: HashMap<String, Arc<Container>>,
+    /// `/name` -> id.
+    names: HashMap<String, String>,
+}
+
+/// Every container, and where their files live.
+#[derive(Debug)]
+pub(crate) struct ContainerStore {
+    /// `<data_root>/containers`.
+    root: PathBuf,
+    /// `<exec_root>/containers`.
+    run_root: PathBuf,
+    /// berth-runtime's state root.
+    runtime_root: PathBuf,
+    /// `<exec_root>/shim`: the shims' state directories.
+    shim_root: PathBuf,
+    shim_binary: PathBuf,
+    events: Arc<EventBus>,
+    images: Arc<Stores>,
+    table: Mutex<Table>,
+    execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+}
+
+/// The shim executable: `$BERTH_SHIM_BINARY`, else `berth-shim` next to
+/// berthd, else `berth-shim` from `PATH`.
+fn shim_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BERTH_SHIM_BINARY") {
+        return PathBuf::from(path);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let next_to_us = dir.join("berth-shim");
+        if next_to_us.exists() {
+            return next_to_us;
+        }
+    }
+    PathBuf::from("berth-shim")
+}
+
+impl ContainerStore {
+    /// Loads every record under `<data_root>/containers` and reconnects to
+    /// the shims of running containers (see [`run`] for live restore).
+    pub(crate) fn open(
+        data_root: &Path,
+        exec_root: &Path,
+        events: Arc<EventBus>,
+        images: Arc<Stores>,
+    ) -> Result<Arc<ContainerStore>, ContainerError> {
+        let root = data_root.join("containers");
+        let run_root = exec_root.join("containers");
+        for dir in [&root, &run_root] {
+            std::fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
+        }
+        let store = Arc::new(ContainerStore {
+            root,
+            run_root,
+            runtime_root: exec_root.join("runtime"),
+            shim_root: exec_root.join("shim"),
+            shim_binary: shim_binary(),
+            events,
+            images,
+            table: Mutex::new(Table::default()),
+            execs: Mutex::new(HashMap::new()),
+        });
+        let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
+        for entry in entries.flatten() {
+            let path = entry.path().join("config.json");
+            let record: Record = match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(record) => record,
+                Err(err) => {
+                    log::warning!("skipping container record {}: {err}", path.display());
+                    continue;
+                }
+            };
+            let mut table = lock(&store.table);
+            table.names.insert(record.name.clone(), record.id.clone());
+            table
+                .by_id
+                .insert(record.id.clone(), Arc::new(Container::new(record)));
+        }
+        let all: Vec<Arc<Container>> = lock(&store.table).by_id.values().cloned().collect();
+        for container in all {
+            run::restore(&store, &container);
+        }
+        Ok(store)
+    }
+
+    pub(crate) fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.run_root.join(id)
+    }
+
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// Writes the record atomically: temp file, fsync, rename.
+    fn persist(&self, record: &Record) -> Result<(), ContainerError> {
+        let dir = self.dir(&record.id);
+        let path = dir.join("config.json");
+        let tmp = dir.join("config.json.tmp");
+        let bytes = serde_json::to_vec(record).map_err(|e| ContainerError::Io {
+            what: "serializing",
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&bytes)?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(io_err("writing", &path))
+    }
+
+    /// Changes the record under its lock and persists it.
+    fn update(
+        &self,
+        container: &Container,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Record, ContainerError> {
+        let mut record = lock(&container.record);
+        change(&mut record);
+        let snapshot = record.clone();
+        drop(record);
+        self.persist(&snapshot)?;
+        Ok(snapshot)
+    }
+
+    /// Docker's lookup: full ID, then name, then a unique ID prefix.
+    pub(crate) fn get(&self, reference: &str) -> Result<Arc<Container>, ContainerError> {
+        let table = lock(&self.table);
+        if reference.is_empty() {
+            return Err(ContainerError::NotFound(reference.to_owned()));
+        }
+        if let Some(c) = table.by_id.get(reference) {
+            return Ok(c.clone());
+        }
+        let name = if reference.starts_with('/') {
+            reference.to_owned()
+        } else {
+            format!("/{reference}")
+        };
+        if let Some(c) = table.names.get(&name).and_then(|id| table.by_id.get(id)) {
+            return Ok(c.clone());
+        }
+        let mut found = table
+            .by_id
+            .iter()
+            .filter(|(id, _)| id.starts_with(reference));
+        match (found.next(), found.next()) {
+            (Some((_, c)), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(ContainerError::Ambiguous(reference.to_owned())),
+            _ => Err(ContainerError::NotFound(reference.to_owned())),
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Container>> {
+        lock(&self.table).by_id.values().cloned().collect()
+    }
+
+    fn publish(&self, action: &str, record: &Record, extra: &[(&str, String)]) {
+        let mut attributes: BTreeMap<String, String> = record
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        attributes.insert(
+            "name".to_owned(),
+            record.name.trim_start_matches('/').into(),
+        );
+        attributes.insert("image".to_owned(), record.config.image.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).to_owned(), v.clone());
+        }
+        self.events.publish(Event::now(
+            EventType::Container,
+            action,
+            record.id.clone(),
+            attributes,
+        ));
+    }
+
+    /// Reserves `name` for `id`, or reports who holds it.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        let mut table = lock(&self.table);
+        if let Some(holder) = table.names.get(name) {
+            return Err(ContainerError::NameInUse {
+                name: name.to_owned(),
+                id: holder.clone(),
+            });
+        }
+        table.names.insert(name.to_owned(), id.to_owned());
+        Ok(())
+    }
+
+    fn release_name(&self, name: &str, id: &str) {
+        let mut table = lock(&self.table);
+        if table.names.get(name).is_some_and(|holder| holder == id) {
+            table.names.remove(name);
+        }
+    }
+
+    fn generate_name(&self, id: &str) -> String {
+        const LEFT: &[&str] = &[
+            "brave", "calm", "eager", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+            "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty",
+        ];
+        const RIGHT: &[&str] = &[
+            "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler",
+            "lovelace", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak", "yalow",
+        ];
+        let bytes = hex_bytes(id);
+        for attempt in 0..16usize {
+            let left = LEFT[(bytes[attempt % bytes.len()] as usize) % LEFT.len()];
+            let right = RIGHT[(bytes[(attempt + 1) % bytes.len()] as usize) % RIGHT.len()];
+            let name = if attempt < 4 {
+                format!("/{left}_{right}")
+            } else {
+                format!("/{left}_{right}{attempt}")
+            };
+            if !lock(&self.table).names.contains_key(&name) {
+                return name;
+            }
+        }
+        format!("/berth_{}", &id[..12])
+    }
+
+    /// Creates the record and the writable layer; returns the ID and
+    /// moby's warnings.
+    fn create(
+        &self,
+        name: Option<&str>,
+        mut request: CreateRequest,
+        image: super::images::ImageDetails,
+        ncpu: usize,
+    ) -> Result<(String, Vec<String>), ContainerError> {
+        let warnings = request
+            .validate(ncpu)
+            .map_err(ContainerError::InvalidConfig)?;
+        let id = random_id()?;
+        let name = match name {
+            Some(name) if !name.is_empty() => {
+                let bare = name.strip_prefix('/').unwrap_or(name);
+                if !valid_name(bare) {
+                    return Err(ContainerError::InvalidName(name.to_owned()));
+                }
+                format!("/{bare}")
+            }
+            _ => self.generate_name(&id),
+        };
+        let host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        request.apply_defaults(&id, &host_hostname);
+        let image_config: oci_spec::image::Config = image
+            .config
+            .config
+            .clone()
+            .map(|map| serde_json::from_value(serde_json::Value::Object(map)))
+            .transpose()
+            .map_err(|e| ContainerError::InvalidConfig(format!("image config: {e}")))?
+            .unwrap_or_default();
+        spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
+        let (path, args) = spec::command_of(&request.config)?;
+        self.reserve_name(&name, &id)?;
+        let record = Record {
+            id: id.clone(),
+            name: name.clone(),
+            created: now_nanos(),
+            path,
+            args,
+            config: request.config,
+            host_config: request.host_config,
+            image_id: image.image.id().to_string(),
+            top_layer: image.image.layers.last().map(|l| l.chain_id.to_string()),
+            state: State::default(),
+            restart_count: 0,
+        };
+        let made = self.prepare_layer(&record, &image.image).and_then(|()| {
+            let dir = self.dir(&id);
+            std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
+            self.persist(&record)
+        });
+        if let Err(err) = made {
+            let _ = self.images.snapshots.remove(&id);
+            let _ = std::fs::remove_dir_all(self.dir(&id));
+            self.release_name(&name, &id);
+            return Err(err);
+        }
+        self.publish("create", &record, &[]);
+        lock(&self.table)
+            .by_id
+            .insert(id.clone(), Arc::new(Container::new(record)));
+        Ok((id, warnings))
+    }
+
+    /// Unpacks the image's layers that have no snapshot yet (an image
+    /// loaded with `docker load` has only blobs), then prepares the
+    /// container's writable snapshot on the top one.
+    fn prepare_layer(
+        &self,
+        record: &Record,
+        image: &berth_core::Image,
+    ) -> Result<(), ContainerError> {
+        let snapshots = &*self.images.snapshots;
+        let mut parent: Option<String> = None;
+        for layer in &image.layers {
+            let chain_id = layer.chain_id.to_string();
+            if !snapshots.is_committed(&chain_id) {
+                let file = self
+                    .images
+                    .content
+                    .reader(&layer.blob.digest)
+                    .map_err(|e| ContainerError::Image(ImageError::Content(e)))?;
+                let mut reader = std::io::BufReader::new(file);
+                let compression = match Compression::from_media_type(&layer.blob.media_type) {
+                    Some(c) => c,
+                    None => Compression::detect(&mut reader)
+                        .map_err(io_err("reading layer", Path::new(&chain_id)))?,
+                };
+                berth_snapshotter::unpack::unpack_layer(
+                    snapshots,
+                    &chain_id,
+                    parent.as_deref(),
+                    reader,
+                    compression,
+                    Some(layer.diff_id),
+                )?;
+            }
+            parent = Some(chain_id);
+        }
+        snapshots.prepare(&record.id, record.top_layer.as_deref())?;
+        Ok(())
+    }
+
+    /// Removes a stopped container: shim, mounts, writable layer, files, name.
+    fn remove(&self, container: &Container) -> Result<(), ContainerError> {
+        let _op = lock(&container.op);
+        if container.lifecycle.borrow().removed {
+            return Ok(());
+        }
+        let record = self.update(container, |r| r.state.status = Status::Removing)?;
+        run::release_runtime(self, container);
+        match self.images.snapshots.remove(&record.id) {
+            Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let dir = self.dir(&record.id);
+        std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
+        let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
+        let _ = std::fs::remove_dir_all(self.state_dir(&record.id));
+        {
+            let mut table = lock(&self.table);
+            table.by_id.remove(&record.id);
+            if table.names.get(&record.name) == Some(&record.id) {
+                table.names.remove(&record.name);
+            }
+        }
+        lock(&self.execs).retain(|_, e| e.container_id != record.id);
+        self.publish("destroy", &record, &[]);
+        container.lifecycle.send_modify(|l| {
+            l.removed = true;
+            l.running = false;
+        });
+        Ok(())
+    }
+}
+
+/// A prune `until`: Unix seconds, RFC 3339, or a duration ago (`10m`);
+/// in Unix nanoseconds.
+fn parse_until(value: &str) -> Result<i64, ContainerError> {
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Ok((seconds * 1e9) as i64);
+    }
+    if let Ok(time) = humantime::parse_rfc3339_weak(value) {
+        return Ok(super::events::unix_nanos(time));
+    }
+    humantime::parse_duration(value)
+        .ok()
+        .and_then(|ago| SystemTime::now().checked_sub(ago))
+        .map(super::events::unix_nanos)
+        .ok_or_else(|| ContainerError::InvalidConfig(format!("invalid filter 'until={value}'")))
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn hex_bytes(id: &str) -> Vec<u8> {
+    (0..id.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+/// 64 hex digits from the kernel's RNG; like moby, never all digits in
+/// the short form (it would read as a number).
+pub(crate) fn random_id() -> Result<String, ContainerError> {
+    loop {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(io_err("reading", Path::new("/dev/urandom")))?;
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if !id[..12].bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(id);
+        }
+    }
+}
+
+/// What `GET /containers/json` asks for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListOptions {
+    pub(crate) all: bool,
+    /// Positive: the newest N (implies `all`).
+    pub(crate) limit: Option<i64>,
+    pub(crate) filters: Filters,
+}
+
+impl Engine {
+    pub(crate) fn containers(&self) -> &Arc<ContainerStore> {
+        &self.containers
+    }
+
+    /// Runs `f` on a blocking thread with the container store.
+    pub(crate) async fn containers_blocking<T, F>(
+        &self,
+        what: &'static str,
+        f: F,
+    ) -> Result<T, ContainerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Arc<ContainerStore>) -> Result<T, ContainerError> + Send + 'static,
+    {
+        let store = self.containers.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|_| ContainerError::Task(what))?
+    }
+
+    /// Containers by state, for `GET /info`.
+    pub(crate) fn container_counts_now(&self) -> ContainerCounts {
+        let mut counts = ContainerCounts::default();
+        for c in self.containers.all() {
+            match lock(&c.record).state.status {
+                Status::Running | Status::Restarting => counts.running += 1,
+                Status::Paused => counts.paused += 1,
+                _ => counts.stopped += 1,
+            }
+        }
+        counts
+    }
+
+    /// Short IDs of the containers created from `image_id`.
+    pub(crate) fn containers_of_image(&self, image_id: &Digest) -> Vec<String> {
+        let wanted = image_id.to_string();
+        self.containers
+            .all()
+            .into_iter()
+            .filter(|c| lock(&c.record).image_id == wanted)
+            .map(|c| c.id[..12].to_owned())
+            .collect()
+    }
+
+    /// `POST /containers/create`.
+    pub(crate) async fn container_create(
+        &self,
+        name: Option<String>,
+        request: CreateRequest,
+    ) -> Result<(String, Vec<String>), ContainerError> {
+        if let Some(name) = &name
+            && !name.is_empty()
+            && !valid_name(name.strip_prefix('/').unwrap_or(name))
+        {
+            return Err(ContainerError::InvalidName(name.clone()));
+        }
+        if request.config.image.is_empty() {
+            return Err(ContainerError::InvalidConfig(
+                "config cannot be empty in order to create a container".to_owned(),
+            ));
+        }
+        let image = self.image_inspect(&request.config.image).await?;
+        let ncpu = self.host().ncpu;
+        self.containers_blocking("create", move |store| {
+            store.create(name.as_deref(), request, image, ncpu)
+        })
+        .await
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub(crate) fn container_get(&self, reference: &str) -> Result<Record, ContainerError> {
+        Ok(self.containers.get(reference)?.record())
+    }
+
+    /// `GET /containers/json`: newest first.
+    pub(crate) async fn container_list(
+        &self,
+        opts: ListOptions,
+    ) -> Result<Vec<Record>, ContainerError> {
+        opts.filters
+            .validate(LIST_FILTERS)
+            .map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
+        let filters = &opts.filters;
+        let mut statuses = Vec::new();
+        for value in filters.get("status") {
+            statuses.push(Status::parse(value).ok_or_else(|| {
+                ContainerError::InvalidConfig(format!("invalid filter 'status={value}'"))
+            })?);
+        }
+        let mut exited = Vec::new();
+        for value in filters.get("exited") {
+            exited.push(value.parse::<i64>().map_err(|_| {
+                ContainerError::InvalidConfig(format!("invalid filter 'exited={value}'"))
+            })?);
+        }
+        let bound = |key: &str| -> Result<Option<i64>, ContainerError> {
+            let mut out = None;
+            for value in filters.get(key) {
+                out = Some(self.containers.get(value)?.record().created);
+            }
+            Ok(out)
+        };
+        let before = bound("before")?;
+        let since = bound("since")?;
+        // `ancestor`: an image reference or ID, compared by image ID.
+        let mut ancestors = Vec::new();
+        for value in filters.get("ancestor") {
+            ancestors.push(value.to_owned());
+            if let Ok(details) = self.image_inspect(value).await {
+                ancestors.push(details.id());
+            }
+        }
+        let mut records: Vec<Record> = self.containers.all().iter().map(|c| c.record()).collect();
+        records.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        let limit = opts.limit.filter(|l| *l > 0);
+        let all = opts.all || limit.is_some() || !statuses.is_empty() || !exited.is_empty();
+        let name_matches = |pattern: &str, name: &str| {
+            let bare = name.trim_start_matches('/');
+            match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
+                _ if pattern.starts_with('^') && pattern.ends_with('$') && pattern.len() >= 2 => {
+                    let inner = &pattern[1..pattern.len() - 1];
+                    bare == inner.trim_start_matches('/') || name == inner
+                }
+                (Some(rest), _) => {
+                    bare.starts_with(rest.trim_start_matches('/')) || name.starts_with(rest)
+                }
+                (_, Some(rest)) => name.ends_with(rest),
+                _ => name.contains(pattern),
+            }
+        };
+        let out: Vec<Record> = records
+            .into_iter()
+            .filter(|r| {
+                (all || r.state.status.is_running())
+                    && filters.any_or_absent("id", |p| r.id.starts_with(p))
+                    && filters.any_or_absent("name", |p| name_matches(p, &r.name))
+                    && filters.labels_match(
+                        "label",
+                        &r.config
+                            .labels
+                            .clone()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .collect(),
+                    )
+                    && (statuses.is_empty() || statuses.contains(&r.state.status))
+                    && (exited.is_empty()
+                        || (r.state.status == Status::Exited
+                            && exited.contains(&r.state.exit_code)))
+                    && (ancestors.is_empty()
+                        || ancestors.iter().any(|a| {
+                            *a == r.config.image
+                                || *a == r.image_id
+                                || r.image_id
+                                    .trim_start_matches("sha256:")
+                                    .starts_with(a.as_str())
+                        }))
+                    && before.is_none_or(|b| r.created < b)
+                    && since.is_none_or(|s| r.created > s)
+            })
+            .take(limit.map_or(usize::MAX, |l| l as usize))
+            .collect();
+        Ok(out)
+    }
+
+    /// `DELETE /containers/{id}`: `force` kills a running container first.
+    pub(crate) async fn container_delete(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<(), ContainerError> {
+        let container = self.containers.get(reference)?;
+        if container.is_running() {
+            if !force {
+                return Err(ContainerError::RemoveRunning {
+                    name: container.name(),
+                });
+            }
+            container.mark_manual_stop();
+            self.container_kill_and_wait(&container, 9, Duration::from_secs(30))
+                .await?;
+        }
+        self.containers_blocking("remove", move |store| store.remove(&container))
+            .await
+    }
+
+    /// `POST /containers/prune`: removes stopped containers (filters
+    /// `until`, `label`, `label!`); their IDs.
+    pub(crate) async fn container_prune(
+        &self,
+        filters: Filters,
+    ) -> Result<Vec<String>, ContainerError> {
+        filters
+            .validate(&["until", "label", "label!"])
+            .map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
+        let mut until = None;
+        for value in filters.get("until") {
+            until = Some(parse_until(value)?);
+        }
+        let mut removed = Vec::new();
+        for container in self.containers.all() {
+            let record = container.record();
+            let labels: BTreeMap<String, String> = record
+                .config
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let excluded = filters.contains("label!") && {
+                let mut any = false;
+                for wanted in filters.get("label!") {
+                    any |= match wanted.split_once('=') {
+                        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                        None => labels.contains_key(wanted),
+                    };
+                }
+                any
+            };
+            if record.state.status.is_running()
+                || until.is_some_and(|u| record.created > u)
+                || !filters.labels_match("label", &labels)
+                || excluded
+            {
+                continue;
+            }
+            let store = self.containers.clone();
+            let id = record.id.clone();
+            self.containers_blocking("prune", move |_| store.remove(&container))
+                .await?;
+            removed.push(id);
+        }
+        Ok(removed)
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub(crate) fn container_rename(
+        &self,
+        reference: &str,
+        new_name: &str,
+    ) -> Result<(), ContainerError> {
+        let bare = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !valid_name(bare) {
+            return Err(ContainerError::InvalidName(new_name.to_owned()));
+        }
+        let container = self.containers.get(reference)?;
+        let new_name = format!("/{bare}");
+        let old_name = container.name();
+        if old_name == new_name {
+            return Err(ContainerError::InvalidConfig(format!(
+                "Renaming a container with the same name as its current name: {bare}"
+            )));
+        }
+        self.containers.reserve_name(&new_name, &container.id)?;
+        match self
+            .containers
+            .update(&container, |r| r.name = new_name.clone())
+        {
+            Ok(record) => {
+                self.containers.release_name(&old_name, &container.id);
+                self.containers
+                    .publish("rename", &record, &[("oldName", old_name.clone())]);
+                Ok(())
+            }
+            Err(err) => {
+                self.containers.release_name(&new_name, &container.id);
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        assert!(valid_name("web"));
+        assert!(valid_name("a.b-c_d1"));
+        assert!(!valid_name("x"));
+        assert!(!valid_name("-web"));
+        assert!(!valid_name("bad name"));
+        assert!(!valid_name("we/b"));
+    }
+
+    #[test]
+    fn ids_are_64_hex_and_never_numeric_in_short_form() {
+        for _ in 0..50 {
+            let id = random_id().unwrap();
+            assert_eq!(id.len(), 64);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(!id[..12].bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_running_includes_paused() {
+        for status in [
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Restarting,
+            Status::Removing,
+            Status::Exited,
+            Status::Dead,
+        ] {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Status::parse("up"), None);
+        assert!(Status::Paused.is_running());
+        assert!(!Status::Exited.is_running());
+        assert_eq!(
+            serde_json::to_string(&Status::Exited).unwrap(),
+            "\"exited\""
+        );
+    }
+
+    #[test]
+    fn error_texts_are_dockers() {
+        let err = ContainerError::NameInUse {
+            name: "/web".into(),
+            id: "abc".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "Conflict. The container name \"/web\" is already in use by container \"abc\". You have to remove (or rename) that container to be able to reuse that name."
+        );
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        let err = ContainerError::NotFound("x".into());
+        assert_eq!(err.to_string(), "No such container: x");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            ContainerError::Ambiguous("ab".into()).to_string(),
+            "multiple IDs found with provided prefix: ab"
+        );
+    }
+}

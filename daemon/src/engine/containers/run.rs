@@ -1,0 +1,726 @@
+//! The running side of a container: start (rootfs, bundle, shim), the
+//! monitor that records the exit, wait conditions, stop and kill, attach,
+//! and live restore after a berthd restart.
+//!
+//! Start mounts the writable snapshot at `<run_dir>/rootfs`, writes the
+//! spec, and spawns `berth-shim`, which creates the container (not yet
+//! running). Attach requests that came before the start (the docker CLI
+//! attaches, then starts) are answered right then, before the shim is told
+//! to start the process, so no output is lost. One monitor thread per
+//! running container blocks in the shim's `wait`; on exit it records the
+//! status, shuts the shim down (runtime state and cgroup go), unmounts the
+//! rootfs, wakes waiters, and removes the container for `AutoRemove`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use berth_core::{mount_all, unmount};
+use berth_shim::client::{Attach, LogOptions as ShimLogOptions, SpawnOptions};
+use berth_shim::{Client, ClientError};
+use berth_snapshotter::Snapshotter;
+use oci_spec::runtime::{Mount, MountBuilder};
+use tokio::sync::oneshot;
+
+use super::{
+    Container, ContainerError, ContainerStore, Lifecycle, Record, Status, io_err, lock, now_nanos,
+};
+use crate::api::containers_types::validate::parse_signal;
+use crate::engine::Engine;
+use crate::engine::spec::{self, NetworkFiles, SpecInput};
+use crate::log;
+
+/// An attach waiting for the container's next start.
+#[derive(Debug)]
+pub(crate) struct PendingAttach {
+    pub(crate) stdin: bool,
+    pub(crate) close_stdin: bool,
+    pub(crate) reply: oneshot::Sender<Result<Attach, String>>,
+}
+
+/// `POST /containers/{id}/wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub(crate) fn parse(text: &str) -> Result<WaitCondition, ContainerError> {
+        match text {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(ContainerError::InvalidConfig(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+fn shim_err(id: &str) -> impl FnOnce(ClientError) -> ContainerError {
+    let id = id.to_owned();
+    move |source| ContainerError::Shim { id, source }
+}
+
+/// Docker's `-v /host:/container[:ro]` binds (named volumes are not
+/// supported yet).
+fn bind_mounts(binds: &[String]) -> Result<Vec<Mount>, ContainerError> {
+    let mut out = Vec::new();
+    for bind in binds {
+        let parts: Vec<&str> = bind.split(':').collect();
+        let (source, dest, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => {
+                return Err(ContainerError::InvalidConfig(format!(
+                    "invalid volume specification: '{bind}'"
+                )));
+            }
+        };
+        if !source.starts_with('/') {
+            return Err(ContainerError::InvalidConfig(format!(
+                "named volumes are not supported by berthd yet: '{bind}'"
+            )));
+        }
+        let mut options = vec!["rbind".to_owned()];
+        let modes: Vec<&str> = mode.split(',').filter(|m| !m.is_empty()).collect();
+        options.push(if modes.contains(&"ro") { "ro" } else { "rw" }.to_owned());
+        options.push("rprivate".to_owned());
+        let mount = MountBuilder::default()
+            .destination(dest)
+            .typ("bind")
+            .source(source)
+            .options(options)
+            .build()
+            .map_err(|e| ContainerError::InvalidConfig(format!("bind {bind}: {e}")))?;
+        out.push(mount);
+    }
+    Ok(out)
+}
+
+impl ContainerStore {
+    pub(super) fn rootfs_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("rootfs")
+    }
+
+    /// `<exec_root>/shim/<first 32 hex of the ID>`: short, because the
+    /// shim's socket path must fit `sun_path` (108 bytes).
+    pub(super) fn state_dir(&self, id: &str) -> PathBuf {
+        self.shim_root.join(&id[..32.min(id.len())])
+    }
+
+    /// `hostname`, `hosts` and `resolv.conf` for the container, as dockerd
+    /// writes them into the container's directory.
+    fn network_files(&self, record: &Record) -> Result<NetworkFiles, ContainerError> {
+        let dir = self.dir(&record.id);
+        let hostname = dir.join("hostname");
+        let hosts = dir.join("hosts");
+        let resolv = dir.join("resolv.conf");
+        let write =
+            |path: &Path, text: String| std::fs::write(path, text).map_err(io_err("writing", path));
+        write(&hostname, format!("{}\n", record.config.hostname))?;
+        write(
+            &hosts,
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n",
+                record.config.hostname
+            ),
+        )?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // The host's loopback resolvers are unreachable from the container's
+        // own network namespace.
+        let kept: Vec<&str> = host_resolv
+            .lines()
+            .filter(|l| !(l.starts_with("nameserver") && (l.contains("127.") || l.contains("::1"))))
+            .collect();
+        write(&resolv, kept.join("\n") + "\n")?;
+        let mode = record.host_config.network_mode.as_str();
+        if mode == "host" {
+            return Ok(NetworkFiles::default());
+        }
+        Ok(NetworkFiles {
+            resolv_conf: Some(resolv),
+            hostname: Some(hostname),
+            hosts: Some(hosts),
+        })
+    }
+
+    /// Mounts the rootfs, writes the bundle, spawns the shim.
+    fn launch(&self, record: &Record) -> Result<Client, ContainerError> {
+        let id = &record.id;
+        let rootfs = self.rootfs_path(id);
+        std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
+        let _ = unmount(&rootfs);
+        let mounts = self.images.snapshots.mounts(id)?;
+        mount_all(&mounts, &rootfs)?;
+        let built = (|| {
+            let network_files = self.network_files(record)?;
+            let extra_mounts =
+                bind_mounts(record.host_config.binds.as_deref().unwrap_or_default())?;
+            let spec = spec::build_spec(&SpecInput {
+                config: &record.config,
+                host: &record.host_config,
+                rootfs: &rootfs,
+                cgroups_path: Some(PathBuf::from(format!("/berth/{id}"))),
+                cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+                network_files,
+                extra_mounts,
+                init_binary: None,
+                network_ns_path: None,
+            })?;
+            let bundle = self.run_dir(id);
+            let config_path = bundle.join("config.json");
+            spec.save(&config_path).map_err(|e| ContainerError::Io {
+                what: "writing",
+                path: config_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let state_dir = self.state_dir(id);
+            let _ = std::fs::remove_dir_all(&state_dir);
+            let log_config = &record.host_config.log_config.config;
+            let max_size = log_config
+                .get("max-size")
+                .and_then(|s| parse_size(s))
+                .unwrap_or(0);
+            let max_files = log_config
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1);
+            berth_shim::spawn(&SpawnOptions {
+                binary: self.shim_binary.clone(),
+                bundle,
+                id: id.clone(),
+                state_dir,
+                runtime_root: Some(self.runtime_root.clone()),
+                log: Some(ShimLogOptions {
+                    path: self.log_path(id),
+                    max_size,
+                    max_files,
+                }),
+                tty: record.config.tty,
+                stdin: record.config.open_stdin,
+            })
+            .map_err(|err| match err {
+                ClientError::Shim { message, .. } => ContainerError::Start {
+                    id: id.clone(),
+                    message,
+                },
+                other => shim_err(id)(other),
+            })
+        })();
+        if built.is_err() {
+            let _ = unmount(&rootfs);
+        }
+        built
+    }
+
+    /// Starts a created or exited container. `Ok(false)`: it was running.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        container: &Arc<Container>,
+    ) -> Result<bool, ContainerError> {
+        let op = lock(&container.op);
+        if container.lifecycle.borrow().removed {
+            return Err(ContainerError::NotFound(container.id.clone()));
+        }
+        let record = container.record();
+        if record.state.status.is_running() {
+            return Ok(false);
+        }
+        let started = self.launch(&record).and_then(|client| {
+            for pending in lock(&container.pending_attaches).drain(..) {
+                let attached = client
+                    .attach(pending.stdin, pending.close_stdin)
+                    .map_err(|e| e.to_string());
+                let _ = pending.reply.send(attached);
+            }
+            let pid = client
+                .start()
+                .and_then(|()| client.state())
+                .map(|state| state.pid);
+            match pid {
+                Ok(pid) => Ok((client, pid)),
+                Err(err) => {
+                    let _ = client.shutdown();
+                    let _ = unmount(&self.rootfs_path(&record.id));
+                    Err(match err {
+                        ClientError::Shim { message, .. } => ContainerError::Start {
+                            id: record.id.clone(),
+                            message,
+                        },
+                        other => shim_err(&record.id)(other),
+                    })
+                }
+            }
+        });
+        let (client, pid) = match started {
+            Ok(done) => done,
+            Err(err) => {
+                // Docker records a failed start as an exit: 127 for a
+                // missing command, 126 for one that cannot run.
+                let text = err.to_string();
+                let code = if text.contains("executable file not found")
+                    || text.contains("no such file or directory")
+                {
+                    127
+                } else if text.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                lock(&container.pending_attaches).clear();
+                let record = self.update(container, |r| {
+                    r.state.status = Status::Exited;
+                    r.state.exit_code = code;
+                    r.state.error = text.clone();
+                    r.state.pid = 0;
+                    r.state.finished_at = Some(now_nanos());
+                });
+                container.lifecycle.send_modify(|l| {
+                    l.running = false;
+                    l.exits += 1;
+                    l.exit_code = code;
+                });
+                drop(op);
+                if record.is_ok_and(|r| r.host_config.auto_remove)
+                    && let Err(e) = self.remove(container)
+                {
+                    log::warning!("auto-removing container {}: {e}", container.id);
+                }
+                return Err(err);
+            }
+        };
+        *lock(&container.shim) = Some(client.clone());
+        container.manual_stop.store(false, Ordering::SeqCst);
+        let record = self.update(container, |r| {
+            r.state.status = Status::Running;
+            r.state.pid = i64::from(pid);
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.started_at = Some(now_nanos());
+        })?;
+        container.lifecycle.send_modify(|l| l.running = true);
+        self.publish("start", &record, &[]);
+        drop(op);
+        spawn_monitor(self.clone(), container.clone(), client);
+        Ok(true)
+    }
+
+    /// Records an exit, releases the runtime, wakes waiters, auto-removes
+    /// or restarts by the restart policy.
+    fn on_exit(self: &Arc<Self>, container: &Arc<Container>, code: i64, finished_at: i64) {
+        let record = match self.update(container, |r| {
+            r.state.status = Status::Exited;
+            r.state.exit_code = code;
+            r.state.pid = 0;
+            r.state.finished_at = Some(finished_at);
+        }) {
+            Ok(record) => record,
+            Err(err) => {
+                log::error!("recording the exit of container {}: {err}", container.id);
+                container.record()
+            }
+        };
+        self.publish("die", &record, &[("exitCode", code.to_string())]);
+        {
+            let _op = lock(&container.op);
+            release_runtime(self, container);
+        }
+        container.lifecycle.send_modify(|l| {
+            l.running = false;
+            l.exits += 1;
+            l.exit_code = code;
+        });
+        if record.host_config.auto_remove
+            && let Err(err) = self.remove(container)
+        {
+            log::warning!("auto-removing container {}: {err}", container.id);
+        }
+        let manual = container.manual_stop.load(Ordering::SeqCst);
+        if !manual && !record.host_config.auto_remove && wants_restart(&record, code) {
+            self.schedule_restart(container, &record);
+        }
+    }
+
+    /// Docker's restart delay: 100 ms doubling per restart, at most a
+    /// minute; the container shows `restarting` meanwhile.
+    fn schedule_restart(self: &Arc<Self>, container: &Arc<Container>, record: &Record) {
+        let delay = Duration::from_millis(100u64 << record.restart_count.clamp(0, 10))
+            .min(Duration::from_secs(60));
+        if let Err(err) = self.update(container, |r| r.state.status = Status::Restarting) {
+            log::warning!("restarting container {}: {err}", container.id);
+        }
+        let (store, container) = (self.clone(), container.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("restart-{}", &container.id[..12]))
+            .stack_size(256 << 10)
+            .spawn(move || {
+                std::thread::sleep(delay);
+                let still_wanted = !container.lifecycle.borrow().removed
+                    && !container.manual_stop.load(Ordering::SeqCst)
+                    && container.record().state.status == Status::Restarting;
+                if !still_wanted {
+                    if container.record().state.status == Status::Restarting {
+                        let _ = store.update(&container, |r| r.state.status = Status::Exited);
+                    }
+                    return;
+                }
+                let _ = store.update(&container, |r| {
+                    r.state.status = Status::Exited;
+                    r.restart_count += 1;
+                });
+                if let Err(err) = store.start(&container) {
+                    log::warning!("restarting container {}: {err}", container.id);
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!("starting a restart thread: {err}");
+        }
+    }
+}
+
+/// Whether the restart policy restarts the container after this exit.
+fn wants_restart(record: &Record, code: i64) -> bool {
+    let policy = &record.host_config.restart_policy;
+    match policy.name.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            code != 0
+                && (policy.maximum_retry_count <= 0
+                    || record.restart_count < policy.maximum_retry_count)
+        }
+        _ => false,
+    }
+}
+
+/// `10m`, `1g`, `512k`, plain bytes (docker's `max-size`).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits.parse().ok()?;
+    let mult = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// Shuts the shim down (the runtime deletes processes, state and cgroup)
+/// and unmounts the rootfs. Caller holds the container's `op` lock.
+pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
+    let client = lock(&container.shim).take();
+    let client = client.or_else(|| berth_shim::connect(&store.state_dir(&container.id)).ok());
+    if let Some(client) = client
+        && let Err(err) = client.shutdown()
+    {
+        log::warning!("shutting down the shim of {}: {err}", container.id);
+    }
+    let rootfs = store.rootfs_path(&container.id);
+    if rootfs.exists() {
+        let _ = unmount(&rootfs);
+    }
+}
+
+fn spawn_monitor(store: Arc<ContainerStore>, container: Arc<Container>, client: Client) {
+    let name = format!("monitor-{}", &container.id[..12]);
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let (code, finished) = match client.wait() {
+                Ok(exit) => (i64::from(exit.exit_code), parse_time(&exit.finished_at)),
+                Err(err) => {
+                    log::warning!("waiting for container {}: {err}", container.id);
+                    match berth_shim::client::read_exit(client.state_dir()) {
+                        Ok(Some(exit)) => {
+                            (i64::from(exit.exit_code), parse_time(&exit.finished_at))
+                        }
+                        _ => (255, now_nanos()),
+                    }
+                }
+            };
+            store.on_exit(&container, code, finished);
+        });
+    if let Err(err) = spawned {
+        log::error!("starting a monitor thread: {err}");
+    }
+}
+
+fn parse_time(text: &str) -> i64 {
+    humantime::parse_rfc3339_weak(text)
+        .map(crate::engine::events::unix_nanos)
+        .unwrap_or_else(|_| now_nanos())
+}
+
+/// Live restore of one container at startup: reconnect to its shim, or
+/// record the exit its shim left behind.
+pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
+    let record = container.record();
+    if !record.state.status.is_running() {
+        if record.state.status == Status::Removing {
+            let _ = store.remove(container);
+        }
+        return;
+    }
+    let state_dir = store.state_dir(&record.id);
+    match berth_shim::connect(&state_dir) {
+        Ok(client) => {
+            *lock(&container.shim) = Some(client.clone());
+            spawn_monitor(store.clone(), container.clone(), client);
+        }
+        Err(err) => {
+            log::warning!(
+                "container {} was running but its shim is gone ({err}); recording its exit",
+                record.id
+            );
+            let (code, finished) = match berth_shim::client::read_exit(&state_dir) {
+                Ok(Some(exit)) => (i64::from(exit.exit_code), parse_time(&exit.finished_at)),
+                _ => (255, now_nanos()),
+            };
+            store.on_exit(container, code, finished);
+        }
+    }
+}
+
+impl Engine {
+    /// `POST /containers/{id}/start`; `Ok(false)` if already running.
+    pub(crate) async fn container_start(&self, reference: &str) -> Result<bool, ContainerError> {
+        let container = self.containers.get(reference)?;
+        self.containers_blocking("start", move |store| store.start(&container))
+            .await
+    }
+
+    /// Subscribes now (so an exit that follows is not missed) and returns
+    /// a future that resolves with the exit code when `condition` holds.
+    pub(crate) fn container_wait(
+        &self,
+        reference: &str,
+        condition: WaitCondition,
+    ) -> Result<impl Future<Output = i64> + Send + 'static, ContainerError> {
+        let container = self.containers.get(reference)?;
+        let mut rx = container.subscribe();
+        let initial = *rx.borrow();
+        Ok(async move {
+            let done = |l: &Lifecycle| match condition {
+                WaitCondition::NotRunning => !l.running,
+                WaitCondition::NextExit => l.exits > initial.exits || l.removed,
+                WaitCondition::Removed => l.removed,
+            };
+            let waited = rx.wait_for(done).await.map(|l| l.exit_code);
+            match waited {
+                Ok(code) => code,
+                Err(_) => rx.borrow().exit_code,
+            }
+        })
+    }
+
+    pub(super) fn running_shim(&self, container: &Container) -> Result<Client, ContainerError> {
+        if !container.is_running() {
+            return Err(ContainerError::NotRunning(container.id.clone()));
+        }
+        container
+            .shim()
+            .ok_or_else(|| ContainerError::NotRunning(container.id.clone()))
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub(crate) async fn container_kill(
+        &self,
+        reference: &str,
+        signal: Option<&str>,
+    ) -> Result<(), ContainerError> {
+        let container = self.containers.get(reference)?;
+        let signal = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s).map_err(ContainerError::InvalidConfig)?,
+            None => 9,
+        };
+        let client = self.running_shim(&container)?;
+        container.mark_manual_stop();
+        let id = container.id.clone();
+        tokio::task::spawn_blocking(move || client.kill(i32::from(signal), false))
+            .await
+            .map_err(|_| ContainerError::Task("kill"))?
+            .map_err(shim_err(&id))?;
+        self.thaw_if_paused(&container).await?;
+        self.containers.publish(
+            "kill",
+            &container.record(),
+            &[("signal", signal.to_string())],
+        );
+        Ok(())
+    }
+
+    /// Sends `signal`, waits up to `timeout` for the exit; `true` if it exited.
+    pub(crate) async fn container_kill_and_wait(
+        &self,
+        container: &Arc<Container>,
+        signal: u8,
+        timeout: Duration,
+    ) -> Result<bool, ContainerError> {
+        let mut rx = container.subscribe();
+        if !rx.borrow().running {
+            return Ok(true);
+        }
+        if let Some(client) = container.shim() {
+            let sent = tokio::task::spawn_blocking(move || client.kill(i32::from(signal), false))
+                .await
+                .map_err(|_| ContainerError::Task("kill"))?;
+            if let Err(err) = sent {
+                log::debug!("signalling container {}: {err}", container.id);
+            }
+        }
+        self.thaw_if_paused(container).await?;
+        self.containers.publish(
+            "kill",
+            &container.record(),
+            &[("signal", signal.to_string())],
+        );
+        let exited = tokio::time::timeout(timeout, rx.wait_for(|l| !l.running)).await;
+        Ok(exited.is_ok())
+    }
+
+    /// `POST /containers/{id}/stop`; `Ok(false)` if it was not running.
+    pub(crate) async fn container_stop(
+        &self,
+        reference: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<bool, ContainerError> {
+        let container = self.containers.get(reference)?;
+        if !container.is_running() {
+            return Ok(false);
+        }
+        container.mark_manual_stop();
+        let record = container.record();
+        let signal_name = signal
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| Some(record.config.stop_signal.clone()).filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "SIGTERM".to_owned());
+        let signal = parse_signal(&signal_name).map_err(ContainerError::InvalidConfig)?;
+        let timeout = timeout.or(record.config.stop_timeout).unwrap_or(10);
+        let grace = if timeout < 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_secs(timeout as u64)
+        };
+        if !self
+            .container_kill_and_wait(&container, signal, grace)
+            .await?
+        {
+            self.container_kill_and_wait(&container, 9, Duration::from_secs(30))
+                .await?;
+        }
+        self.containers.publish("stop", &container.record(), &[]);
+        Ok(true)
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub(crate) async fn container_restart(
+        &self,
+        reference: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), ContainerError> {
+        self.container_stop(reference, signal, timeout).await?;
+        let container = self.containers.get(reference)?;
+        self.container_start(reference).await?;
+        self.containers.publish("restart", &container.record(), &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub(crate) async fn container_resize(
+        &self,
+        reference: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), ContainerError> {
+        let container = self.containers.get(reference)?;
+        let client = self.running_shim(&container)?;
+        let id = container.id.clone();
+        tokio::task::spawn_blocking(move || client.resize(rows, cols))
+            .await
+            .map_err(|_| ContainerError::Task("resize"))?
+            .map_err(shim_err(&id))
+    }
+
+    /// Attaches to the container's output (and stdin): at once if it
+    /// runs, else at its next start.
+    pub(crate) async fn container_attach(
+        &self,
+        reference: &str,
+        stdin: bool,
+    ) -> Result<oneshot::Receiver<Result<Attach, String>>, ContainerError> {
+        let container = self.containers.get(reference)?;
+        let close_stdin = stdin && container.record().config.stdin_once;
+        self.containers.publish("attach", &container.record(), &[]);
+        self.containers_blocking("attach", move |_store| {
+            let _op = lock(&container.op);
+            let (tx, rx) = oneshot::channel();
+            match container.shim().filter(|_| container.is_running()) {
+                Some(client) => {
+                    let _ = tx.send(client.attach(stdin, close_stdin).map_err(|e| e.to_string()));
+                }
+                None => lock(&container.pending_attaches).push(PendingAttach {
+                    stdin,
+                    close_stdin,
+                    reply: tx,
+                }),
+            }
+            Ok(rx)
+        })
+        .await
+    }
+
+    /// Resolves when the container is not running (now or later).
+    pub(crate) fn container_stopped(
+        &self,
+        reference: &str,
+    ) -> Result<impl Future<Output = ()> + Send + 'static, ContainerError> {
+        let container = self.containers.get(reference)?;
+        let mut rx = container.subscribe();
+        Ok(async move {
+            let _ = rx.wait_for(|l| !l.running).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("5x"), None);
+    }
+
+    #[test]
+    fn binds_become_rbind_mounts() {
+        let mounts = bind_mounts(&["/tmp:/data:ro".to_owned()]).unwrap();
+        assert_eq!(mounts[0].destination(), Path::new("/data"));
+        assert!(
+            mounts[0]
+                .options()
+                .as_ref()
+                .unwrap()
+                .contains(&"ro".to_owned())
+        );
+        assert!(bind_mounts(&["vol:/data".to_owned()]).is_err());
+        assert!(WaitCondition::parse("bogus").is_err());
+        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
+    }
+}

@@ -1,0 +1,818 @@
+//! Containers through the real docker CLI (28.x) and docker-py against a
+//! real berthd: run, create/start/wait, ps, inspect, logs, stop, kill, rm,
+//! exec, events, errors, and live restore across a `kill -9` of berthd.
+//!
+//! Each test has its own data root, exec root and socket in a temp dir.
+//! The guard removes every container through the API (shims, mounts,
+//! cgroups go with them), stops berthd, then kills any shim and unmounts
+//! anything left under the temp dir, so a failing test leaves nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{berthd_command, docker, request};
+
+/// A berthd whose shim is berthd itself (multi-call as `berth-shim`).
+struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-ctr")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_berthd"),
+            dir.path().join("bin/berth-shim"),
+        )
+        .unwrap();
+        let mut daemon = Daemon {
+            socket: dir.path().join("sock/berth.sock"),
+            dir,
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let root = self.dir.path();
+        let child = berthd_command(&self.socket, &root.join("root"), &root.join("run"))
+            .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "berthd did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: the shims and containers must live on.
+    fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        docker(&self.host(), args)
+    }
+
+    /// Runs the docker CLI, insists on success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = self.docker(args);
+        assert!(
+            status.success(),
+            "docker {args:?} failed ({status}): {stderr}\nstdout: {stdout}"
+        );
+        stdout
+    }
+
+    /// Imports a busybox image named `busybox`.
+    fn busybox(&self) {
+        let root = self.dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static must be installed (/bin/busybox)");
+        for applet in [
+            "sh", "echo", "sleep", "cat", "true", "false", "ls", "env", "pwd", "id", "hostname",
+            "wc",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tar = self.dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox",
+        ]);
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", "--type", "container", name]);
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.remove(0)
+    }
+
+    fn inspect_id(&self, name: &str) -> String {
+        self.inspect(name)["Id"].as_str().unwrap().to_owned()
+    }
+
+    fn mounts_under_dir(&self) -> Vec<String> {
+        let dir = self.dir.path().to_str().unwrap().to_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Processes whose command line names our temp dir (shims).
+    fn our_processes(&self) -> Vec<i32> {
+        let dir = self.dir.path().to_str().unwrap().to_owned();
+        let me = std::process::id() as i32;
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if pid != me && String::from_utf8_lossy(&cmdline).contains(&dir) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// What a test must leave: no containers' shims, no mounts.
+    fn assert_clean(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let procs: Vec<i32> = self
+                .our_processes()
+                .into_iter()
+                .filter(|pid| Some(*pid as u32) != self.child.as_ref().map(Child::id))
+                .collect();
+            let mounts = self.mounts_under_dir();
+            if procs.is_empty() && mounts.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left behind: processes {procs:?}, mounts {mounts:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let (_, ids, _) = self.docker(&["ps", "-aq", "--no-trunc"]);
+            for id in ids.split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Fallback when berthd could not remove them: delete every container
+        // the runtime still knows (kills its processes, removes its cgroup),
+        // then kill the shims.
+        let runtime_root = self.dir.path().join("run/runtime");
+        if let Ok(entries) = std::fs::read_dir(&runtime_root) {
+            let root = berth_runtime::state::Root::new(&runtime_root);
+            for entry in entries.flatten() {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let _ = berth_runtime::container::delete(&root, &id, true);
+            }
+        }
+        for pid in self.our_processes() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let mut mounts = self.mounts_under_dir();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mount in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn run_prints_output_and_returns_exit_codes() {
+    let d = Daemon::start();
+    d.busybox();
+    let (status, stdout, stderr) = d.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "hi\n");
+    // --rm (AutoRemove) removed it.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+
+    let (status, stdout, stderr) = d.docker(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert_eq!(stdout, "out\n");
+    assert_eq!(stderr, "err\n");
+
+    let (status, _, stderr) = d.docker(&["run", "--rm", "busybox", "/no/such/cmd"]);
+    assert_eq!(status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("executable file not found") || stderr.contains("no such file"),
+        "{stderr}"
+    );
+
+    // The image's CMD is used when none is given; stdin reaches it with -i.
+    let mut child = Command::new("docker")
+        .args(["-H", &d.host(), "run", "-i", "--rm", "busybox", "cat"])
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join("berthd-test-docker-config"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "piped\n");
+
+    let (status, stdout, _) = d.docker(&[
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/bin",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(hostname | wc -c)",
+    ]);
+    assert!(status.success());
+    assert_eq!(stdout, "bar /bin 13\n");
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn create_start_wait_inspect_and_logs() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = d
+        .ok(&[
+            "create",
+            "--name",
+            "c1",
+            "--label",
+            "team=a",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x; echo y >&2; exit 5",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    let created = d.inspect("c1");
+    assert_eq!(created["Id"], id);
+    assert_eq!(created["Name"], "/c1");
+    assert_eq!(created["Path"], "sh");
+    assert_eq!(
+        created["Args"],
+        serde_json::json!(["-c", "echo x; echo y >&2; exit 5"])
+    );
+    assert_eq!(created["State"]["Status"], "created");
+    assert_eq!(created["State"]["Running"], false);
+    assert_eq!(created["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(created["Config"]["Labels"]["team"], "a");
+    assert_eq!(created["Config"]["Image"], "busybox");
+    assert_eq!(created["HostConfig"]["LogConfig"]["Type"], "json-file");
+    assert!(created["Image"].as_str().unwrap().starts_with("sha256:"));
+    assert!(created["NetworkSettings"].is_object());
+    assert_eq!(created["Mounts"], serde_json::json!([]));
+    // The short ID and a unique prefix find it too.
+    assert_eq!(d.inspect(&id[..12])["Id"], id);
+
+    d.ok(&["start", "c1"]);
+    assert_eq!(d.ok(&["wait", "c1"]).trim(), "5");
+    let exited = d.inspect("c1");
+    assert_eq!(exited["State"]["Status"], "exited");
+    assert_eq!(exited["State"]["ExitCode"], 5);
+    assert_eq!(exited["State"]["Pid"], 0);
+    assert_ne!(exited["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+    let (status, stdout, stderr) = d.docker(&["logs", "c1"]);
+    assert!(status.success());
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("x\n", "y\n"));
+
+    // Starting again (attached: the CLI exits with the container's code)
+    // appends to the same log.
+    let (status, stdout, _) = d.docker(&["start", "-a", "c1"]);
+    assert_eq!((status.code(), stdout.as_str()), (Some(5), "x\n"));
+    let (_, stdout, _) = d.docker(&["logs", "c1"]);
+    assert_eq!(stdout, "x\nx\n");
+    d.ok(&["rename", "c1", "c2"]);
+    assert_eq!(d.inspect("c2")["Name"], "/c2");
+    d.ok(&["rm", "c2"]);
+    let (status, _, stderr) = d.docker(&["inspect", "--type", "container", "c2"]);
+    assert!(!status.success());
+    assert!(stderr.contains("No such container: c2"), "{stderr}");
+    d.assert_clean();
+}
+
+#[test]
+fn ps_lists_filters_and_formats() {
+    let d = Daemon::start();
+    d.busybox();
+    let running = d
+        .ok(&[
+            "run", "-d", "--name", "up", "--label", "role=web", "busybox", "sleep", "1000",
+        ])
+        .trim()
+        .to_owned();
+    d.ok(&["run", "--name", "zero", "busybox", "true"]);
+    let (status, _, _) = d.docker(&["run", "--name", "two", "busybox", "sh", "-c", "exit 2"]);
+    assert_eq!(status.code(), Some(2));
+    d.ok(&["create", "--name", "fresh", "busybox"]);
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut cmd = vec!["ps", "--format", "{{.Names}}"];
+        cmd.extend_from_slice(args);
+        let mut out: Vec<String> = d.ok(&cmd).lines().map(str::to_owned).collect();
+        out.sort();
+        out
+    };
+    assert_eq!(names(&[]), ["up"]);
+    assert_eq!(names(&["-a"]), ["fresh", "two", "up", "zero"]);
+    assert_eq!(names(&["-a", "--filter", "status=exited"]), ["two", "zero"]);
+    assert_eq!(names(&["-a", "--filter", "exited=2"]), ["two"]);
+    assert_eq!(names(&["-a", "--filter", "status=created"]), ["fresh"]);
+    assert_eq!(names(&["-a", "--filter", "label=role=web"]), ["up"]);
+    assert_eq!(names(&["-a", "--filter", "name=zer"]), ["zero"]);
+    assert_eq!(
+        names(&["-a", "--filter", &format!("id={}", &running[..10])]),
+        ["up"]
+    );
+    assert_eq!(names(&["-a", "--filter", "ancestor=busybox"]).len(), 4);
+    assert_eq!(
+        names(&["-a", "--filter", "ancestor=other"]),
+        Vec::<String>::new()
+    );
+    // -n 1: the newest.
+    assert_eq!(names(&["-n", "1"]), ["fresh"]);
+    assert_eq!(d.ok(&["ps", "-q"]).trim(), &running[..12]);
+
+    assert_eq!(
+        d.ok(&[
+            "info",
+            "--format",
+            "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}"
+        ])
+        .trim(),
+        "4 1 0 3"
+    );
+    let table = d.ok(&["ps", "-a"]);
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("CONTAINER ID   IMAGE"), "{table}");
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.ends_with(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("up").contains("Up "), "{table}");
+    assert!(line("two").contains("Exited (2)"), "{table}");
+    assert!(line("fresh").contains("Created"), "{table}");
+    assert!(line("up").contains("\"sleep 1000\""), "{table}");
+
+    let status = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=two",
+        "--format",
+        "{{.State}}|{{.Image}}|{{.Command}}",
+    ]);
+    assert_eq!(status.trim(), "exited|busybox|\"sh -c exit 2\"");
+    d.assert_clean_after_rm_all();
+}
+
+impl Daemon {
+    fn assert_clean_after_rm_all(&self) {
+        let ids = self.ok(&["ps", "-aq"]);
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.split_whitespace());
+        if args.len() > 2 {
+            self.ok(&args);
+        }
+        assert_eq!(self.ok(&["ps", "-aq"]), "");
+        self.assert_clean();
+    }
+}
+
+#[test]
+fn logs_tail_timestamps_and_follow() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "five",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done",
+    ]);
+    assert_eq!(
+        d.ok(&["logs", "five"]),
+        "line1\nline2\nline3\nline4\nline5\n"
+    );
+    assert_eq!(d.ok(&["logs", "--tail", "2", "five"]), "line4\nline5\n");
+    let stamped = d.ok(&["logs", "-t", "--tail", "1", "five"]);
+    let (stamp, text) = stamped.trim_end().split_once(' ').unwrap();
+    assert_eq!(text, "line5");
+    assert!(stamp.ends_with('Z') && stamp.len() == 30, "{stamp}");
+    assert_eq!(
+        d.ok(&[
+            "logs",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--tail",
+            "1",
+            "five"
+        ]),
+        "line5\n"
+    );
+
+    // -f on a container that prints, waits, prints and exits: the
+    // follow ends by itself when the container does.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; sleep 2; echo second",
+    ]);
+    let started = Instant::now();
+    let followed = d.ok(&["logs", "-f", "slow"]);
+    assert_eq!(followed, "first\nsecond\n");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn stop_kill_and_remove() {
+    let d = Daemon::start();
+    d.busybox();
+    // SIGTERM reaches a process with a handler: exits 7, not 137.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["stop", "polite"]);
+    let state = &d.inspect("polite")["State"];
+    assert_eq!(state["ExitCode"], 7, "{state}");
+    assert_eq!(state["Running"], false);
+    // Stopping a stopped container is fine (304 to the CLI).
+    d.ok(&["stop", "polite"]);
+
+    // PID 1 without a handler ignores SIGTERM: stop -t 1 ends in SIGKILL.
+    d.ok(&[
+        "run", "-d", "--name", "stubborn", "busybox", "sleep", "1000",
+    ]);
+    d.ok(&["stop", "-t", "1", "stubborn"]);
+    assert_eq!(d.inspect("stubborn")["State"]["ExitCode"], 137);
+
+    d.ok(&["start", "stubborn"]);
+    assert_eq!(d.inspect("stubborn")["State"]["Running"], true);
+    d.ok(&["kill", "stubborn"]);
+    assert_eq!(d.ok(&["wait", "stubborn"]).trim(), "137");
+    let (status, _, stderr) = d.docker(&["kill", "stubborn"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is not running"), "{stderr}");
+
+    d.ok(&["restart", "-t", "1", "stubborn"]);
+    assert_eq!(d.inspect("stubborn")["State"]["Running"], true);
+    let (status, _, stderr) = d.docker(&["rm", "stubborn"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("cannot remove container \"/stubborn\": container is running"),
+        "{stderr}"
+    );
+    d.ok(&["rm", "-f", "stubborn"]);
+    d.ok(&["create", "--name", "keep", "--label", "keep=1", "busybox"]);
+    let pruned = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(pruned.contains(&d.inspect_id("polite")), "{pruned}");
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "keep\n");
+    d.ok(&["rm", "keep"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    d.assert_clean();
+}
+
+#[test]
+fn docker_errors_have_dockers_texts() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["create", "--name", "taken", "busybox"]);
+    let id = d.inspect("taken")["Id"].as_str().unwrap().to_owned();
+    let (status, _, stderr) = d.docker(&["create", "--name", "taken", "busybox"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "Conflict. The container name \"/taken\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        "{stderr}"
+    );
+    // The image is in use by a container.
+    let (status, _, stderr) = d.docker(&["rmi", "busybox"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "container {} is using its referenced image",
+            &id[..12]
+        )),
+        "{stderr}"
+    );
+    let response = request(&d.socket, "GET", "/v1.47/containers/nope/json", &[], b"");
+    assert_eq!(response.status, 404);
+    assert_eq!(response.json()["message"], "No such container: nope");
+    for args in [
+        &["start", "nope"][..],
+        &["rm", "nope"],
+        &["logs", "nope"],
+        &["stop", "nope"],
+    ] {
+        let (status, _, stderr) = d.docker(args);
+        assert!(!status.success());
+        assert!(
+            stderr.contains("No such container: nope"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (status, _, stderr) = d.docker(&["create", "--name", "bad name!", "busybox"]);
+    assert!(!status.success());
+    assert!(stderr.contains("Invalid container name"), "{stderr}");
+    let response = request(
+        &d.socket,
+        "POST",
+        "/v1.47/containers/taken/wait?condition=bogus",
+        &[],
+        b"",
+    );
+    assert_eq!(response.status, 400);
+    assert_eq!(response.json()["message"], "invalid condition: \"bogus\"");
+    let (status, _, stderr) = d.docker(&["run", "--rm", "missing-image:v9", "true"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("Unable to find image 'missing-image:v9' locally"),
+        "{stderr}"
+    );
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn exec_output_and_exit_status() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    let (status, stdout, stderr) =
+        d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(status.code(), Some(4));
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("out\n", "err\n"));
+    let (status, stdout, _) = d.docker(&[
+        "exec",
+        "-e",
+        "V=1",
+        "-w",
+        "/bin",
+        "box",
+        "sh",
+        "-c",
+        "echo $V $(pwd)",
+    ]);
+    assert!(status.success());
+    assert_eq!(stdout, "1 /bin\n");
+    let (status, _, _) = d.docker(&["exec", "box", "/no/such"]);
+    assert_eq!(status.code(), Some(127));
+    d.ok(&["exec", "-d", "box", "sh", "-c", "echo detached > /mark"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.docker(&["exec", "box", "cat", "/mark"]).1 != "detached\n" {
+        assert!(Instant::now() < deadline, "detached exec did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["stop", "-t", "0", "box"]);
+    let (status, _, stderr) = d.docker(&["exec", "box", "true"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is not running"), "{stderr}");
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn events_show_the_container_lifecycle() {
+    let d = Daemon::start();
+    d.busybox();
+    let since = now().to_string();
+    d.ok(&["run", "--rm", "--name", "ev", "busybox", "true"]);
+    let until = (now() + 1).to_string();
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        actions,
+        [
+            "create ev <no value>",
+            "attach ev <no value>",
+            "start ev <no value>",
+            "die ev 0",
+            "destroy ev <no value>"
+        ],
+        "{out}"
+    );
+    d.assert_clean();
+}
+
+#[test]
+fn live_restore_keeps_containers_across_a_killed_berthd() {
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "keeper", "busybox", "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "shortlived",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 9",
+    ]);
+    let pid = d.inspect("keeper")["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    d.kill9();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the container died with berthd"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // `shortlived` exits meanwhile
+    d.spawn();
+    let state = &d.inspect("keeper")["State"];
+    assert_eq!(state["Running"], true, "{state}");
+    assert_eq!(state["Pid"], pid);
+    // The exit that happened while berthd was down is recorded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.inspect("shortlived")["State"]["Running"] == true {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.inspect("shortlived")["State"]["ExitCode"], 9);
+    assert_eq!(
+        d.ok(&["exec", "keeper", "echo", "still here"]),
+        "still here\n"
+    );
+
+    let waiter = Command::new("docker")
+        .args(["-H", &d.host(), "wait", "keeper"])
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join("berthd-test-docker-config"),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["stop", "-t", "1", "keeper"]);
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "137");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn docker_py_containers_api() {
+    let probe = Command::new("python3")
+        .args(["-c", "import docker, pytest"])
+        .output()
+        .expect("running python3");
+    assert!(
+        probe.status.success(),
+        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let d = Daemon::start();
+    d.busybox();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/test_containers.py"
+    );
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            script,
+        ])
+        .env("BERTHD_HOST", d.host())
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("6 passed"), "{stdout}");
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn pause_unpause_and_top() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    let top = d.ok(&["top", "frozen"]);
+    let header = top.lines().next().unwrap();
+    assert!(
+        header.starts_with("UID") && header.ends_with("CMD"),
+        "{top}"
+    );
+    assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "{top}");
+
+    d.ok(&["pause", "frozen"]);
+    let state = &d.inspect("frozen")["State"];
+    assert_eq!(
+        (state["Status"].as_str(), state["Paused"].as_bool()),
+        (Some("paused"), Some(true))
+    );
+    assert!(
+        d.ok(&["ps", "--format", "{{.Status}}"])
+            .contains("(Paused)")
+    );
+    let (status, _, stderr) = d.docker(&["pause", "frozen"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is already paused"), "{stderr}");
+    d.ok(&["unpause", "frozen"]);
+    assert_eq!(d.inspect("frozen")["State"]["Status"], "running");
+    let (status, _, stderr) = d.docker(&["unpause", "frozen"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is not paused"), "{stderr}");
+
+    // A paused container still stops: it is thawed after the signal.
+    d.ok(&["pause", "frozen"]);
+    d.ok(&["stop", "-t", "1", "frozen"]);
+    assert_eq!(d.inspect("frozen")["State"]["ExitCode"], 137);
+    let (status, _, stderr) = d.docker(&["top", "frozen"]);
+    assert!(!status.success());
+    assert!(stderr.contains("is not running"), "{stderr}");
+    d.assert_clean_after_rm_all();
+}
