@@ -1,0 +1,663 @@
+//! Real networking, as root: every test builds its own "host" inside a
+//! scratch network namespace (bridges, veths and the nftables table live
+//! there, so the machine's own network is never touched), plus one
+//! namespace per "container". Dropping the guard removes them all.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use berth_network::{
+    DnsRegistry, EmbeddedDns, Endpoint, NetNs, NetworkError, NetworkSpec, Networking, PortSpec,
+};
+
+struct TestHost {
+    dir: tempfile::TempDir,
+    host: NetNs,
+}
+
+impl TestHost {
+    async fn new() -> (Self, Networking) {
+        let dir = tempfile::tempdir().unwrap();
+        let host = NetNs::create(dir.path().join("host-netns")).unwrap();
+        let guard = Self { dir, host };
+        let net = guard.networking().await;
+        // A fresh namespace has `lo` down; a real host has it up.
+        let lo = net.netlink().link_index("lo").await.unwrap().unwrap();
+        net.netlink().set_up(lo, "lo").await.unwrap();
+        net.start().await.unwrap();
+        (guard, net)
+    }
+
+    async fn networking(&self) -> Networking {
+        Networking::open(
+            self.host.clone(),
+            self.dir.path().join("state"),
+            self.netns_dir(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn netns_dir(&self) -> PathBuf {
+        self.dir.path().join("netns")
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(self.netns_dir()) {
+            for entry in entries.flatten() {
+                let _ = NetNs::remove(entry.path());
+            }
+        }
+        // Links and nft rules live in this namespace and go with it.
+        let _ = NetNs::remove(self.dir.path().join("host-netns"));
+    }
+}
+
+fn spec(name: &str, bridge: &str, subnet: Option<&str>) -> NetworkSpec {
+    NetworkSpec {
+        name: name.to_owned(),
+        bridge: bridge.to_owned(),
+        subnet: subnet.map(|s| s.parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+async fn container(net: &Networking, network: &str, id: &str, ports: &[&str]) -> (NetNs, Endpoint) {
+    let ns = net.create_netns(id).unwrap();
+    let ports: Vec<PortSpec> = ports.iter().map(|p| PortSpec::parse(p).unwrap()).collect();
+    let ep = net
+        .connect(network, id, &ns, "eth0", None, &ports)
+        .await
+        .unwrap();
+    (ns, ep)
+}
+
+/// A TCP server in `ns` answering each connection with `reply`.
+fn serve(ns: &NetNs, port: u16, reply: &'static str) -> SocketAddrV4 {
+    let listener = ns
+        .run(|| TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    let addr = match listener.local_addr().unwrap() {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => unreachable!(),
+    };
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    addr
+}
+
+/// Connects from inside `ns` and reads the reply.
+fn fetch(ns: &NetNs, addr: SocketAddrV4) -> std::io::Result<String> {
+    ns.run(|| {
+        let mut stream = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut out = String::new();
+        stream.read_to_string(&mut out)?;
+        Ok(out)
+    })
+    .unwrap()
+}
+
+fn ping(ns: &NetNs, addr: Ipv4Addr) -> bool {
+    ns.run(|| {
+        Command::new("busybox")
+            .args(["ping", "-c1", "-W2", &addr.to_string()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    })
+    .unwrap()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let path = path.to_str().unwrap();
+    mountinfo.lines().any(|l| l.split(' ').nth(4) == Some(path))
+}
+
+#[tokio::test]
+async fn containers_on_a_bridge_reach_each_other() {
+    let (_host, net) = TestHost::new().await;
+    let info = net
+        .create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    assert_eq!(info.gateway, info.subnet.first_host());
+    let (ns1, ep1) = container(&net, "bridge", "c1", &[]).await;
+    let (ns2, ep2) = container(&net, "bridge", "c2", &[]).await;
+    assert_ne!(ep1.address, ep2.address);
+    assert!(info.subnet.contains(ep1.address) && info.subnet.contains(ep2.address));
+
+    assert!(ping(&ns1, ep2.address), "c1 cannot ping c2");
+    assert!(ping(&ns2, info.gateway), "c2 cannot ping the gateway");
+    let server = serve(&ns2, 0, "from c2");
+    assert_eq!(
+        fetch(&ns1, SocketAddrV4::new(ep2.address, server.port())).unwrap(),
+        "from c2"
+    );
+
+    // Inside: eth0 carries the address, the default route goes via the gateway.
+    let inside = berth_network::Netlink::open(&ns1).await.unwrap();
+    let eth0 = inside
+        .link_index("eth0")
+        .await
+        .unwrap()
+        .expect("eth0 exists in the container");
+    assert_eq!(inside.addresses(eth0).await.unwrap(), vec![ep1.address]);
+    let routes = ns1
+        .run(|| {
+            Command::new("ip")
+                .args(["-4", "route", "show", "default"])
+                .output()
+                .unwrap()
+        })
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains(&format!("default via {}", info.gateway)),
+        "{routes}"
+    );
+}
+
+#[tokio::test]
+async fn networks_are_isolated_from_each_other() {
+    let (_host, net) = TestHost::new().await;
+    net.create_network(&spec("front", "br-front", Some("10.71.0.0/24")))
+        .await
+        .unwrap();
+    net.create_network(&spec("back", "br-back", Some("10.72.0.0/24")))
+        .await
+        .unwrap();
+    let (ns1, _ep1) = container(&net, "front", "f1", &[]).await;
+    let (_ns2, ep2) = container(&net, "back", "b1", &[]).await;
+    let (ns3, _ep3) = container(&net, "back", "b2", &[]).await;
+    assert!(ping(&ns3, ep2.address), "same network must work");
+    assert!(!ping(&ns1, ep2.address), "front reached back");
+
+    // Without berth's rules the host routes between the bridges: it was
+    // the isolation that stopped the ping above.
+    net.firewall().reset().unwrap();
+    assert!(
+        ping(&ns1, ep2.address),
+        "routing between bridges is broken, so the isolation check proves nothing"
+    );
+}
+
+#[tokio::test]
+async fn internal_network_has_no_way_out() {
+    let (_host, net) = TestHost::new().await;
+    let mut internal = spec("private", "br-priv", Some("10.73.0.0/24"));
+    internal.internal = true;
+    net.create_network(&internal).await.unwrap();
+    net.create_network(&spec("public", "br-pub", Some("10.74.0.0/24")))
+        .await
+        .unwrap();
+    let (ns1, ep1) = container(&net, "private", "p1", &[]).await;
+    let (ns2, ep2) = container(&net, "private", "p2", &[]).await;
+    let (ns3, ep3) = container(&net, "public", "q1", &[]).await;
+    assert_eq!(ep1.gateway, None);
+    assert!(ping(&ns1, ep2.address));
+    assert!(
+        !ping(&ns3, ep1.address),
+        "a public container reached an internal one"
+    );
+    assert!(
+        !ping(&ns2, ep3.address),
+        "an internal container reached a public one"
+    );
+}
+
+#[tokio::test]
+async fn published_port_reachable_from_host_and_loopback() {
+    let (host, net) = TestHost::new().await;
+    let info = net
+        .create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    let (ns1, ep1) = container(&net, "bridge", "web", &["80", "127.0.0.1::81"]).await;
+    let (ns2, _ep2) = container(&net, "bridge", "client", &[]).await;
+    serve(&ns1, 80, "hello 80");
+    serve(&ns1, 81, "hello 81");
+    let mappings = ep1.ports.mappings();
+    assert_eq!(mappings.len(), 2);
+    let (p80, p81) = (mappings[0].host_port, mappings[1].host_port);
+    assert!(p80 != 0 && p81 != 0);
+
+    let loopback = |port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    assert_eq!(fetch(&host.host, loopback(p80)).unwrap(), "hello 80");
+    assert_eq!(
+        fetch(&host.host, SocketAddrV4::new(info.gateway, p80)).unwrap(),
+        "hello 80"
+    );
+    assert_eq!(fetch(&host.host, loopback(p81)).unwrap(), "hello 81");
+    // Published on 127.0.0.1 only: not on the bridge address.
+    assert!(fetch(&host.host, SocketAddrV4::new(info.gateway, p81)).is_err());
+    // Another container reaches it through the host's address.
+    assert_eq!(
+        fetch(&ns2, SocketAddrV4::new(info.gateway, p80)).unwrap(),
+        "hello 80"
+    );
+    // So does the container itself (hairpin).
+    assert_eq!(
+        fetch(&ns1, SocketAddrV4::new(info.gateway, p80)).unwrap(),
+        "hello 80"
+    );
+
+    // The host port is held: nothing else can bind it...
+    let taken = host
+        .host
+        .run(|| TcpListener::bind(("0.0.0.0", p80)))
+        .unwrap();
+    assert!(taken.is_err(), "published port was not reserved");
+    // ...and a second container asking for it gets a clear error.
+    let ns3 = net.create_netns("late").unwrap();
+    let err = net
+        .connect(
+            "bridge",
+            "late",
+            &ns3,
+            "eth0",
+            None,
+            &[PortSpec::parse(&format!("{p80}:80")).unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetworkError::PortInUse { port, .. } if port == p80),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&p80.to_string()), "{err}");
+
+    net.disconnect(ep1).await.unwrap();
+    assert!(
+        fetch(&host.host, loopback(p80)).is_err(),
+        "port still forwarded after disconnect"
+    );
+    let ruleset = net.firewall().ruleset().unwrap();
+    assert!(!ruleset.contains("ctr-web"), "{ruleset}");
+}
+
+#[tokio::test]
+async fn port_held_by_a_host_process_is_refused() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    let busy = host
+        .host
+        .run(|| TcpListener::bind(("127.0.0.1", 0)))
+        .unwrap()
+        .unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let ns = net.create_netns("c").unwrap();
+    let err = net
+        .connect(
+            "bridge",
+            "c",
+            &ns,
+            "eth0",
+            None,
+            &[PortSpec::parse(&format!("{port}:80")).unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::PortInUse { .. }), "{err}");
+    // The failed connect left nothing behind: no veth, no address held.
+    let links = net.netlink().link_names().await.unwrap();
+    assert!(!links.iter().any(|l| l.starts_with("vb")), "{links:?}");
+    let (_ns2, ep) = container(&net, "bridge", "c2", &[]).await;
+    let state = std::fs::read(host.dir.path().join("state/ipam/bridge.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
+    let allocated = state["allocated"].as_object().unwrap();
+    assert_eq!(allocated.len(), 1, "{allocated:?}");
+    assert_eq!(allocated[&ep.address.to_string()], "c2");
+}
+
+#[tokio::test]
+async fn allocations_survive_a_restart_and_crash_rules_are_cleaned() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("bridge", "berth0", Some("10.75.0.0/24")))
+        .await
+        .unwrap();
+    let (ns1, ep1) = container(&net, "bridge", "c1", &["8080"]).await;
+    let first = ep1.address;
+    let mapping = ep1.ports.mappings()[0];
+    // "Crash": the process forgets everything without cleaning up.
+    drop(ep1);
+    drop(net);
+
+    let net = host.networking().await;
+    net.start().await.unwrap();
+    let ruleset = net.firewall().ruleset().unwrap();
+    assert!(
+        !ruleset.contains("ctr-c1"),
+        "rules from before the crash survived: {ruleset}"
+    );
+    assert!(
+        ruleset.contains("from-berth0"),
+        "network rules were not restored: {ruleset}"
+    );
+    assert_eq!(net.networks().unwrap().len(), 1);
+    let (ns2, ep2) = container(&net, "bridge", "c2", &[]).await;
+    assert_ne!(
+        ep2.address, first,
+        "an address held before the restart was handed out again"
+    );
+    assert!(
+        ping(&ns2, "10.75.0.1".parse().unwrap()),
+        "restored bridge does not work"
+    );
+
+    // Live restore of c1's published port: reserve it again, re-add its rules.
+    let spec = PortSpec {
+        host_ip: mapping.host_ip,
+        host_port: mapping.host_port,
+        container_port: mapping.container_port,
+        protocol: mapping.protocol,
+    };
+    let _reserved = berth_network::reserve(&host.host, &[spec]).unwrap();
+    net.republish("c1", first, &[mapping]).await.unwrap();
+    serve(&ns1, 8080, "restored");
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, mapping.host_port);
+    assert_eq!(fetch(&host.host, addr).unwrap(), "restored");
+}
+
+#[tokio::test]
+async fn bad_subnets_are_clear_errors() {
+    let (_host, net) = TestHost::new().await;
+    net.create_network(&spec("one", "br-one", Some("10.76.0.0/16")))
+        .await
+        .unwrap();
+    let err = net
+        .create_network(&spec("two", "br-two", Some("10.76.5.0/24")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::Overlap { .. }), "{err}");
+    assert!(
+        err.to_string().contains("10.76.0.0/16") && err.to_string().contains("network one"),
+        "{err}"
+    );
+
+    // A host interface's route counts too.
+    net.netlink()
+        .ensure_bridge(
+            "hostif",
+            "10.77.1.1".parse().unwrap(),
+            "10.77.1.0/24".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    let err = net
+        .create_network(&spec("three", "br-three", Some("10.77.0.0/16")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("10.77.1.0/24") && err.to_string().contains("host route"),
+        "{err}"
+    );
+
+    // Default subnet selection steps around both.
+    let picked = net
+        .create_network(&spec("auto", "br-auto", None))
+        .await
+        .unwrap();
+    assert_eq!(picked.subnet.to_string(), "172.17.0.0/16");
+
+    let err = "10.78.0.1/16"
+        .parse::<berth_network::Ipv4Net>()
+        .unwrap_err();
+    assert!(err.to_string().contains("10.78.0.1/16"), "{err}");
+    let mut bad_gw = spec("gw", "br-gw", Some("10.79.0.0/24"));
+    bad_gw.gateway = Some("10.80.0.1".parse().unwrap());
+    let err = net.create_network(&bad_gw).await.unwrap_err();
+    assert!(matches!(err, NetworkError::InvalidGateway { .. }), "{err}");
+    assert!(net.network("gw").unwrap().is_none());
+    for (name, bridge) in [("../escape", "br-x"), ("ok", "a-bridge-name-too-long")] {
+        let err = net
+            .create_network(&spec(name, bridge, None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NetworkError::InvalidName { .. }), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn cleanup_leaves_nothing_behind() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    let (_ns, ep) = container(&net, "bridge", "c1", &["9000"]).await;
+    let netns_path = net.netns_path("c1");
+    assert!(is_mounted(&netns_path));
+
+    let err = net.remove_network("bridge").await.unwrap_err();
+    assert!(
+        matches!(err, NetworkError::NetworkInUse { .. }),
+        "removing a network in use: {err}"
+    );
+
+    let (ns2, ep2) = container(&net, "bridge", "c2", &["9001"]).await;
+    net.disconnect(ep).await.unwrap();
+    net.remove_netns("c1").unwrap();
+    // The fast path: the kernel deletes c2's veth pair with its namespace
+    // (once nothing holds the namespace: no process, no open handle).
+    drop(ns2);
+    net.remove_endpoint(ep2).await.unwrap();
+    let mut links = net.netlink().link_names().await.unwrap();
+    for _ in 0..100 {
+        if !links.iter().any(|l| l.starts_with("vb")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        links = net.netlink().link_names().await.unwrap();
+    }
+    assert!(
+        !links.iter().any(|l| l.starts_with("vb")),
+        "veth left after namespace removal: {links:?}"
+    );
+    net.remove_network("bridge").await.unwrap();
+    net.stop().unwrap();
+
+    assert_eq!(
+        net.netlink().link_names().await.unwrap(),
+        vec!["lo".to_owned()]
+    );
+    assert!(!is_mounted(&netns_path) && !netns_path.exists());
+    assert!(net.firewall().list_tables().unwrap().is_empty());
+    assert!(net.networks().unwrap().is_empty());
+    let nft = host
+        .host
+        .run(|| {
+            Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .unwrap()
+        })
+        .unwrap();
+    assert!(
+        nft.status.success() && nft.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&nft.stdout)
+    );
+}
+
+/// A real DNS server (dnsmasq) on 127.0.0.1 in the test host's namespace,
+/// answering `upstream.test` with 10.9.9.9 and refusing everything else.
+struct Dnsmasq {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn a_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+impl Dnsmasq {
+    fn start(host: &NetNs) -> Self {
+        host.run(|| {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--pid-file=",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    &format!("--port={port}"),
+                    "--address=/upstream.test/10.9.9.9",
+                ])
+                .spawn()
+                .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
+            let server = Self {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            // Ready once it answers.
+            let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            for _ in 0..100 {
+                let _ = probe.send_to(&a_query("upstream.test"), server.addr);
+                if probe.recv_from(&mut [0; 512]).is_ok() {
+                    return server;
+                }
+            }
+            panic!("dnsmasq did not answer on {}", server.addr);
+        })
+        .unwrap()
+    }
+}
+
+async fn nslookup(ns: &NetNs, name: &str) -> String {
+    let (ns, name) = (ns.clone(), name.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let out = ns
+            .run(|| {
+                Command::new("busybox")
+                    .args(["nslookup", &name, "127.0.0.11"])
+                    .output()
+                    .unwrap()
+            })
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn embedded_dns_resolves_container_names_and_forwards_the_rest() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("app", "br-app", Some("10.81.0.0/24")))
+        .await
+        .unwrap();
+    net.create_network(&spec("other", "br-other", Some("10.82.0.0/24")))
+        .await
+        .unwrap();
+    let (_ns_web, web) = container(&net, "app", "web", &[]).await;
+    let (ns_db, db) = container(&net, "app", "db", &[]).await;
+    let (_ns_x, x) = container(&net, "other", "x", &[]).await;
+    let registry = DnsRegistry::new();
+    registry.register("app", &["web", "www"], web.address);
+    registry.register("app", &["db"], db.address);
+    registry.register("other", &["x"], x.address);
+    let upstream = Dnsmasq::start(&host.host);
+    let _dns = EmbeddedDns::start(
+        &ns_db,
+        &host.host,
+        vec!["app".into()],
+        registry,
+        vec![upstream.addr],
+    )
+    .unwrap();
+
+    let out = nslookup(&ns_db, "www").await;
+    assert!(
+        out.contains(&web.address.to_string()),
+        "alias not resolved: {out}"
+    );
+    let out = nslookup(&ns_db, "WEB").await;
+    assert!(
+        out.contains(&web.address.to_string()),
+        "names are case-insensitive: {out}"
+    );
+    // Forwarded to the host's resolver, reached from the host namespace.
+    let out = nslookup(&ns_db, "upstream.test").await;
+    assert!(out.contains("10.9.9.9"), "not forwarded upstream: {out}");
+    // A container on another network is not visible.
+    let out = nslookup(&ns_db, "x").await;
+    assert!(
+        !out.contains(&x.address.to_string()),
+        "resolved across networks: {out}"
+    );
+}
+
+#[tokio::test]
+async fn published_udp_port() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    let (ns, ep) = container(&net, "bridge", "dns", &["127.0.0.1::5353/udp"]).await;
+    let server = ns.run(|| UdpSocket::bind("0.0.0.0:5353")).unwrap().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0; 64];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let port = ep.ports.mappings()[0].host_port;
+    let reply = host
+        .host
+        .run(|| {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            client.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+            let mut buf = [0; 64];
+            client.recv_from(&mut buf).map(|(n, _)| buf[..n].to_vec())
+        })
+        .unwrap();
+    assert_eq!(reply.unwrap(), b"ping");
+    // The UDP host port is held as well.
+    let taken = host
+        .host
+        .run(|| UdpSocket::bind(("127.0.0.1", port)))
+        .unwrap();
+    assert!(taken.is_err(), "published UDP port was not reserved");
+}
