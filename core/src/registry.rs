@@ -586,6 +586,42 @@ impl RegistryClient {
         })
     }
 
+    /// Checks that the configured credentials for registry `host`
+    /// (`host[:port]`, `docker.io`) are accepted (`docker login`): a GET of
+    /// `/v2/` that answers the registry's challenge like any request.
+    /// Returns the URL checked.
+    pub async fn check_login(&self, host: &str) -> Result<String> {
+        let probe = Reference::parse(&format!("{host}/berth-login-check")).map_err(|_| {
+            RegistryError::InvalidUrl {
+                url: host.to_owned(),
+            }
+        })?;
+        let repo_url = self.repo_url(&probe);
+        let url = repo_url
+            .strip_suffix(probe.repository())
+            .unwrap_or(&repo_url)
+            .to_owned();
+        let response = self
+            .request(
+                &probe,
+                &[],
+                Method::GET,
+                &url,
+                HeaderMap::new(),
+                Body::Empty,
+            )
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(url),
+            status => Err(RegistryError::Status {
+                method: Method::GET,
+                body: error_excerpt(response, &url).await,
+                url,
+                status,
+            }),
+        }
+    }
+
     /// Starts downloading blob `digest` of `repository`'s repository from
     /// byte `offset`. The returned stream yields the bytes as they arrive.
     pub async fn fetch_blob(

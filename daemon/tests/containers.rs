@@ -538,8 +538,9 @@ fn stop_kill_and_remove() {
     );
     d.ok(&["rm", "-f", "stubborn"]);
     d.ok(&["create", "--name", "keep", "--label", "keep=1", "busybox"]);
+    let polite = d.inspect_id("polite");
     let pruned = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
-    assert!(pruned.contains(&d.inspect_id("polite")), "{pruned}");
+    assert!(pruned.contains(&polite), "{pruned}");
     assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "keep\n");
     d.ok(&["rm", "keep"]);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
@@ -780,7 +781,14 @@ fn pause_unpause_and_top() {
     let d = Daemon::start();
     d.busybox();
     d.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
-    let top = d.ok(&["top", "frozen"]);
+    // `start` returns once the init was told to exec: poll until it has.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut top = d.ok(&["top", "frozen"]);
+    while !top.lines().any(|l| l.ends_with("sleep 1000")) {
+        assert!(Instant::now() < deadline, "{top}");
+        std::thread::sleep(Duration::from_millis(50));
+        top = d.ok(&["top", "frozen"]);
+    }
     let header = top.lines().next().unwrap();
     assert!(
         header.starts_with("UID") && header.ends_with("CMD"),
@@ -814,5 +822,140 @@ fn pause_unpause_and_top() {
     let (status, _, stderr) = d.docker(&["top", "frozen"]);
     assert!(!status.success());
     assert!(stderr.contains("is not running"), "{stderr}");
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn restart_policies_restart_until_told_otherwise() {
+    let d = Daemon::start();
+    d.busybox();
+    // on-failure:2 restarts twice, then stays exited.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo try; exit 1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = d.inspect("flaky");
+        if state["RestartCount"] == 2 && state["State"]["Status"] == "exited" {
+            assert_eq!(state["State"]["ExitCode"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not restarted twice: {}",
+            state["State"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["logs", "flaky"]), "try\ntry\ntry\n");
+
+    // always: an exit restarts it; docker stop does not.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "forever",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 3",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.inspect("forever")["RestartCount"].as_i64().unwrap() < 1 {
+        assert!(Instant::now() < deadline, "not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["stop", "-t", "1", "forever"]);
+    let count = d.inspect("forever")["RestartCount"].clone();
+    std::thread::sleep(Duration::from_millis(800));
+    let state = d.inspect("forever");
+    assert_eq!(state["State"]["Running"], false, "{}", state["State"]);
+    assert_eq!(state["RestartCount"], count);
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn a_killed_shim_ends_its_container() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
+    let pid = d.inspect("orphan")["State"]["Pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let shim: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = Command::new("kill")
+        .arg("-9")
+        .arg(shim.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // berthd notices, records the exit and deletes the container's
+    // processes and cgroup through the runtime.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.inspect("orphan")["State"]["Running"] == true {
+        assert!(Instant::now() < deadline, "exit not noticed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.inspect("orphan")["State"]["ExitCode"], 255);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the container's process outlived its shim"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
+fn stats_report_cpu_memory_and_pids() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "1000"]);
+    let out = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.PIDs}}|{{.MemUsage}}|{{.CPUPerc}}",
+        "busy",
+    ]);
+    let fields: Vec<&str> = out.trim().split('|').collect();
+    assert_eq!(fields.len(), 4, "{out}");
+    assert_eq!(fields[0], "busy");
+    assert_eq!(fields[1], "1", "{out}");
+    assert!(fields[2].contains(" / "), "{out}");
+    assert!(fields[3].ends_with('%'), "{out}");
+    let response = request(
+        &d.socket,
+        "GET",
+        "/v1.47/containers/busy/stats?stream=0&one-shot=1",
+        &[],
+        b"",
+    );
+    assert_eq!(response.status, 200);
+    let sample = response.json();
+    assert_eq!(sample["name"], "/busy");
+    assert!(
+        sample["memory_stats"]["usage"].as_u64().unwrap() > 0,
+        "{sample}"
+    );
+    assert!(sample["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
+    assert_eq!(sample["preread"], "0001-01-01T00:00:00Z");
     d.assert_clean_after_rm_all();
 }

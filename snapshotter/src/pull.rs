@@ -20,13 +20,21 @@
 //! leased content and uncommitted snapshots, never an image that is not
 //! all there. A later pull resumes partial ingests (the bytes already on
 //! disk are replayed through the unpacker, then the download continues with
-//! a range request).
+//! a range request, or not at all when the ingest is whole), and removes
+//! the `unpack-<pid>-*` snapshots of pulls whose process is gone.
+//!
+//! What a failed pull keeps: a partial ingest only when the network broke
+//! off (or the pull's future was dropped), since it can be resumed; bytes
+//! that failed their digest, did not decode or did not apply are discarded,
+//! as a retry would replay them into the same failure. No snapshot of the
+//! pull is kept, and its lease is deleted (also when the future is dropped).
 //!
 //! Memory stays bounded whatever the layer size: each layer has a bounded
 //! channel of network chunks and fixed-size decode and copy buffers.
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,15 +43,19 @@ use tokio::sync::mpsc;
 use berth_core::content::{ContentError, ContentStore, Writer};
 use berth_core::image::{Image, Layer, Target};
 use berth_core::metadata::MetadataStore;
-use berth_core::registry::{Platform, RegistryClient};
+use berth_core::registry::{Platform, RegistryClient, RegistryError};
 use berth_core::{Digest, ErrorKind, Reference};
 
 use crate::decompress::Compression;
-use crate::snapshot::Snapshotter;
+use crate::snapshot::{Kind, Snapshotter};
 use crate::unpack::{self, Unpacked};
 
 /// Network chunks buffered per layer between the download and the unpacker.
 const CHUNKS_IN_FLIGHT: usize = 32;
+/// How often, and how long at most, a small blob another pull is storing
+/// is waited for.
+const BUSY_POLL: Duration = Duration::from_millis(20);
+const BUSY_WAIT: Duration = Duration::from_secs(60);
 /// How long the content of an unfinished pull is protected from gc.
 const PULL_LEASE: Duration = Duration::from_secs(3600);
 
@@ -163,12 +175,20 @@ where
             source: Box::new(e),
         })?;
 
+    let snaps = target.snapshots.clone();
+    blocking(move || remove_abandoned_unpacks(&*snaps)).await;
+
     let md = target.metadata.clone();
     let lease = blocking(move || md.create_lease(PULL_LEASE))
         .await
         .map_err(|e| other(e.kind(), format!("creating a lease: {e}")))?;
 
+    let mut cancelled = LeaseGuard {
+        metadata: target.metadata.clone(),
+        lease: Some(lease.clone()),
+    };
     let result = pull_leased(client, target, reference, &resolved, &lease, progress).await;
+    cancelled.lease = None;
     if result.is_err() {
         // The content stays in the store (a retry resumes from it) but is
         // no longer protected: gc may reclaim it.
@@ -217,15 +237,26 @@ where
     let config_digest = Digest::parse(config.digest().as_ref())
         .map_err(|e| other(ErrorKind::InvalidArgument, format!("config digest: {e}")))?;
     lease_add(target, lease, config_digest).await?;
-    if !target.content.exists(&config_digest) {
-        client
+    let mut waited = Duration::ZERO;
+    while !target.content.exists(&config_digest) {
+        match client
             .fetch_blob_into(&target.content, reference, &config_digest, config.size())
             .await
-            .map_err(|e| PullError::Registry {
-                reference: name.clone(),
-                kind: e.kind(),
-                source: Box::new(e),
-            })?;
+        {
+            Ok(_) => break,
+            // A concurrent pull is fetching it.
+            Err(RegistryError::Content(ContentError::Busy(_))) if waited < BUSY_WAIT => {
+                tokio::time::sleep(BUSY_POLL).await;
+                waited += BUSY_POLL;
+            }
+            Err(e) => {
+                return Err(PullError::Registry {
+                    reference: name.clone(),
+                    kind: e.kind(),
+                    source: Box::new(e),
+                });
+            }
+        }
     }
     let content = target.content.clone();
     let manifest_target = Target {
@@ -261,6 +292,7 @@ where
     }
 
     // Every missing layer at once.
+    let mut uncommitted = Uncommitted::new(target.snapshots.clone());
     let mut tasks = Vec::new();
     for layer in &image.layers[present..] {
         lease_add(target, lease, layer.blob.digest).await?;
@@ -269,10 +301,14 @@ where
             target,
             reference,
             layer.clone(),
+            &uncommitted.keys,
             progress,
         ));
     }
     let results = futures_util::future::join_all(tasks).await;
+    // From here on the snapshots are removed or committed by blocking
+    // tasks that run to the end even if this future is dropped.
+    uncommitted.disarm();
     let mut unpacked = Vec::new();
     let mut first_error = None;
     for r in results {
@@ -324,6 +360,117 @@ where
     Ok(image)
 }
 
+/// Deletes the lease of a pull whose future was dropped before it ended
+/// (its caller went away), as a failed pull does, instead of leaving the
+/// content protected until the lease expires.
+struct LeaseGuard {
+    metadata: Arc<MetadataStore>,
+    lease: Option<String>,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGuard")
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let md = self.metadata.clone();
+        let delete = move || {
+            let _ = md.delete_lease(&lease);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(delete)),
+            Err(_) => delete(),
+        }
+    }
+}
+
+/// The keys of the snapshots a pull has unpacked and not yet handed to
+/// [`unpack::commit_chain`]; `None` once the pull was dropped.
+type Pending = Arc<Mutex<Option<Vec<String>>>>;
+
+/// Gives an unpacked layer to its pull, or removes its snapshot if the pull
+/// was dropped while the layer was unpacked on its blocking thread.
+fn hand_over<S: Snapshotter + ?Sized>(
+    pending: &Pending,
+    snapshots: &S,
+    unpacked: Unpacked,
+) -> Result<Unpacked, (ErrorKind, String)> {
+    let mut keys = pending.lock().unwrap_or_else(|e| e.into_inner());
+    match keys.as_mut() {
+        Some(keys) => {
+            keys.push(unpacked.key.clone());
+            Ok(unpacked)
+        }
+        None => {
+            drop(keys);
+            let _ = snapshots.remove(&unpacked.key);
+            Err((ErrorKind::Io, "pull cancelled".to_owned()))
+        }
+    }
+}
+
+/// Removes, when a pull is dropped mid-way, the snapshots its layers were
+/// unpacked into (and makes layers still unpacking remove theirs).
+struct Uncommitted<S: Snapshotter + Send + Sync + 'static> {
+    keys: Pending,
+    snapshots: Arc<S>,
+    armed: bool,
+}
+
+impl<S: Snapshotter + Send + Sync + 'static> Uncommitted<S> {
+    fn new(snapshots: Arc<S>) -> Self {
+        Self {
+            keys: Arc::new(Mutex::new(Some(Vec::new()))),
+            snapshots,
+            armed: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl<S: Snapshotter + Send + Sync + 'static> std::fmt::Debug for Uncommitted<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uncommitted")
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Snapshotter + Send + Sync + 'static> Drop for Uncommitted<S> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        let snapshots = self.snapshots.clone();
+        let remove = move || {
+            for key in keys {
+                let _ = snapshots.remove(&key);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
 /// Downloads one layer into the content store and unpacks it into a new
 /// parentless snapshot, in one pass.
 async fn fetch_and_unpack<S>(
@@ -331,6 +478,7 @@ async fn fetch_and_unpack<S>(
     target: &PullTarget<S>,
     reference: &Reference,
     layer: Layer,
+    pending: &Pending,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Unpacked, PullError>
 where
@@ -354,7 +502,7 @@ where
     // A blob already stored (e.g. loaded, or a snapshot removed since) is
     // unpacked from the store.
     if target.content.exists(&digest) {
-        return unpack_stored(target, &layer, compression, progress)
+        return unpack_stored(target, &layer, compression, pending, progress)
             .await
             .map_err(|(kind, message)| fail(kind, message));
     }
@@ -370,7 +518,7 @@ where
             Err(ContentError::Busy(_)) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 if target.content.exists(&digest) {
-                    return unpack_stored(target, &layer, compression, progress)
+                    return unpack_stored(target, &layer, compression, pending, progress)
                         .await
                         .map_err(|(kind, message)| fail(kind, message));
                 }
@@ -388,59 +536,110 @@ where
     } else {
         None
     };
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Failure>>(CHUNKS_IN_FLIGHT);
+    let complete = Arc::new(AtomicBool::new(false));
+    let tee_complete = complete.clone();
     let snaps = target.snapshots.clone();
     let diff_id = layer.diff_id;
+    let pending = pending.clone();
     let unpacker = tokio::task::spawn_blocking(move || {
         let mut tee = TeeReader {
             replay,
             rx,
             writer: Some(writer),
             chunk: Bytes::new(),
+            network_error: None,
+            complete: tee_complete,
         };
-        let u = unpack::unpack_detached(&*snaps, &mut tee, compression, Some(diff_id))
-            .map_err(|e| (e.kind(), e.to_string()))?;
-        // The blob must be whole and match its digest before the snapshot
-        // counts; bytes after the compressed stream's end still count.
-        let committed = io::copy(&mut tee, &mut io::sink())
-            .map_err(|e| (ErrorKind::Io, e.to_string()))
-            .and_then(|_| {
-                let w = tee.writer.take().expect("writer taken once");
-                w.commit().map_err(|e| (e.kind(), e.to_string()))
+        let unpacked = unpack::unpack_detached(&*snaps, &mut tee, compression, Some(diff_id))
+            .map_err(|e| (e.kind(), e.to_string()))
+            .and_then(|u| {
+                // The blob must be whole and match its digest before the
+                // snapshot counts; bytes after the compressed stream's end
+                // still count.
+                let committed = io::copy(&mut tee, &mut io::sink())
+                    .map_err(|e| (ErrorKind::Io, e.to_string()))
+                    .and_then(|_| {
+                        let w = tee.writer.take().expect("writer taken once");
+                        w.commit().map_err(|e| (e.kind(), e.to_string()))
+                    });
+                match committed {
+                    Ok(_) => Ok(u),
+                    Err(e) => {
+                        let _ = snaps.remove(&u.key);
+                        Err(e)
+                    }
+                }
             });
-        match committed {
-            Ok(_) => Ok(u),
-            Err(e) => {
-                let _ = snaps.remove(&u.key);
-                Err(e)
+        if unpacked.is_err() {
+            // Keep the partial blob only when the network broke off: a
+            // retry resumes from it. Bytes that failed to decode, apply or
+            // verify would fail the same way when replayed, forever.
+            let resumable = tee
+                .network_error
+                .is_some_and(|kind| kind != ErrorKind::Integrity);
+            if let Some(w) = tee.writer.take().filter(|_| !resumable) {
+                let _ = w.abort();
             }
         }
+        unpacked.and_then(|u| hand_over(&pending, &*snaps, u))
     });
 
     let download = async {
-        let mut stream = client
-            .fetch_blob(reference, &digest, offset)
-            .await
-            .map_err(|e| fail(e.kind(), e.to_string()))?;
+        if offset >= size {
+            // A pull stopped between the last byte and the commit: the
+            // ingest is whole (the commit checks it), nothing to fetch.
+            complete.store(true, Ordering::Release);
+            return Ok(());
+        }
+        let mut stream = match client.fetch_blob(reference, &digest, offset).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Tells the unpacker why its input ends, so that it keeps
+                // the partial ingest for a retry.
+                let _ = tx.send(Err(Failure::of(&e))).await;
+                return Err(fail(e.kind(), e.to_string()));
+            }
+        };
+        if let Some(served) = stream.size().filter(|served| *served != size) {
+            let message = format!(
+                "{} serves {served} bytes, the manifest says {size}",
+                stream.url()
+            );
+            let _ = tx
+                .send(Err(Failure {
+                    kind: ErrorKind::Integrity,
+                    message: message.clone(),
+                }))
+                .await;
+            return Err(fail(ErrorKind::Integrity, message));
+        }
         let mut current = offset;
         let mut last_report = 0;
-        while let Some(chunk) = stream.chunk().await.transpose() {
-            let chunk = chunk.map_err(|e| io::Error::other(e.to_string()));
-            if let Ok(c) = &chunk {
-                current += c.len() as u64;
-                if current - last_report >= 512 << 10 || current == size {
-                    progress(Progress::Downloading {
-                        layer: digest,
-                        current,
-                        total: size,
-                    });
-                    last_report = current;
+        loop {
+            let chunk = match stream.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    complete.store(true, Ordering::Release);
+                    break;
                 }
+                Err(e) => {
+                    // Sent on, so the unpacker stops too (and knows why).
+                    let _ = tx.send(Err(Failure::of(&e))).await;
+                    return Err(fail(e.kind(), e.to_string()));
+                }
+            };
+            current += chunk.len() as u64;
+            if current - last_report >= 512 << 10 || current == size {
+                progress(Progress::Downloading {
+                    layer: digest,
+                    current,
+                    total: size,
+                });
+                last_report = current;
             }
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                // The unpacker stopped (its error is the one to report) or
-                // the network failed (sent on, so the unpacker stops too).
+            if tx.send(Ok(chunk)).await.is_err() {
+                // The unpacker stopped; its error is the one to report.
                 break;
             }
         }
@@ -466,6 +665,7 @@ async fn unpack_stored<S>(
     target: &PullTarget<S>,
     layer: &Layer,
     compression: Compression,
+    pending: &Pending,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Unpacked, (ErrorKind, String)>
 where
@@ -473,17 +673,19 @@ where
 {
     let (content, snaps) = (target.content.clone(), target.snapshots.clone());
     let (digest, diff_id) = (layer.blob.digest, layer.diff_id);
+    let pending = pending.clone();
     let u = blocking(move || {
         let file = content
             .reader(&digest)
             .map_err(|e| (e.kind(), e.to_string()))?;
-        unpack::unpack_detached(
+        let u = unpack::unpack_detached(
             &*snaps,
             io::BufReader::new(file),
             compression,
             Some(diff_id),
         )
-        .map_err(|e| (e.kind(), e.to_string()))
+        .map_err(|e| (e.kind(), e.to_string()))?;
+        hand_over(&pending, &*snaps, u)
     })
     .await?;
     progress(Progress::PullComplete(digest));
@@ -495,9 +697,30 @@ where
 /// ingest (which hashes it) before it is handed on.
 struct TeeReader {
     replay: Option<io::Take<std::fs::File>>,
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<Result<Bytes, Failure>>,
     writer: Option<Writer>,
     chunk: Bytes,
+    /// The kind of the download's failure, once one arrived.
+    network_error: Option<ErrorKind>,
+    /// Set by the download when the blob's last byte is sent. The channel
+    /// closing without it means the pull was dropped mid-download.
+    complete: Arc<AtomicBool>,
+}
+
+/// A download failure handed to the unpacker.
+#[derive(Debug)]
+struct Failure {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn of(e: &RegistryError) -> Self {
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
 }
 
 impl Read for TeeReader {
@@ -511,8 +734,15 @@ impl Read for TeeReader {
         }
         while self.chunk.is_empty() {
             match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(e),
+                None if self.complete.load(Ordering::Acquire) => return Ok(0),
+                None => {
+                    self.network_error = Some(ErrorKind::Io);
+                    return Err(io::Error::other("the download stopped: pull cancelled"));
+                }
+                Some(Err(failure)) => {
+                    self.network_error = Some(failure.kind);
+                    return Err(io::Error::other(failure.message));
+                }
                 Some(Ok(chunk)) => {
                     if let Some(w) = &mut self.writer {
                         io::Write::write_all(w, &chunk)?;
@@ -538,15 +768,25 @@ async fn store_bytes<S>(
     let (digest, bytes, lease) = (*digest, bytes.clone(), lease.to_string());
     blocking(move || {
         md.lease_add(&lease, &[digest]).map_err(io::Error::other)?;
-        if content.exists(&digest) {
-            return Ok(());
-        }
-        let mut w = content
-            .writer(
+        let mut waited = Duration::ZERO;
+        let mut w = loop {
+            if content.exists(&digest) {
+                return Ok(());
+            }
+            match content.writer(
                 &format!("blob-{digest}"),
                 Some((digest, bytes.len() as u64)),
-            )
-            .map_err(io::Error::other)?;
+            ) {
+                Ok(w) => break w,
+                // A concurrent pull of the same image is storing it: wait
+                // for its commit.
+                Err(ContentError::Busy(_)) if waited < BUSY_WAIT => {
+                    std::thread::sleep(BUSY_POLL);
+                    waited += BUSY_POLL;
+                }
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        };
         if w.offset() > 0 {
             w.abort().map_err(io::Error::other)?;
             w = content
@@ -577,6 +817,34 @@ async fn lease_add<S>(
             message: format!("leasing {digest}: {e}"),
             kind: e.kind(),
         })
+}
+
+/// Removes the active snapshots that pulls of processes no longer running
+/// were unpacking into (a pull killed before it could clean up). Their keys
+/// are `unpack-<pid>-...` ([`unpack::unpack_detached`]); a live process's,
+/// this one's included, are left alone. Best effort: a failure here only
+/// leaves disk space used.
+fn remove_abandoned_unpacks<S: Snapshotter + ?Sized>(snapshots: &S) {
+    let Ok(infos) = snapshots.list() else {
+        return;
+    };
+    let own = std::process::id();
+    for info in infos {
+        if info.kind == Kind::Committed {
+            continue;
+        }
+        let pid = info
+            .name
+            .strip_prefix("unpack-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let abandoned = pid.is_some_and(|pid| {
+            pid != own && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if abandoned {
+            let _ = snapshots.remove(&info.name);
+        }
+    }
 }
 
 /// Runs blocking store work off the async threads. A panic in `f` is

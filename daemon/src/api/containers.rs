@@ -47,6 +47,7 @@ pub(crate) fn routes(router: &mut Router) {
         .add(Method::POST, "/containers/{id}/pause", pause)
         .add(Method::POST, "/containers/{id}/unpause", unpause)
         .get("/containers/{id}/top", top)
+        .get("/containers/{id}/stats", stats)
         .add(Method::POST, "/containers/{id}/exec", exec_create)
         .add(Method::DELETE, "/containers/{id}", remove)
         .add(Method::POST, "/exec/{id}/start", hijack::exec_start)
@@ -394,6 +395,58 @@ async fn unpause(call: Call) -> ApiResult {
 /// `ps_args` is ignored: the rows are ps's `-ef` columns read from `/proc`.
 async fn top(call: Call) -> ApiResult {
     Ok(json(&call.engine.container_top(&id(&call)).await?))
+}
+
+/// One sample (`stream=0`), or one per second until the client goes or
+/// the container stops. Each carries the previous one as `precpu_stats`;
+/// without `one-shot`, a single sample waits a second for a real previous.
+async fn stats(call: Call) -> ApiResult {
+    let reference = id(&call);
+    let stream = call.query.get("stream").is_none() || call.query.bool("stream");
+    let one_shot = call.query.bool("one-shot");
+    let engine = call.engine.clone();
+    let (first, running) = engine.container_stats_sample(&reference).await?;
+    let (tx, response) = json_lines::<serde_json::Value>(1);
+    let shutdown = engine.shutdown_signal();
+    tokio::spawn(async move {
+        let zero_cpu = json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}});
+        let mut previous = (zero_cpu, rfc3339_nano(None));
+        let mut sample = first;
+        let mut running = running;
+        if !stream && !one_shot && running {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            previous = (
+                sample["cpu_stats"].clone(),
+                sample["read"].as_str().unwrap_or("").to_owned(),
+            );
+            match engine.container_stats_sample(&reference).await {
+                Ok((next, still)) => (sample, running) = (next, still),
+                Err(_) => return,
+            }
+        }
+        tokio::pin!(shutdown);
+        loop {
+            sample["precpu_stats"] = previous.0.clone();
+            sample["preread"] = json!(previous.1);
+            if tx.send(sample.clone()).await.is_err() || !stream || !running {
+                return;
+            }
+            previous = (
+                sample["cpu_stats"].clone(),
+                sample["read"].as_str().unwrap_or("").to_owned(),
+            );
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                () = tx.closed() => return,
+                () = &mut shutdown => return,
+            }
+            match engine.container_stats_sample(&reference).await {
+                Ok((next, still)) => (sample, running) = (next, still),
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(response)
 }
 
 async fn exec_create(call: Call) -> ApiResult {

@@ -1,5 +1,5 @@
 //! Image routes: list, inspect, history, tag, remove, prune, save (`get`),
-//! load, and `create` (import from the request body; pull comes later).
+//! load, and `create` (import from the request body; pull is in `registry`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -34,6 +34,11 @@ pub(crate) fn routes(router: &mut Router) {
         .get("/images/{name:.*}/history", history)
         .get("/images/{name:.*}/get", save_one)
         .add(Method::POST, "/images/{name:.*}/tag", tag)
+        .add(
+            Method::POST,
+            "/images/{name:.*}/push",
+            super::registry::push,
+        )
         .add(Method::DELETE, "/images/{name:.*}", remove);
 }
 
@@ -387,17 +392,12 @@ async fn load(call: Call) -> ApiResult {
     )
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body as a root file
-/// system (`docker import`); `fromImage` (pull) is not implemented yet.
+/// `POST /images/create`: `fromImage` pulls (`docker pull`); `fromSrc=-`
+/// imports the body as a root file system (`docker import`).
 async fn create(call: Call) -> ApiResult {
     if let Some(image) = call.query.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = call.query.get("tag").unwrap_or_default();
-        let wanted = match tag {
-            "" => image.to_owned(),
-            t if t.starts_with("sha256:") => format!("{image}@{t}"),
-            t => format!("{image}:{t}"),
-        };
-        return Err(ImageError::PullNotImplemented(wanted).into());
+        let image = image.to_owned();
+        return super::registry::pull(call, &image).await;
     }
     match call.query.get("fromSrc").unwrap_or_default() {
         "-" => {}

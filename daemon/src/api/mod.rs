@@ -20,6 +20,7 @@ pub(crate) mod containers_types;
 mod error;
 mod images;
 mod query;
+mod registry;
 mod response;
 mod router;
 mod system;
@@ -132,6 +133,7 @@ impl App {
         let mut router = Router::default();
         system::routes(&mut router);
         images::routes(&mut router);
+        registry::routes(&mut router);
         containers::routes(&mut router);
         App { engine, router }
     }

@@ -19,8 +19,12 @@
 //! work (snapshots, mounts, shim calls) runs on blocking threads.
 
 pub(crate) mod exec;
+mod list;
 pub(crate) mod pause;
 pub(crate) mod run;
+mod stats;
+
+pub(crate) use list::ListOptions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -34,7 +38,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::events::{Event, EventType};
-use super::filters::Filters;
 use super::images::{ImageError, Stores};
 use super::logs::LogError;
 use super::spec::{self, ImageDefaults, SpecError};
@@ -43,11 +46,6 @@ use crate::api::containers_types::{
     ContainerConfig, CreateRequest, HostConfig, StatusFacts, status_text,
 };
 use crate::log;
-
-/// Filters `GET /containers/json` accepts.
-const LIST_FILTERS: &[&str] = &[
-    "id", "name", "label", "status", "ancestor", "exited", "before", "since",
-];
 
 /// Why a container operation failed; texts are Docker's where clients
 /// match on them.
@@ -718,22 +716,6 @@ impl ContainerStore {
     }
 }
 
-/// A prune `until`: Unix seconds, RFC 3339, or a duration ago (`10m`);
-/// in Unix nanoseconds.
-fn parse_until(value: &str) -> Result<i64, ContainerError> {
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Ok((seconds * 1e9) as i64);
-    }
-    if let Ok(time) = humantime::parse_rfc3339_weak(value) {
-        return Ok(super::events::unix_nanos(time));
-    }
-    humantime::parse_duration(value)
-        .ok()
-        .and_then(|ago| SystemTime::now().checked_sub(ago))
-        .map(super::events::unix_nanos)
-        .ok_or_else(|| ContainerError::InvalidConfig(format!("invalid filter 'until={value}'")))
-}
-
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -760,15 +742,6 @@ pub(crate) fn random_id() -> Result<String, ContainerError> {
             return Ok(id);
         }
     }
-}
-
-/// What `GET /containers/json` asks for.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ListOptions {
-    pub(crate) all: bool,
-    /// Positive: the newest N (implies `all`).
-    pub(crate) limit: Option<i64>,
-    pub(crate) filters: Filters,
 }
 
 impl Engine {
@@ -846,97 +819,6 @@ impl Engine {
         Ok(self.containers.get(reference)?.record())
     }
 
-    /// `GET /containers/json`: newest first.
-    pub(crate) async fn container_list(
-        &self,
-        opts: ListOptions,
-    ) -> Result<Vec<Record>, ContainerError> {
-        opts.filters
-            .validate(LIST_FILTERS)
-            .map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
-        let filters = &opts.filters;
-        let mut statuses = Vec::new();
-        for value in filters.get("status") {
-            statuses.push(Status::parse(value).ok_or_else(|| {
-                ContainerError::InvalidConfig(format!("invalid filter 'status={value}'"))
-            })?);
-        }
-        let mut exited = Vec::new();
-        for value in filters.get("exited") {
-            exited.push(value.parse::<i64>().map_err(|_| {
-                ContainerError::InvalidConfig(format!("invalid filter 'exited={value}'"))
-            })?);
-        }
-        let bound = |key: &str| -> Result<Option<i64>, ContainerError> {
-            let mut out = None;
-            for value in filters.get(key) {
-                out = Some(self.containers.get(value)?.record().created);
-            }
-            Ok(out)
-        };
-        let before = bound("before")?;
-        let since = bound("since")?;
-        // `ancestor`: an image reference or ID, compared by image ID.
-        let mut ancestors = Vec::new();
-        for value in filters.get("ancestor") {
-            ancestors.push(value.to_owned());
-            if let Ok(details) = self.image_inspect(value).await {
-                ancestors.push(details.id());
-            }
-        }
-        let mut records: Vec<Record> = self.containers.all().iter().map(|c| c.record()).collect();
-        records.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        let limit = opts.limit.filter(|l| *l > 0);
-        let all = opts.all || limit.is_some() || !statuses.is_empty() || !exited.is_empty();
-        let name_matches = |pattern: &str, name: &str| {
-            let bare = name.trim_start_matches('/');
-            match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
-                _ if pattern.starts_with('^') && pattern.ends_with('$') && pattern.len() >= 2 => {
-                    let inner = &pattern[1..pattern.len() - 1];
-                    bare == inner.trim_start_matches('/') || name == inner
-                }
-                (Some(rest), _) => {
-                    bare.starts_with(rest.trim_start_matches('/')) || name.starts_with(rest)
-                }
-                (_, Some(rest)) => name.ends_with(rest),
-                _ => name.contains(pattern),
-            }
-        };
-        let out: Vec<Record> = records
-            .into_iter()
-            .filter(|r| {
-                (all || r.state.status.is_running())
-                    && filters.any_or_absent("id", |p| r.id.starts_with(p))
-                    && filters.any_or_absent("name", |p| name_matches(p, &r.name))
-                    && filters.labels_match(
-                        "label",
-                        &r.config
-                            .labels
-                            .clone()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .collect(),
-                    )
-                    && (statuses.is_empty() || statuses.contains(&r.state.status))
-                    && (exited.is_empty()
-                        || (r.state.status == Status::Exited
-                            && exited.contains(&r.state.exit_code)))
-                    && (ancestors.is_empty()
-                        || ancestors.iter().any(|a| {
-                            *a == r.config.image
-                                || *a == r.image_id
-                                || r.image_id
-                                    .trim_start_matches("sha256:")
-                                    .starts_with(a.as_str())
-                        }))
-                    && before.is_none_or(|b| r.created < b)
-                    && since.is_none_or(|s| r.created > s)
-            })
-            .take(limit.map_or(usize::MAX, |l| l as usize))
-            .collect();
-        Ok(out)
-    }
-
     /// `DELETE /containers/{id}`: `force` kills a running container first.
     pub(crate) async fn container_delete(
         &self,
@@ -956,55 +838,6 @@ impl Engine {
         }
         self.containers_blocking("remove", move |store| store.remove(&container))
             .await
-    }
-
-    /// `POST /containers/prune`: removes stopped containers (filters
-    /// `until`, `label`, `label!`); their IDs.
-    pub(crate) async fn container_prune(
-        &self,
-        filters: Filters,
-    ) -> Result<Vec<String>, ContainerError> {
-        filters
-            .validate(&["until", "label", "label!"])
-            .map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
-        let mut until = None;
-        for value in filters.get("until") {
-            until = Some(parse_until(value)?);
-        }
-        let mut removed = Vec::new();
-        for container in self.containers.all() {
-            let record = container.record();
-            let labels: BTreeMap<String, String> = record
-                .config
-                .labels
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            let excluded = filters.contains("label!") && {
-                let mut any = false;
-                for wanted in filters.get("label!") {
-                    any |= match wanted.split_once('=') {
-                        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                        None => labels.contains_key(wanted),
-                    };
-                }
-                any
-            };
-            if record.state.status.is_running()
-                || until.is_some_and(|u| record.created > u)
-                || !filters.labels_match("label", &labels)
-                || excluded
-            {
-                continue;
-            }
-            let store = self.containers.clone();
-            let id = record.id.clone();
-            self.containers_blocking("prune", move |_| store.remove(&container))
-                .await?;
-            removed.push(id);
-        }
-        Ok(removed)
     }
 
     /// `POST /containers/{id}/rename`.
@@ -1045,68 +878,4 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_dockers_rule() {
-        assert!(valid_name("web"));
-        assert!(valid_name("a.b-c_d1"));
-        assert!(!valid_name("x"));
-        assert!(!valid_name("-web"));
-        assert!(!valid_name("bad name"));
-        assert!(!valid_name("we/b"));
-    }
-
-    #[test]
-    fn ids_are_64_hex_and_never_numeric_in_short_form() {
-        for _ in 0..50 {
-            let id = random_id().unwrap();
-            assert_eq!(id.len(), 64);
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
-            assert!(!id[..12].bytes().all(|b| b.is_ascii_digit()));
-        }
-    }
-
-    #[test]
-    fn statuses_round_trip_and_running_includes_paused() {
-        for status in [
-            Status::Created,
-            Status::Running,
-            Status::Paused,
-            Status::Restarting,
-            Status::Removing,
-            Status::Exited,
-            Status::Dead,
-        ] {
-            assert_eq!(Status::parse(status.as_str()), Some(status));
-        }
-        assert_eq!(Status::parse("up"), None);
-        assert!(Status::Paused.is_running());
-        assert!(!Status::Exited.is_running());
-        assert_eq!(
-            serde_json::to_string(&Status::Exited).unwrap(),
-            "\"exited\""
-        );
-    }
-
-    #[test]
-    fn error_texts_are_dockers() {
-        let err = ContainerError::NameInUse {
-            name: "/web".into(),
-            id: "abc".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "Conflict. The container name \"/web\" is already in use by container \"abc\". You have to remove (or rename) that container to be able to reuse that name."
-        );
-        assert_eq!(err.kind(), ErrorKind::Conflict);
-        let err = ContainerError::NotFound("x".into());
-        assert_eq!(err.to_string(), "No such container: x");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        assert_eq!(
-            ContainerError::Ambiguous("ab".into()).to_string(),
-            "multiple IDs found with provided prefix: ab"
-        );
-    }
-}
+mod tests;

@@ -222,12 +222,35 @@ impl ContainerStore {
         self: &Arc<Self>,
         container: &Arc<Container>,
     ) -> Result<bool, ContainerError> {
+        self.start_with(container, false)
+    }
+
+    /// A start by the user (clears a manual stop), or by the restart
+    /// policy (`restart`: only if still `restarting` and not stopped by
+    /// the user meanwhile; checked under the `op` lock).
+    fn start_with(
+        self: &Arc<Self>,
+        container: &Arc<Container>,
+        restart: bool,
+    ) -> Result<bool, ContainerError> {
         let op = lock(&container.op);
         if container.lifecycle.borrow().removed {
             return Err(ContainerError::NotFound(container.id.clone()));
         }
+        if restart {
+            let status = container.record().state.status;
+            if container.manual_stop.load(Ordering::SeqCst) || status != Status::Restarting {
+                if status == Status::Restarting {
+                    self.update(container, |r| r.state.status = Status::Exited)?;
+                }
+                return Ok(false);
+            }
+            self.update(container, |r| r.restart_count += 1)?;
+        } else {
+            container.manual_stop.store(false, Ordering::SeqCst);
+        }
         let record = container.record();
-        if record.state.status.is_running() {
+        if matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(false);
         }
         let started = self.launch(&record).and_then(|client| {
@@ -294,7 +317,6 @@ impl ContainerStore {
             }
         };
         *lock(&container.shim) = Some(client.clone());
-        container.manual_stop.store(false, Ordering::SeqCst);
         let record = self.update(container, |r| {
             r.state.status = Status::Running;
             r.state.pid = i64::from(pid);
@@ -359,21 +381,9 @@ impl ContainerStore {
             .stack_size(256 << 10)
             .spawn(move || {
                 std::thread::sleep(delay);
-                let still_wanted = !container.lifecycle.borrow().removed
-                    && !container.manual_stop.load(Ordering::SeqCst)
-                    && container.record().state.status == Status::Restarting;
-                if !still_wanted {
-                    if container.record().state.status == Status::Restarting {
-                        let _ = store.update(&container, |r| r.state.status = Status::Exited);
-                    }
-                    return;
-                }
-                let _ = store.update(&container, |r| {
-                    r.state.status = Status::Exited;
-                    r.restart_count += 1;
-                });
-                if let Err(err) = store.start(&container) {
-                    log::warning!("restarting container {}: {err}", container.id);
+                match store.start_with(&container, true) {
+                    Ok(_) | Err(ContainerError::NotFound(_)) => {} // removed meanwhile
+                    Err(err) => log::warning!("restarting container {}: {err}", container.id),
                 }
             });
         if let Err(err) = spawned {
@@ -419,10 +429,23 @@ fn parse_size(text: &str) -> Option<u64> {
 pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
     let client = lock(&container.shim).take();
     let client = client.or_else(|| berth_shim::connect(&store.state_dir(&container.id)).ok());
-    if let Some(client) = client
-        && let Err(err) = client.shutdown()
-    {
-        log::warning!("shutting down the shim of {}: {err}", container.id);
+    let shut_down = match client {
+        Some(client) => match client.shutdown() {
+            Ok(()) => true,
+            Err(err) => {
+                log::warning!("shutting down the shim of {}: {err}", container.id);
+                false
+            }
+        },
+        None => false,
+    };
+    // No shim (it was killed): delete through the runtime directly, which
+    // kills what is left of the container and removes its cgroup.
+    let root = berth_runtime::state::Root::new(store.runtime_root.clone());
+    if !shut_down && root.container_dir(&container.id).exists() {
+        if let Err(err) = berth_runtime::container::delete(&root, &container.id, true) {
+            log::warning!("deleting container {} in the runtime: {err}", container.id);
+        }
     }
     let rootfs = store.rootfs_path(&container.id);
     if rootfs.exists() {
@@ -600,6 +623,14 @@ impl Engine {
             return Ok(false);
         }
         container.mark_manual_stop();
+        // A restart by the policy that is under way finishes first, so the
+        // kill below reaches the process it starts.
+        let waited = container.clone();
+        self.containers_blocking("stop", move |_| {
+            drop(lock(&waited.op));
+            Ok(())
+        })
+        .await?;
         let record = container.record();
         let signal_name = signal
             .filter(|s| !s.is_empty())

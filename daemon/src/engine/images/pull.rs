@@ -54,7 +54,7 @@ pub(crate) enum PullLine {
 }
 
 impl PullLine {
-    pub(super) fn layer(id: &str, status: &str) -> PullLine {
+    pub(crate) fn layer(id: &str, status: &str) -> PullLine {
         PullLine::Layer {
             id: id.to_owned(),
             status: status.to_owned(),
@@ -62,7 +62,7 @@ impl PullLine {
         }
     }
 
-    pub(super) fn status(status: String) -> PullLine {
+    pub(crate) fn status(status: String) -> PullLine {
         PullLine::Status { id: None, status }
     }
 }
@@ -191,7 +191,8 @@ fn pull_error(reference: &Reference, err: PullError) -> ImageError {
         && let Some(RegistryError::ManifestNotFound { .. }) = source.downcast_ref::<RegistryError>()
     {
         return ImageError::PullNotFound(format!(
-            "manifest for {reference} not found: manifest unknown: manifest unknown"
+            "manifest for {} not found: manifest unknown: manifest unknown",
+            reference.familiar()
         ));
     }
     ImageError::Pull(Box::new(err))

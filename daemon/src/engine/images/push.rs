@@ -103,7 +103,7 @@ impl Engine {
                     bus.publish(Event::now(
                         EventType::Image,
                         "push",
-                        &reference.familiar(),
+                        reference.familiar(),
                         attributes,
                     ));
                 }
