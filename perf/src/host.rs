@@ -2,6 +2,7 @@
 //! cgroup layout, the hybrid-cgroup fix crun 1.8 needs, and a scan for
 //! cgroups a run left behind.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,6 +142,49 @@ pub(crate) fn cgroups_named(needle: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     scan(Path::new(CGROUP_ROOT), needle, 0, &mut found);
     found
+}
+
+/// `<hierarchy>/<rel>` in every cgroup hierarchy where it exists (each v1
+/// controller's mount, the v2 mount, or the root of a v2-only host).
+pub(crate) fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    let root = Path::new(CGROUP_ROOT);
+    let mut hierarchies = vec![root.to_path_buf()];
+    if let Ok(entries) = fs::read_dir(root) {
+        hierarchies.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    hierarchies
+        .into_iter()
+        .map(|h| h.join(rel.trim_start_matches('/')))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// The child cgroups (directories) of every dir in `dirs`.
+pub(crate) fn child_cgroups(dirs: &[PathBuf]) -> BTreeSet<PathBuf> {
+    dirs.iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes the cgroup `dir` and every cgroup below it, deepest first (a
+/// cgroup can only be removed once it has no children and no processes).
+pub(crate) fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path())?;
+            }
+        }
+    }
+    fs::remove_dir(dir)
 }
 
 fn scan(dir: &Path, needle: &str, depth: usize, found: &mut Vec<PathBuf>) {

@@ -154,19 +154,30 @@ pub(crate) fn ping(socket: &Path, wait: Duration) -> bool {
 /// `dockerd` with all its state under `dir` (data root, exec root, pid
 /// file, socket), no bridge and no iptables rules, and the socket path.
 pub(crate) fn dockerd_command(dir: &Path) -> (Command, PathBuf) {
+    let (mut cmd, socket) = dockerd_base_command(dir);
+    cmd.args(["--bridge=none", "--iptables=false", "--ip-masq=false"]);
+    (cmd, socket)
+}
+
+/// `dockerd` as [`dockerd_command`] but with its default bridge network
+/// (`docker0`, its iptables rules, IP forwarding) and its containers'
+/// cgroups under `cgroup_parent`. Only start it inside a private network
+/// namespace ([`NetNs`]): what it changes in the network then goes away
+/// with the namespace, never touching the host's.
+pub(crate) fn dockerd_bridge_command(dir: &Path, cgroup_parent: &str) -> (Command, PathBuf) {
+    let (mut cmd, socket) = dockerd_base_command(dir);
+    cmd.arg(format!("--cgroup-parent={cgroup_parent}"));
+    (cmd, socket)
+}
+
+fn dockerd_base_command(dir: &Path) -> (Command, PathBuf) {
     let socket = dir.join("docker.sock");
     let mut cmd = Command::new("dockerd");
     cmd.arg(format!("--data-root={}", dir.join("data").display()))
         .arg(format!("--exec-root={}", dir.join("exec").display()))
         .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
         .arg(format!("--host=unix://{}", socket.display()))
-        .args([
-            "--bridge=none",
-            "--iptables=false",
-            "--ip-masq=false",
-            "--storage-driver=overlay2",
-            "--log-level=error",
-        ]);
+        .args(["--storage-driver=overlay2", "--log-level=error"]);
     (cmd, socket)
 }
 
@@ -204,6 +215,12 @@ impl Dockerd {
     /// API answers.
     pub(crate) fn start(dir: &Path) -> anyhow::Result<Self> {
         let (cmd, socket) = dockerd_command(dir);
+        Self::start_with(cmd, dir, socket)
+    }
+
+    /// Starts `cmd` (a [`dockerd_command`] or [`dockerd_bridge_command`]
+    /// for `dir`, serving on `socket`) and waits until its API answers.
+    pub(crate) fn start_with(cmd: Command, dir: &Path, socket: PathBuf) -> anyhow::Result<Self> {
         let mut daemon = Daemon::spawn("dockerd", cmd, dir, socket.clone())?;
         daemon.wait_until_up(Duration::from_secs(60))?;
         Ok(Self {
@@ -212,11 +229,13 @@ impl Dockerd {
         })
     }
 
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// The `docker` CLI pointed at this daemon.
     pub(crate) fn cli(&self) -> Command {
-        let mut c = Command::new("docker");
-        c.arg(format!("--host=unix://{}", self.socket.display()));
-        c
+        docker_cli(&self.socket)
     }
 
     /// `docker rmi --force` of every image, so the next pull is cold.
@@ -247,8 +266,85 @@ impl Dockerd {
     }
 }
 
+/// The `docker` CLI pointed at the Docker API on `socket`.
+pub(crate) fn docker_cli(socket: &Path) -> Command {
+    let mut c = Command::new("docker");
+    c.arg(format!("--host=unix://{}", socket.display()));
+    c
+}
+
+/// A private berthd with its socket.
+#[derive(Debug)]
+pub(crate) struct Berthd {
+    /// Only held: dropping it stops berthd.
+    _daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Berthd {
+    /// Starts berthd `bin` with all its state under `dir` and waits until
+    /// its API answers. berthd finds `berth-shim` next to itself, then on
+    /// `PATH`.
+    pub(crate) fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let (cmd, socket) = berthd_command(bin, dir)?;
+        let mut daemon = Daemon::spawn("berthd", cmd, dir, socket.clone())?;
+        daemon.wait_until_up(Duration::from_secs(60))?;
+        Ok(Self {
+            _daemon: daemon,
+            socket,
+        })
+    }
+
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop. A daemon
+/// started in it (see [`crate::sys::enter_netns_on_exec`]) keeps its
+/// bridge, veths and iptables rules there; they vanish with the namespace
+/// once its last process is gone.
+#[derive(Debug)]
+pub(crate) struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    pub(crate) fn create(name: &str) -> anyhow::Result<Self> {
+        let out = Command::new("ip")
+            .args(["netns", "add", name])
+            .output()
+            .context("running ip netns add")?;
+        if !out.status.success() {
+            bail!(
+                "ip netns add {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let ns = Self { name: name.into() };
+        // Loopback up, as in any container or host namespace.
+        let _ = Command::new("ip")
+            .args(["-n", name, "link", "set", "lo", "up"])
+            .status();
+        Ok(ns)
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Lazily unmounts every mount point at or below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };

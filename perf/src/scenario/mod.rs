@@ -10,8 +10,10 @@
 //! reason; a failed measured trial is recorded as an error, never as a
 //! sample.
 
+mod cli_ps;
 mod daemon_idle;
 mod pull_cold;
+mod run_rm;
 mod runtime_concurrent;
 mod runtime_exec;
 mod runtime_lifecycle;
@@ -98,6 +100,8 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(runtime_concurrent::RuntimeConcurrent),
         Box::new(pull_cold::PullCold),
         Box::new(daemon_idle::DaemonIdle),
+        Box::new(run_rm::RunRm),
+        Box::new(cli_ps::CliPs),
     ]
 }
 
