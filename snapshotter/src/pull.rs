@@ -50,8 +50,11 @@ use crate::decompress::Compression;
 use crate::snapshot::{Kind, Snapshotter};
 use crate::unpack::{self, Unpacked};
 
-/// Network chunks buffered per layer between the download and the unpacker.
-const CHUNKS_IN_FLIGHT: usize = 32;
+/// Network chunks buffered per layer between the download and the
+/// unpacker. Few: a chunk is a slice of hyper's read buffer (up to ~400
+/// KiB) and pins all of it; 32 per layer cost ~35 MB of peak RSS on a
+/// 4-layer pull (58 MB vs 23 MB) and bought no speed.
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// How often, and how long at most, a small blob another pull is storing
 /// is waited for.
 const BUSY_POLL: Duration = Duration::from_millis(20);
