@@ -1,12 +1,15 @@
-//! Commands against a PRIVATE dockerd (Debian's docker.io, API 1.41), because berthd does not
-//! serve these endpoints yet. TODO(lead): switch these to berthd once it serves containers and
-//! images; the assertions are about berth's behaviour, not dockerd's.
+//! Commands whose endpoints berthd does not serve yet, against a PRIVATE dockerd (Debian's
+//! docker.io, API 1.41): `cp` (/containers/{id}/archive), `login`/`logout` (POST /auth),
+//! networks and volumes; and the "downgraded" line of `version`, which needs a daemon older
+//! than berth's API 1.47. Everything else runs against berthd in berthd.rs.
+//! TODO(lead): move each step to berthd.rs once berthd serves its endpoint; the assertions are
+//! about berth's behaviour, not dockerd's.
 //!
 //! One test runs the steps in order so only one dockerd is started (it takes seconds on 2 cores).
 
 mod common;
 
-use common::{CaptureProxy, PrivateDockerd, Registry, berth, berth_with_stdin, stderr, stdout};
+use common::{PrivateDockerd, Registry, berth, berth_with_stdin, stderr, stdout};
 
 fn ok(host: &str, args: &[&str]) -> String {
     let out = berth(host, args);
@@ -20,232 +23,22 @@ fn ok(host: &str, args: &[&str]) -> String {
 }
 
 #[test]
-fn commands_against_private_dockerd() {
+fn commands_berthd_does_not_serve_yet() {
     let d = PrivateDockerd::start();
     let h = d.host.as_str();
 
-    // version negotiation: dockerd 20.10 serves 1.41, we downgrade from 1.47
+    // version negotiation with an older daemon: dockerd 20.10 serves 1.41, berth downgrades
+    // from 1.47 and says so (berthd serves 1.47, so berthd.rs cannot show this line)
     let v = ok(h, &["version"]);
     assert!(
         v.contains("API version:       1.41 (downgraded from 1.47)"),
         "{v}"
     );
-    assert!(v.contains("Server:") && v.contains(" Engine:"), "{v}");
-    assert_eq!(
-        ok(h, &["version", "--format", "{{.Server.ApiVersion}}"]).trim(),
-        "1.41"
-    );
 
-    // on the wire (through DOCKER-API.md's capture proxy): ping first, then versioned paths;
-    // a newer daemon does not upgrade us, an older one downgrades us
-    let proxy = CaptureProxy::start(h, "1.51");
-    ok(&proxy.host, &["version"]);
-    assert_eq!(proxy.take_requests(), ["HEAD /_ping", "GET /v1.47/version"]);
-    ok(&proxy.host, &["run", "--rm", "busybox", "true"]);
-    let reqs = proxy.take_requests();
-    let shapes: Vec<String> = reqs
-        .iter()
-        .map(|r| {
-            // replace the container id so the sequence can be compared
-            let mut parts: Vec<&str> = r.split('/').collect();
-            if parts.len() > 4 && parts[2] == "containers" && parts[3].len() == 64 {
-                parts[3] = "ID";
-            }
-            parts.join("/")
-        })
-        .collect();
-    assert_eq!(
-        shapes,
-        [
-            "HEAD /_ping",
-            "POST /v1.47/containers/create",
-            "POST /v1.47/containers/ID/attach?stderr=1&stdout=1&stream=1",
-            "POST /v1.47/containers/ID/wait?condition=removed",
-            "POST /v1.47/containers/ID/start",
-        ]
-    );
-    drop(proxy);
-    let old = CaptureProxy::start(h, "1.30");
-    ok(&old.host, &["ps", "-a", "--filter", "name=x"]);
-    assert_eq!(
-        old.take_requests(),
-        [
-            "HEAD /_ping",
-            "GET /v1.30/containers/json?all=1&filters=%7B%22name%22%3A%7B%22x%22%3Atrue%7D%7D"
-        ]
-    );
-    drop(old);
-
-    // images
-    let images = ok(h, &["images"]);
-    let mut lines = images.lines();
-    assert_eq!(
-        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
-        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
-    );
-    assert!(
-        lines.next().unwrap().starts_with("busybox      latest    "),
-        "{images}"
-    );
-    let q = ok(h, &["images", "-q"]);
-    assert!(
-        q.trim().len() == 12 && q.trim().chars().all(|c| c.is_ascii_hexdigit()),
-        "{q}"
-    );
-
-    // run -d, ps, ps -q, ps --format
-    let id = ok(
-        h,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "t-sleep",
-            "-l",
-            "purpose=test",
-            "busybox",
-            "sh",
-            "-c",
-            "echo hi; sleep 300",
-        ],
-    );
-    let id = id.trim();
-    assert!(
-        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
-        "{id}"
-    );
-    let ps = ok(h, &["ps"]);
-    assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");
-    assert!(
-        ps.lines()
-            .any(|l| l.starts_with(&id[..12]) && l.ends_with("t-sleep")),
-        "{ps}"
-    );
-    assert_eq!(ok(h, &["ps", "-q"]).trim(), &id[..12]);
-    assert_eq!(ok(h, &["ps", "--no-trunc", "-q"]).trim(), id);
-    assert_eq!(
-        ok(h, &["ps", "--format", "{{.Names}}|{{.State}}|{{.Labels}}"]).trim(),
-        "t-sleep|running|purpose=test"
-    );
-    let table = ok(h, &["ps", "--format", "table {{.Names}}\t{{upper .State}}"]);
-    assert_eq!(table, "NAMES     STATE\nt-sleep   RUNNING\n");
-    let json: serde_json::Value =
-        serde_json::from_str(ok(h, &["ps", "--format", "json"]).trim()).unwrap();
-    assert_eq!(json["Names"], "t-sleep");
-    assert_eq!(json["Command"], "\"sh -c 'echo hi; sle…\"");
-
-    // exec: output and exit status
-    assert_eq!(
-        ok(h, &["exec", "t-sleep", "echo", "from-exec"]),
-        "from-exec\n"
-    );
-    let out = berth(h, &["exec", "t-sleep", "sh", "-c", "exit 4"]);
-    assert_eq!(out.status.code(), Some(4));
-
-    // run -d + wait + logs (stdout and stderr demultiplexed)
+    // a running container for cp
     ok(
         h,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "t-exit",
-            "busybox",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 7",
-        ],
-    );
-    assert_eq!(ok(h, &["wait", "t-exit"]).trim(), "7");
-    let logs = berth(h, &["logs", "t-exit"]);
-    assert!(logs.status.success());
-    assert_eq!(stdout(&logs), "out\n");
-    assert_eq!(stderr(&logs), "err\n");
-    assert_eq!(ok(h, &["logs", "--tail", "1", "t-sleep"]), "hi\n");
-
-    // attached run: the container's exit status, --rm removes it
-    let out = berth(
-        h,
-        &[
-            "run",
-            "--rm",
-            "--name",
-            "t-rm",
-            "busybox",
-            "sh",
-            "-c",
-            "echo attached; echo e >&2; exit 3",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "attached\n");
-    assert_eq!(stderr(&out), "e\n");
-    let gone = berth(h, &["inspect", "--type", "container", "t-rm"]);
-    assert_eq!(
-        gone.status.code(),
-        Some(1),
-        "t-rm should be removed: {}",
-        stdout(&gone)
-    );
-
-    // missing executable: 127 with the daemon's message on one line
-    let out = berth(
-        h,
-        &["run", "--name", "t-missing", "busybox", "no-such-command"],
-    );
-    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("executable file not found"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-
-    // inspect: containers, images, fallthrough, templates
-    let raw: serde_json::Value = serde_json::from_str(&ok(h, &["inspect", "t-sleep"])).unwrap();
-    assert_eq!(raw[0]["Name"], "/t-sleep");
-    assert_eq!(raw[0]["Id"], id);
-    assert_eq!(
-        ok(
-            h,
-            &[
-                "inspect",
-                "-f",
-                "{{.State.Running}} {{.Config.Labels.purpose}}",
-                "t-sleep"
-            ]
-        ),
-        "true test\n"
-    );
-    let img: serde_json::Value = serde_json::from_str(&ok(h, &["inspect", "busybox"])).unwrap();
-    assert_eq!(img[0]["RepoTags"][0], "busybox:latest");
-    assert_eq!(
-        ok(h, &["inspect", "--format", "{{json .RepoTags}}", "busybox"]),
-        "[\"busybox:latest\"]\n"
-    );
-    let out = berth(h, &["inspect", "t-sleep", "nothing-here"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("No such object: nothing-here"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).starts_with("[\n    {\n        \"Id\": "),
-        "{}",
-        stdout(&out)
-    );
-
-    // tag / rmi
-    ok(h, &["tag", "busybox", "example.com/team/box:v1"]);
-    assert!(
-        ok(h, &["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .lines()
-            .any(|l| l == "example.com/team/box:v1")
-    );
-    assert_eq!(
-        ok(h, &["rmi", "example.com/team/box:v1"]),
-        "Untagged: example.com/team/box:v1\n"
+        &["run", "-d", "--name", "t-sleep", "busybox", "sleep", "300"],
     );
 
     // cp in and out: files, directories, renames, existing directories
@@ -291,127 +84,9 @@ fn commands_against_private_dockerd() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("/nothing"), "{}", stderr(&out));
 
-    // stop / rm, including a daemon error
-    assert_eq!(ok(h, &["stop", "-t", "1", "t-sleep"]), "t-sleep\n");
-    assert_eq!(
-        ok(h, &["rm", "t-sleep", "t-exit", "t-missing"]),
-        "t-sleep\nt-exit\nt-missing\n"
-    );
-    let out = berth(h, &["rm", "t-sleep"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stderr(&out),
-        "Error response from daemon: No such container: t-sleep\n"
-    );
-    assert_eq!(ok(h, &["ps", "-a", "-q"]), "");
+    ok(h, &["rm", "-f", "t-sleep"]);
 
-    // events replay with --since/--until and a filter
-    let ev = ok(
-        h,
-        &[
-            "events",
-            "--since",
-            "5m",
-            "--until",
-            "0s",
-            "--filter",
-            "container=t-exit",
-            "--format",
-            "{{.Action}}",
-        ],
-    );
-    let actions: Vec<&str> = ev.lines().collect();
-    assert!(
-        actions.contains(&"create") && actions.contains(&"die") && actions.contains(&"destroy"),
-        "{ev}"
-    );
-
-    // push / pull with progress against a loopback registry (127.0.0.0/8 is insecure by default)
     let reg = Registry::start();
-    let blob_dir = d.path().join("blob");
-    std::fs::create_dir_all(&blob_dir).unwrap();
-    let noise: Vec<u8> = (0..2_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(blob_dir.join("data"), noise).unwrap();
-    let tar = d.path().join("blob.tar");
-    assert!(
-        std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&blob_dir)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
-    let blob = format!("{}/test/blob:v1", reg.addr);
-    let imported = std::process::Command::new("docker")
-        .args(["-H", h, "import"])
-        .arg(&tar)
-        .arg(&blob)
-        .output()
-        .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
-    let pushed = ok(h, &["push", &blob]);
-    assert!(
-        pushed.starts_with(&format!(
-            "The push refers to repository [{}/test/blob]",
-            reg.addr
-        )),
-        "{pushed}"
-    );
-    assert!(
-        pushed.contains(": Pushed\n") && pushed.contains("v1: digest: sha256:"),
-        "{pushed}"
-    );
-    assert!(ok(h, &["rmi", &blob]).contains("Deleted: sha256:"));
-    let pulled = ok(h, &["pull", &blob]);
-    assert!(
-        pulled.starts_with("v1: Pulling from test/blob\n"),
-        "{pulled}"
-    );
-    assert!(
-        pulled.contains(": Pulling fs layer\n") && pulled.contains(": Pull complete\n"),
-        "{pulled}"
-    );
-    assert!(
-        !pulled.contains('\x1b') && !pulled.contains("Downloading"),
-        "no progress bars when not a terminal: {pulled}"
-    );
-    assert!(
-        pulled.ends_with(&format!(
-            "Status: Downloaded newer image for {blob}\n{blob}\n"
-        )),
-        "{pulled}"
-    );
-    let out = berth(h, &["pull", &format!("{}/test/blob:nope", reg.addr)]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).starts_with("Error response from daemon: manifest for "),
-        "{}",
-        stderr(&out)
-    );
-
-    // run with an image that is not there yet: docker's message, pull, retry
-    let bb = format!("{}/test/bb:v1", reg.addr);
-    ok(h, &["tag", "busybox", &bb]);
-    ok(h, &["push", &bb]);
-    ok(h, &["rmi", &bb]);
-    let out = berth(h, &["run", "--rm", &bb, "echo", "pulled-and-ran"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "pulled-and-ran\n");
-    assert!(
-        stderr(&out).starts_with(&format!("Unable to find image '{bb}' locally\n")),
-        "{}",
-        stderr(&out)
-    );
-
     // login / logout: validated by the daemon (POST /auth), stored in config.json like docker
     let cfg = tempfile::tempdir().unwrap();
     let cfg_dir = cfg.path().to_str().unwrap();
@@ -442,16 +117,6 @@ fn commands_against_private_dockerd() {
     assert!(stored["auths"].get(&reg.addr).is_none());
     drop(reg);
 
-    // save / load round trip
-    let tarball = d.path().join("saved.tar");
-    ok(h, &["save", "-o", tarball.to_str().unwrap(), "busybox"]);
-    assert!(std::fs::metadata(&tarball).unwrap().len() > 1_000_000);
-    ok(h, &["rmi", "busybox"]);
-    assert_eq!(
-        ok(h, &["load", "-i", tarball.to_str().unwrap()]),
-        "Loaded image: busybox:latest\n"
-    );
-
     // networks and volumes
     let net_id = ok(h, &["network", "create", "t-net"]);
     assert_eq!(net_id.trim().len(), 64);
@@ -479,54 +144,6 @@ fn commands_against_private_dockerd() {
         "local\n"
     );
     assert_eq!(ok(h, &["volume", "rm", "t-vol"]), "t-vol\n");
-
-    // --sig-proxy: a SIGTERM to berth reaches the container, whose status berth exits with
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["-H", h, "run", "--rm", "busybox", "sh", "-c"])
-        .arg("trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    line.clear();
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    assert_eq!(line, "got-term\n");
-    assert_eq!(child.wait().unwrap().code(), Some(42));
-
-    // attach: streams a running container's output and exits with its status
-    ok(
-        h,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "t-attach",
-            "busybox",
-            "sh",
-            "-c",
-            "until [ -e /go ]; do echo tick; sleep 0.1; done; exit 5",
-        ],
-    );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["-H", h, "attach", "t-attach"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-    assert_eq!(line, "tick\n");
-    ok(h, &["exec", "t-attach", "touch", "/go"]);
-    std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(5));
-    ok(h, &["rm", "t-attach"]);
 
     drop(d);
 }

@@ -1,5 +1,5 @@
-//! Helpers for the CLI's integration tests: running `berth`, and a PRIVATE dockerd for
-//! commands whose endpoints berthd does not serve yet.
+//! Helpers for the CLI's integration tests: running `berth`, a private berthd (the workspace's
+//! own daemon), and a PRIVATE dockerd for commands whose endpoints berthd does not serve yet.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -93,40 +93,57 @@ impl PrivateDockerd {
         panic!("private dockerd did not come up within 60 s; log:\n{log}");
     }
 
-    /// busybox rootfs (binary + applet symlinks) → tar → `docker import`.
     fn import_busybox(&self) {
-        let rootfs = self.path().join("rootfs");
-        let bin = rootfs.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-            }
-        }
-        let tar = self.path().join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success(), "tar failed");
-        let out = Command::new("docker")
-            .args(["-H", &self.host, "import"])
-            .arg(&tar)
-            .arg("busybox:latest")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_busybox(&self.host, self.path());
     }
+}
+
+/// busybox rootfs (binary + applet symlinks) → tar under `scratch` → `docker import` as
+/// `busybox:latest`. The real docker CLI does the import so a berth bug cannot hide here.
+fn import_busybox(host: &str, scratch: &Path) {
+    let rootfs = scratch.join("rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("busybox-static must be installed (/bin/busybox)");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    let tar = scratch.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar failed");
+    let out = docker_cli(host, &["import", tar.to_str().unwrap(), "busybox:latest"]);
+    assert!(
+        out.status.success(),
+        "docker import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The real docker CLI against `host`, with a private config dir (no host credentials).
+pub fn docker_cli(host: &str, args: &[&str]) -> Output {
+    Command::new("docker")
+        .arg("-H")
+        .arg(host)
+        .args(args)
+        .env_remove("DOCKER_API_VERSION")
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join("berth-cli-test-docker-config"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the docker CLI")
 }
 
 /// Processes whose command line mentions `needle` (our unique temp dir): containerd and shims
@@ -183,6 +200,151 @@ impl Drop for PrivateDockerd {
                     }
                     _ => std::thread::sleep(Duration::from_millis(100)),
                 }
+            }
+        }
+        let needle = self.path().to_string_lossy().to_string();
+        for pid in pids_mentioning(&needle) {
+            if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        let mut mounts = mounts_under(self.path());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        for m in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
+/// The workspace's berthd with its own data root, exec root and socket in a temp dir, its shim
+/// being berthd itself (multi-call as `berth-shim`, as in daemon/tests), and a `busybox:latest`
+/// imported from the host's /bin/busybox. On drop: removes every container, stops berthd, then
+/// deletes what the runtime still knows, kills leftover shims and unmounts everything under
+/// the temp dir, even when the test failed.
+pub struct PrivateBerthd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub host: String,
+}
+
+/// `target/<profile>/berthd`, next to the directory holding this test binary
+/// (`target/<profile>/deps/`). `cargo test --workspace` builds it; `cargo test -p berth-cli`
+/// alone does not.
+fn berthd_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let berthd = profile_dir.join("berthd");
+    assert!(
+        berthd.is_file(),
+        "{} is missing: build it first with `cargo build -p berth-daemon` (same CARGO_TARGET_DIR \
+         and profile as these tests)",
+        berthd.display()
+    );
+    berthd
+}
+
+impl PrivateBerthd {
+    pub fn start() -> PrivateBerthd {
+        let berthd = berthd_binary();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-cli-berthd.")
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::os::unix::fs::symlink(&berthd, root.join("bin/berth-shim")).unwrap();
+        let sock = root.join("sock/berth.sock");
+        let log = std::fs::File::create(root.join("berthd.log")).unwrap();
+        let child = Command::new(&berthd)
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--data-root")
+            .arg(root.join("root"))
+            .arg("--exec-root")
+            .arg(root.join("run"))
+            .args(["--log-level", "warn"])
+            // never pick up the host's /etc/berth/berthd.toml
+            .args(["--config", "/dev/null"])
+            .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        let mut d = PrivateBerthd {
+            child: Some(child),
+            host: format!("unix://{}", sock.display()),
+            dir,
+        };
+        d.wait_ready(&sock);
+        import_busybox(&d.host, d.dir.path());
+        d
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What berthd logged (warnings and errors), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, sock: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(sock).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "berthd exited before serving ({status}); log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not create {} within 20 s; log:\n{}",
+                sock.display(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PrivateBerthd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = docker_cli(&self.host, &["ps", "-aq", "--no-trunc"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = docker_cli(&self.host, &["rm", "-f", id]);
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // Fallback when berthd could not remove them: delete every container the runtime
+        // still knows (kills its processes, removes its cgroup), then kill the shims.
+        let runtime_root = self.path().join("run/runtime");
+        if let Ok(entries) = std::fs::read_dir(&runtime_root) {
+            let root = berth_runtime::state::Root::new(&runtime_root);
+            for entry in entries.flatten() {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let _ = berth_runtime::container::delete(&root, &id, true);
             }
         }
         let needle = self.path().to_string_lossy().to_string();

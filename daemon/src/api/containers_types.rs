@@ -635,12 +635,21 @@ pub(crate) fn rfc3339_nano(time: Option<SystemTime>) -> String {
     format!("{trimmed}Z")
 }
 
-/// `Command` of the container list: moby joins path and args with spaces.
+/// `Command` of the container list: moby (container/view.go) joins path and
+/// args with spaces, wrapping each arg that contains a space in `'...'`.
 pub(crate) fn summary_command(path: &str, args: &[String]) -> String {
-    std::iter::once(path)
-        .chain(args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut command = path.to_owned();
+    for arg in args {
+        command.push(' ');
+        if arg.contains(' ') {
+            command.push('\'');
+            command.push_str(arg);
+            command.push('\'');
+        } else {
+            command.push_str(arg);
+        }
+    }
+    command
 }
 
 /// Unix seconds, as `Created` of the container list.

@@ -478,11 +478,20 @@ impl Engine {
         force: bool,
     ) -> Result<Vec<DeleteItem>, ImageError> {
         let target = self.image_inspect(name).await?;
-        if !force && let Some(container) = self.containers_using_image(&target.image.id()).first() {
+        // As moby's ImageDelete: removing one of several tags only untags, so
+        // containers using the image are no conflict then.
+        let id_hex = target.image.id().hex();
+        let short = name.strip_prefix("sha256:").unwrap_or(name);
+        let by_id = !short.is_empty() && id_hex.starts_with(short);
+        let untag_only = !by_id && target.repo_tags().len() > 1;
+        if !force
+            && !untag_only
+            && let Some(container) = self.containers_using_image(&target.image.id()).first()
+        {
             return Err(ImageError::InUse {
                 reference: name.to_owned(),
                 container: container.clone(),
-                image: target.image.id().hex()[..12].to_owned(),
+                image: id_hex[..12].to_owned(),
             });
         }
         let name = name.to_owned();

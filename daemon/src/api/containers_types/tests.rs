@@ -419,7 +419,7 @@ fn oom_kill_disable_without_memory_limit_warns() {
 fn list_command_joins_path_and_args() {
     assert_eq!(
         summary_command("sh", &["-c".to_owned(), "echo hi".to_owned()]),
-        "sh -c echo hi"
+        "sh -c 'echo hi'"
     );
     assert_eq!(summary_command("true", &[]), "true");
 }
