@@ -13,8 +13,10 @@
 //! its digest verified; the images are recorded only when every blob is in
 //! place, and a failed load removes the blobs it added.
 //!
-//! [`import`] turns a root file system tar into a one-layer image.
+//! [`import`] turns a root file system tar into a one-layer image;
+//! [`commit`] adds a container's changes as a layer on top of its image.
 
+mod commit;
 mod import;
 mod load;
 mod save;
@@ -28,6 +30,7 @@ use crate::image::ImageError;
 use crate::metadata::{MetadataError, MetadataStore};
 use crate::reference::ReferenceError;
 
+pub use commit::{CommitConfig, commit};
 pub use import::{ImportConfig, import};
 pub use load::{LoadedImage, load};
 pub use save::save;

@@ -14,7 +14,7 @@ pub mod mount;
 pub mod reference;
 pub mod registry;
 
-pub use archive::{ArchiveError, ImportConfig, LoadedImage};
+pub use archive::{ArchiveError, CommitConfig, ImportConfig, LoadedImage};
 pub use content::{ContentError, ContentStore, GcStats, Problem, Writer};
 pub use digest::{Digest, DigestError, Digester};
 pub use error::ErrorKind;

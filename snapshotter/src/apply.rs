@@ -96,6 +96,14 @@ pub struct ApplyOptions {
     pub xattrs: bool,
     /// Size of the read buffer and of the file copy buffer, in bytes.
     pub buffer_size: usize,
+    /// Turn `.wh.` entries into overlayfs whiteouts (an image layer). When
+    /// false they are ordinary names (`docker cp` into a mounted rootfs).
+    pub whiteouts: bool,
+    /// Owner of every entry instead of the tar's uid/gid (with `chown`).
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace an existing directory with a non-directory or
+    /// the reverse (`docker cp`'s `noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
 }
 
 impl Default for ApplyOptions {
@@ -104,6 +112,9 @@ impl Default for ApplyOptions {
             chown: true,
             xattrs: true,
             buffer_size: 256 << 10,
+            whiteouts: true,
+            owner: None,
+            no_overwrite_dir_non_dir: false,
         }
     }
 }
@@ -231,6 +242,9 @@ impl Applier<'_> {
             return Err(self.escape());
         }
         let mut meta = self.meta(entry.header())?;
+        if let Some((uid, gid)) = self.opts.owner {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
         if let Some(nsec) = self.pax_mtime(entry)? {
             meta.mtime = nsec;
         }
@@ -255,9 +269,25 @@ impl Applier<'_> {
             }
             return self.dir(entry, None, b"", meta);
         }
-        if name.starts_with(WHITEOUT_PREFIX) {
+        if self.opts.whiteouts && name.starts_with(WHITEOUT_PREFIX) {
             let dir = self.resolve_parent(parent, true)?;
             return self.whiteout(dir, name, meta);
+        }
+        if self.opts.no_overwrite_dir_non_dir {
+            let dir = self.resolve_parent(parent, true)?;
+            let dir = parent_of(&self.root, &self.parent, dir);
+            let existing = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .ok()
+                .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+            match (existing, kind.is_dir()) {
+                (Some(true), false) => {
+                    return Err(self.overwrite("cannot overwrite a directory with a non-directory"));
+                }
+                (Some(false), true) => {
+                    return Err(self.overwrite("cannot overwrite a non-directory with a directory"));
+                }
+                _ => {}
+            }
         }
         match kind {
             EntryType::Directory => {
@@ -762,6 +792,15 @@ impl Applier<'_> {
 enum At {
     Root,
     Parent,
+}
+
+impl Applier<'_> {
+    fn overwrite(&self, reason: &'static str) -> ApplyError {
+        ApplyError::WouldOverwrite {
+            entry: bytes_path(&self.raw),
+            reason,
+        }
+    }
 }
 
 /// The descriptor of the directory `at` names. A free function so that it

@@ -87,34 +87,8 @@ fn import_inner(
         Box::new(input)
     };
 
-    // uncompressed tar -> diff-id digester -> gzip -> hashing blob writer
-    let ref_name = ingest.ingest_ref();
-    let blob = HashingWriter {
-        inner: store.writer(&ref_name, None)?,
-        digester: Digester::new(),
-    };
-    let mut sink = LayerSink {
-        diff: Digester::new(),
-        gz: GzEncoder::new(blob, Compression::default()),
-    };
-    let streamed = stream_tar(tar_stream, &mut sink);
-    let finished = streamed.and_then(|()| {
-        sink.gz.try_finish().map_err(|source| ArchiveError::Read {
-            path: "rootfs".into(),
-            source,
-        })
-    });
-    if let Err(e) = finished {
-        drop(sink);
-        store.abort_ingest(&ref_name)?;
-        return Err(e);
-    }
-    let diff_id = sink.diff.finish();
-    let blob = sink.gz.finish().map_err(|source| ArchiveError::Read {
-        path: "rootfs".into(),
-        source,
-    })?;
-    let (layer_digest, layer_size) = ingest.commit_hashed(blob)?;
+    let (diff_id, layer_digest, layer_size) =
+        store_layer(ingest, store, |sink| stream_tar(tar_stream, sink))?;
 
     let created = rfc3339_now();
     let mut cfg = serde_json::Map::new();
@@ -172,6 +146,45 @@ fn import_inner(
     Ok(image)
 }
 
+/// Stores the uncompressed layer that `write` produces into `sink` as a
+/// gzip blob; returns its diff ID, blob digest and blob size. A failed
+/// `write` leaves no ingest behind.
+pub(super) fn store_layer(
+    ingest: &mut Ingest<'_>,
+    store: &ContentStore,
+    write: impl FnOnce(&mut LayerSink) -> Result<()>,
+) -> Result<(crate::digest::Digest, crate::digest::Digest, u64)> {
+    // uncompressed tar -> diff-id digester -> gzip -> hashing blob writer
+    let ref_name = ingest.ingest_ref();
+    let blob = HashingWriter {
+        inner: store.writer(&ref_name, None)?,
+        digester: Digester::new(),
+    };
+    let mut sink = LayerSink {
+        diff: Digester::new(),
+        gz: GzEncoder::new(blob, Compression::default()),
+    };
+    let written = write(&mut sink);
+    let finished = written.and_then(|()| {
+        sink.gz.try_finish().map_err(|source| ArchiveError::Read {
+            path: "layer".into(),
+            source,
+        })
+    });
+    if let Err(e) = finished {
+        drop(sink);
+        store.abort_ingest(&ref_name)?;
+        return Err(e);
+    }
+    let diff_id = sink.diff.finish();
+    let blob = sink.gz.finish().map_err(|source| ArchiveError::Read {
+        path: "layer".into(),
+        source,
+    })?;
+    let (layer_digest, layer_size) = ingest.commit_hashed(blob)?;
+    Ok((diff_id, layer_digest, layer_size))
+}
+
 /// Reads `tar_stream` to its end through `sink`, checking that it is a
 /// well-formed tar on the way.
 fn stream_tar(tar_stream: impl Read, sink: &mut LayerSink) -> Result<()> {
@@ -195,7 +208,7 @@ fn stream_tar(tar_stream: impl Read, sink: &mut LayerSink) -> Result<()> {
 
 /// Receives the uncompressed layer: hashes it for the diff ID and gzips it
 /// into the blob writer.
-struct LayerSink {
+pub(super) struct LayerSink {
     diff: Digester,
     gz: GzEncoder<HashingWriter<crate::content::Writer>>,
 }
@@ -227,7 +240,7 @@ impl<R: Read> Read for TeeReader<'_, R> {
 }
 
 /// Now as RFC 3339 UTC (`2026-11-29T00:22:51Z`).
-fn rfc3339_now() -> String {
+pub(super) fn rfc3339_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -308,7 +308,7 @@ async fn save_one(call: Call) -> ApiResult {
 const DRAIN_LIMIT: u64 = 1 << 30;
 
 /// Feeds a request body into a bounded channel for a blocking reader.
-fn body_channel(mut body: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
+pub(super) fn body_channel(mut body: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(PIPE_DEPTH);
     tokio::spawn(async move {
         loop {

@@ -14,6 +14,7 @@
 //! and spawn a task that drives the upgraded stream; the server enables
 //! upgrades on every connection.
 
+mod archive;
 mod body;
 mod containers;
 pub(crate) mod containers_types;
@@ -135,6 +136,7 @@ impl App {
         images::routes(&mut router);
         registry::routes(&mut router);
         containers::routes(&mut router);
+        archive::routes(&mut router);
         App { engine, router }
     }
 

@@ -3,7 +3,7 @@
 //! unique names, Docker's lookup rules (full ID, then name, then unique ID
 //! prefix), and the lifecycle operations in the submodules:
 //! [`run`] (start, wait, stop, kill, attach, exit handling, live restore)
-//! and [`exec`].
+//! and [`exec`]; files in and out (cp, export, diff, commit) in [`archive`].
 //!
 //! Runtime layout: `<exec_root>/containers/<id>/` holds the OCI bundle
 //! (`config.json`, the mounted `rootfs/`); `<exec_root>/shim/<id[..32]>`
@@ -18,7 +18,9 @@
 //! steps (start, cleanup after exit, removal) of one container. Blocking
 //! work (snapshots, mounts, shim calls) runs on blocking threads.
 
+pub(crate) mod archive;
 pub(crate) mod exec;
+mod fstree;
 mod list;
 pub(crate) mod pause;
 pub(crate) mod run;

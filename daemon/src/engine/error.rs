@@ -9,6 +9,8 @@ pub(crate) enum ErrorKind {
     NotFound,
     InvalidArgument,
     Conflict,
+    /// Refused by policy (a read-only rootfs or volume).
+    Forbidden,
     #[allow(dead_code)] // for engine operations still to come
     Unavailable,
     #[allow(dead_code)]

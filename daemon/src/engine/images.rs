@@ -9,6 +9,7 @@
 //! blobs nothing references any more (garbage collection by references).
 
 mod changes;
+mod commit;
 mod error;
 mod filter;
 pub(crate) mod pipe;
@@ -34,6 +35,7 @@ use super::Engine;
 use super::events::{Event, EventType, unix_nanos};
 use super::filters::Filters;
 use crate::log;
+pub(crate) use commit::CommitRequest;
 pub(crate) use error::ImageError;
 use filter::{LIST_FILTERS, PRUNE_FILTERS, dangling_filter, glob_match, labels_pass, parse_until};
 use pipe::{ChannelReader, ChannelWriter, PIPE_DEPTH};

@@ -60,6 +60,14 @@ pub enum ApplyError {
         #[source]
         source: io::Error,
     },
+    /// an entry would replace a directory by a non-directory or the reverse
+    #[error("{reason}: {}", entry.display())]
+    WouldOverwrite {
+        /// The entry, as named in the tar.
+        entry: PathBuf,
+        /// Which replacement was refused.
+        reason: &'static str,
+    },
 }
 
 impl ApplyError {
@@ -76,7 +84,8 @@ impl ApplyError {
             Self::Read { .. } => ErrorKind::Io,
             Self::PathEscape { .. }
             | Self::UnsupportedEntryType { .. }
-            | Self::InvalidEntry { .. } => ErrorKind::InvalidArgument,
+            | Self::InvalidEntry { .. }
+            | Self::WouldOverwrite { .. } => ErrorKind::InvalidArgument,
         }
     }
 }

@@ -1,0 +1,823 @@
+//! A container's files: `docker cp` (stat, copy out, copy in), `export`,
+//! `diff` and the layer of `docker commit`.
+//!
+//! Where the files are seen from:
+//!
+//! - a running (or paused) container through `/proc/<pid>/root`: the
+//!   container's own mount namespace, so its volumes and bind mounts are
+//!   there too, and read-only mounts refuse writes by themselves;
+//! - a stopped one by mounting its snapshot on its (unused) bundle rootfs
+//!   under its `op` lock (no start meanwhile), opening it, and detaching
+//!   the mount at once (`MNT_DETACH`): the open descriptor keeps it alive
+//!   for the operation and nothing stays mounted after it. Volumes are not
+//!   mounted then, as in Docker's view of a stopped container's rootfs.
+//! - `export` reads the rootfs alone (no volumes), as Docker does.
+//!
+//! Every path the client names is resolved with `openat2(RESOLVE_IN_ROOT)`
+//! under that root, so `..` and absolute symlinks stay inside the
+//! container, and the final component is never followed unless the path
+//! ends in `/` or `/.` (Docker's rule). Copy-in extracts with the
+//! snapshotter's applier (entries resolved beneath the destination,
+//! nothing created through a symlink). `diff` and `commit` read the
+//! overlay upper directory.
+
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_core::CommitConfig;
+use berth_snapshotter::Snapshotter;
+use berth_snapshotter::apply::{ApplyError, ApplyOptions, apply_layer};
+use bytes::Bytes;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, StatVfsMountFlags};
+use rustix::io::Errno;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::fstree::{TreeOptions, TreeWriter, open_dir};
+use super::{Container, ContainerError, ContainerStore, Status, lock};
+use crate::engine::images::pipe::{ChannelReader, ChannelWriter, PIPE_DEPTH};
+use crate::engine::images::{CommitRequest, ImageError};
+use crate::engine::{Engine, ErrorKind};
+use crate::log;
+
+/// Why a file operation on a container failed; texts are Docker's where
+/// clients show them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FsError {
+    #[error("Could not find the file {path} in container {container}")]
+    PathNotFound { path: String, container: String },
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("extraction point is not a directory")]
+    ExtractNotADirectory,
+    #[error("container rootfs is marked read-only")]
+    ReadOnlyRootfs,
+    #[error("mounted volume is marked read-only")]
+    ReadOnlyVolume,
+    #[error("copying into {path}: {source}")]
+    Extract { path: String, source: ApplyError },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("internal error: container {0} task failed")]
+    Task(&'static str),
+}
+
+impl FsError {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            Self::PathNotFound { .. } => ErrorKind::NotFound,
+            Self::NotADirectory { .. } | Self::ExtractNotADirectory => ErrorKind::InvalidArgument,
+            Self::ReadOnlyRootfs | Self::ReadOnlyVolume => ErrorKind::Forbidden,
+            Self::Extract { source, .. } => match source {
+                ApplyError::Io { source, .. } if source.raw_os_error() == Some(libc_erofs()) => {
+                    ErrorKind::Forbidden
+                }
+                other => other.kind().into(),
+            },
+            Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+            Self::Container(e) => e.kind(),
+            Self::Image(e) => e.kind(),
+        }
+    }
+}
+
+fn libc_erofs() -> i32 {
+    Errno::ROFS.raw_os_error()
+}
+
+/// Moby's `container.PathStat`, sent base64 JSON in
+/// `X-Docker-Container-Path-Stat`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PathStat {
+    pub(crate) name: String,
+    pub(crate) size: i64,
+    /// Go's `os.FileMode` bits.
+    pub(crate) mode: u32,
+    pub(crate) mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub(crate) link_target: String,
+}
+
+/// Go's `os.FileMode` for a `st_mode`.
+fn go_mode(st_mode: u32) -> u32 {
+    const DIR: u32 = 1 << 31;
+    const SYMLINK: u32 = 1 << 27;
+    const DEVICE: u32 = 1 << 26;
+    const NAMED_PIPE: u32 = 1 << 25;
+    const SOCKET: u32 = 1 << 24;
+    const SETUID: u32 = 1 << 23;
+    const SETGID: u32 = 1 << 22;
+    const CHAR_DEVICE: u32 = 1 << 21;
+    const STICKY: u32 = 1 << 20;
+    let mut mode = st_mode & 0o777;
+    mode |= match FileType::from_raw_mode(st_mode) {
+        FileType::Directory => DIR,
+        FileType::Symlink => SYMLINK,
+        FileType::BlockDevice => DEVICE,
+        FileType::CharacterDevice => DEVICE | CHAR_DEVICE,
+        FileType::Fifo => NAMED_PIPE,
+        FileType::Socket => SOCKET,
+        _ => 0,
+    };
+    if st_mode & 0o4000 != 0 {
+        mode |= SETUID;
+    }
+    if st_mode & 0o2000 != 0 {
+        mode |= SETGID;
+    }
+    if st_mode & 0o1000 != 0 {
+        mode |= STICKY;
+    }
+    mode
+}
+
+/// `/a/./b/../c` -> `/a/c` (lexically, never above `/`), keeping a
+/// trailing `/` or `/.` (they ask to follow the last symlink).
+fn clean(path: &str) -> (String, bool) {
+    let follow = path.ends_with('/') || path.ends_with("/.") || path == ".";
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    (format!("/{}", parts.join("/")), follow)
+}
+
+/// The last component of `path` as Docker names the copied entry.
+fn base_name(path: &str) -> String {
+    if path.ends_with("/.") || path == "." {
+        return ".".to_owned();
+    }
+    let (clean, _) = clean(path);
+    match clean.rsplit('/').next() {
+        Some("") | None => ".".to_owned(),
+        Some(name) => name.to_owned(),
+    }
+}
+
+fn resolve_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+fn openat2_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() { "." } else { relative };
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            relative,
+            flags | OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve_flags(),
+        ) {
+            Err(Errno::AGAIN) if tries < 8 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// What a path names inside the root.
+enum Target {
+    /// `name` in the directory `parent`, not followed if a symlink.
+    Entry { parent: OwnedFd, name: Vec<u8> },
+    /// The directory itself (the root, or a path ending in `/` or `/.`).
+    Whole(OwnedFd),
+}
+
+impl Target {
+    fn stat(&self) -> Result<Stat, Errno> {
+        match self {
+            Target::Entry { parent, name } => {
+                rustix::fs::statat(parent, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+            }
+            Target::Whole(fd) => rustix::fs::fstat(fd),
+        }
+    }
+}
+
+/// A container's root for one operation; see the module doc.
+struct Root {
+    fd: OwnedFd,
+    /// The name the client used, for messages.
+    reference: String,
+}
+
+impl Root {
+    fn not_found(&self, path: &str) -> FsError {
+        FsError::PathNotFound {
+            path: path.to_owned(),
+            container: self.reference.clone(),
+        }
+    }
+
+    fn errno(&self, path: &str, e: Errno) -> FsError {
+        match e {
+            Errno::NOENT => self.not_found(path),
+            Errno::NOTDIR => FsError::NotADirectory {
+                path: path.to_owned(),
+            },
+            other => FsError::Io {
+                what: "resolving",
+                path: path.to_owned(),
+                source: other.into(),
+            },
+        }
+    }
+
+    fn resolve(&self, path: &str) -> Result<Target, FsError> {
+        let (clean, follow) = clean(path);
+        if follow || clean == "/" {
+            let fd = openat2_in_root(&self.fd, &clean, OFlags::DIRECTORY)
+                .map_err(|e| self.errno(path, e))?;
+            return Ok(Target::Whole(fd));
+        }
+        let (parent, name) = clean.rsplit_once('/').unwrap_or(("", &clean));
+        let parent = openat2_in_root(&self.fd, parent, OFlags::DIRECTORY)
+            .map_err(|e| self.errno(path, e))?;
+        let target = Target::Entry {
+            parent,
+            name: name.as_bytes().to_vec(),
+        };
+        target.stat().map_err(|e| self.errno(path, e))?;
+        Ok(target)
+    }
+
+    fn stat(&self, path: &str) -> Result<(Target, PathStat), FsError> {
+        let target = self.resolve(path)?;
+        let st = target.stat().map_err(|e| self.errno(path, e))?;
+        let link_target = match &target {
+            Target::Entry { parent, name }
+                if FileType::from_raw_mode(st.st_mode) == FileType::Symlink =>
+            {
+                let link = rustix::fs::readlinkat(parent, name.as_slice(), Vec::new())
+                    .map_err(|e| self.errno(path, e))?;
+                let link = link.to_string_lossy().into_owned();
+                let (clean_path, _) = clean(path);
+                let dir = clean_path.rsplit_once('/').map_or("", |(d, _)| d);
+                if link.starts_with('/') {
+                    clean(&link).0
+                } else {
+                    clean(&format!("{dir}/{link}")).0
+                }
+            }
+            _ => String::new(),
+        };
+        let mtime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+        let stat = PathStat {
+            name: base_name(path),
+            size: st.st_size,
+            mode: go_mode(st.st_mode),
+            mtime: humantime::format_rfc3339_nanos(mtime).to_string(),
+            link_target,
+        };
+        Ok((target, stat))
+    }
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd, FsError> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FsError::Io {
+        what: "opening",
+        path: path.display().to_string(),
+        source: e.into(),
+    })
+}
+
+impl ContainerStore {
+    /// Runs `f` on the container's root (see the module doc); `volumes`:
+    /// the running container's own view with its mounts, else the rootfs.
+    fn with_root<T>(
+        &self,
+        container: &Container,
+        reference: &str,
+        volumes: bool,
+        f: impl FnOnce(&Root) -> Result<T, FsError>,
+    ) -> Result<T, FsError> {
+        let record = container.record();
+        if record.state.status.is_running() && record.state.pid > 0 {
+            let path = if volumes {
+                PathBuf::from(format!("/proc/{}/root", record.state.pid))
+            } else {
+                self.rootfs_path(&container.id)
+            };
+            let fd = open_path(&path)?;
+            // Opened after the check: the pid still was the container's.
+            if container.is_running() {
+                return f(&Root {
+                    fd,
+                    reference: reference.to_owned(),
+                });
+            }
+        }
+        let _op = lock(&container.op);
+        if container.is_running() {
+            return Err(ContainerError::InvalidConfig(format!(
+                "container {reference} started during the operation; try again"
+            ))
+            .into());
+        }
+        let rootfs = self.rootfs_path(&container.id);
+        std::fs::create_dir_all(&rootfs).map_err(|e| FsError::Io {
+            what: "creating",
+            path: rootfs.display().to_string(),
+            source: e,
+        })?;
+        let _ = berth_core::unmount(&rootfs);
+        let mounts = self
+            .images
+            .snapshots
+            .mounts(&container.id)
+            .map_err(ContainerError::from)?;
+        berth_core::mount_all(&mounts, &rootfs).map_err(ContainerError::from)?;
+        let fd = open_path(&rootfs);
+        // The descriptor keeps the detached mount alive until it closes.
+        if let Err(e) = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
+            log::warning!("detaching the rootfs of {}: {e}", container.id);
+        }
+        f(&Root {
+            fd: fd?,
+            reference: reference.to_owned(),
+        })
+    }
+
+    /// `PUT /containers/{id}/archive`: extracts `tar` into the directory
+    /// `path`.
+    fn extract(
+        &self,
+        container: &Container,
+        reference: &str,
+        path: &str,
+        options: ExtractOptions,
+        tar: impl io::Read,
+    ) -> Result<(), FsError> {
+        let readonly_rootfs = container.record().host_config.readonly_rootfs;
+        self.with_root(container, reference, true, |root| {
+            let (clean_path, _) = clean(path);
+            let dir = openat2_in_root(&root.fd, &clean_path, OFlags::empty())
+                .map_err(|e| root.errno(path, e))?;
+            let st = rustix::fs::fstat(&dir).map_err(|e| root.errno(path, e))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Err(FsError::ExtractNotADirectory);
+            }
+            let root_st = rustix::fs::fstat(&root.fd).map_err(|e| root.errno("/", e))?;
+            let on_rootfs = st.st_dev == root_st.st_dev;
+            let mount_readonly = rustix::fs::fstatvfs(&dir)
+                .is_ok_and(|s| s.f_flag.contains(StatVfsMountFlags::RDONLY));
+            if on_rootfs && (readonly_rootfs || mount_readonly) {
+                return Err(FsError::ReadOnlyRootfs);
+            }
+            if mount_readonly {
+                return Err(FsError::ReadOnlyVolume);
+            }
+            let opts = ApplyOptions {
+                chown: true,
+                xattrs: false,
+                whiteouts: false,
+                owner: (!options.copy_uid_gid).then_some((0, 0)),
+                no_overwrite_dir_non_dir: options.no_overwrite_dir_non_dir,
+                ..ApplyOptions::default()
+            };
+            let dest = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+            apply_layer(tar, &dest, &opts).map_err(|source| FsError::Extract {
+                path: path.to_owned(),
+                source,
+            })?;
+            Ok(())
+        })
+    }
+}
+
+/// The query flags of `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ExtractOptions {
+    pub(crate) no_overwrite_dir_non_dir: bool,
+    pub(crate) copy_uid_gid: bool,
+}
+
+/// One entry of `GET /containers/{id}/changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Change {
+    pub(crate) path: String,
+    /// 0 modified, 1 added, 2 deleted.
+    pub(crate) kind: u8,
+}
+
+const CHANGE_MODIFY: u8 = 0;
+const CHANGE_ADD: u8 = 1;
+const CHANGE_DELETE: u8 = 2;
+
+/// Moby's overlay2 `Changes`: walks the upper directory; a 0:0 character
+/// device is a deletion, an opaque directory that exists below is reported
+/// deleted (then its new contents added), a path that exists below is
+/// modified (directories only if their size, mode or mtime differ), else
+/// added; the parent of an addition or deletion is reported modified once.
+fn overlay_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
+    let mut walk = ChangeWalk {
+        upper,
+        lowers,
+        out: Vec::new(),
+        changed_dirs: std::collections::HashSet::new(),
+    };
+    walk.dir(Path::new("/"))?;
+    Ok(walk.out)
+}
+
+struct ChangeWalk<'a> {
+    upper: &'a Path,
+    lowers: &'a [PathBuf],
+    out: Vec<Change>,
+    changed_dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl ChangeWalk<'_> {
+    /// Depth first, in name order (Go's `filepath.Walk`).
+    fn dir(&mut self, rel: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let dir = self.upper.join(rel.strip_prefix("/").unwrap_or(rel));
+        let mut names: Vec<_> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = rel.join(&name);
+            let meta = std::fs::symlink_metadata(dir.join(&name))?;
+            let relative = path.strip_prefix("/").unwrap_or(&path);
+            let lower = self
+                .lowers
+                .iter()
+                .find_map(|l| std::fs::symlink_metadata(l.join(relative)).ok());
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            let replaced_dir = meta.is_dir() && lower.is_some() && opaque(&dir.join(&name));
+            let kind = if whiteout || replaced_dir {
+                Some(CHANGE_DELETE)
+            } else {
+                match &lower {
+                    Some(l) if l.is_dir() && meta.is_dir() => {
+                        let same = l.size() == meta.size()
+                            && l.mode() == meta.mode()
+                            && l.mtime() == meta.mtime()
+                            && l.mtime_nsec() == meta.mtime_nsec();
+                        (!same).then_some(CHANGE_MODIFY)
+                    }
+                    Some(_) => Some(CHANGE_MODIFY),
+                    None => Some(CHANGE_ADD),
+                }
+            };
+            if let Some(kind) = kind {
+                if meta.is_dir() {
+                    self.changed_dirs.insert(path.clone());
+                }
+                if kind != CHANGE_MODIFY
+                    && rel != Path::new("/")
+                    && self.changed_dirs.insert(rel.to_owned())
+                {
+                    self.out.push(Change {
+                        path: rel.display().to_string(),
+                        kind: CHANGE_MODIFY,
+                    });
+                }
+                self.out.push(Change {
+                    path: path.display().to_string(),
+                    kind,
+                });
+            }
+            if meta.is_dir() {
+                self.dir(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn opaque(dir: &Path) -> bool {
+    let mut value = [0u8; 4];
+    rustix::fs::getxattr(dir, "trusted.overlay.opaque", &mut value)
+        .is_ok_and(|n| &value[..n] == b"y")
+}
+
+/// The `lowerdir=` of the container's overlay mount, nearest first.
+fn lower_dirs(mounts: &[berth_core::Mount]) -> Vec<PathBuf> {
+    mounts
+        .iter()
+        .flat_map(|m| m.options.iter())
+        .filter_map(|o| o.strip_prefix("lowerdir="))
+        .flat_map(|l| l.split(':'))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Writes the tar of `target` named `rebase` (and what is beneath it).
+fn write_target(target: &Target, rebase: &str, out: impl Write) -> io::Result<()> {
+    let mut tree = TreeWriter::new(out, TreeOptions::default());
+    match target {
+        Target::Entry { parent, name } => {
+            tree.append_node(parent.as_fd(), name, rebase.as_bytes())?
+        }
+        Target::Whole(fd) => tree.append_node(fd.as_fd(), b".", rebase.as_bytes())?,
+    }
+    tree.finish()?.flush()
+}
+
+/// A tar being produced on a blocking thread: what the first step found
+/// (an error there becomes the response status) and the stream.
+pub(crate) struct TarStream<T> {
+    pub(crate) head: T,
+    pub(crate) body: mpsc::Receiver<Bytes>,
+}
+
+impl Engine {
+    /// Runs `produce` on a blocking thread: it reports `head` through the
+    /// oneshot, then writes the tar into the channel.
+    async fn tar_stream<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        produce: impl FnOnce(oneshot::Sender<Result<T, FsError>>, ChannelWriter) + Send + 'static,
+    ) -> Result<TarStream<T>, FsError> {
+        let (tx, rx) = mpsc::channel(PIPE_DEPTH);
+        let (head_tx, head_rx) = oneshot::channel();
+        tokio::task::spawn_blocking(move || produce(head_tx, ChannelWriter::new(tx)));
+        let head = head_rx.await.map_err(|_| FsError::Task(what))??;
+        Ok(TarStream { head, body: rx })
+    }
+
+    /// `HEAD /containers/{id}/archive`.
+    pub(crate) async fn container_stat_path(
+        &self,
+        reference: &str,
+        path: &str,
+    ) -> Result<PathStat, FsError> {
+        let container = self.containers.get(reference)?;
+        let (reference, path) = (reference.to_owned(), path.to_owned());
+        let store = self.containers.clone();
+        tokio::task::spawn_blocking(move || {
+            store.with_root(&container, &reference, true, |root| Ok(root.stat(&path)?.1))
+        })
+        .await
+        .map_err(|_| FsError::Task("stat"))?
+    }
+
+    /// `GET /containers/{id}/archive`: the stat of `path` and its tar.
+    pub(crate) async fn container_archive(
+        &self,
+        reference: &str,
+        path: &str,
+    ) -> Result<TarStream<PathStat>, FsError> {
+        let container = self.containers.get(reference)?;
+        let (reference, path) = (reference.to_owned(), path.to_owned());
+        let store = self.containers.clone();
+        self.tar_stream("archive", move |head, out| {
+            let mut head = Some(head);
+            let done = store.with_root(&container, &reference, true, |root| {
+                let (target, stat) = root.stat(&path)?;
+                let rebase = stat.name.clone();
+                if let Some(head) = head.take() {
+                    let _ = head.send(Ok(stat));
+                }
+                write_target(&target, &rebase, out).map_err(|source| FsError::Io {
+                    what: "archiving",
+                    path: path.clone(),
+                    source,
+                })
+            });
+            match (done, head) {
+                (Err(e), Some(head)) => {
+                    let _ = head.send(Err(e));
+                }
+                (Err(e), None) => log::warning!("copying from container (cut short): {e}"),
+                _ => {}
+            }
+        })
+        .await
+    }
+
+    /// `PUT /containers/{id}/archive`: reads a tar from `body`.
+    pub(crate) async fn container_extract(
+        &self,
+        reference: &str,
+        path: &str,
+        options: ExtractOptions,
+        body: mpsc::Receiver<io::Result<Bytes>>,
+    ) -> Result<(), FsError> {
+        let container = self.containers.get(reference)?;
+        let (reference, path) = (reference.to_owned(), path.to_owned());
+        let store = self.containers.clone();
+        tokio::task::spawn_blocking(move || {
+            store.extract(
+                &container,
+                &reference,
+                &path,
+                options,
+                ChannelReader::new(body),
+            )
+        })
+        .await
+        .map_err(|_| FsError::Task("extract"))?
+    }
+
+    /// `GET /containers/{id}/export`: the rootfs (without volumes) as a tar.
+    pub(crate) async fn container_export(&self, reference: &str) -> Result<TarStream<()>, FsError> {
+        let container = self.containers.get(reference)?;
+        let reference = reference.to_owned();
+        let store = self.containers.clone();
+        self.tar_stream("export", move |head, out| {
+            let mut head = Some(head);
+            let done = store.with_root(&container, &reference, false, |root| {
+                let dir = open_dir(root.fd.as_fd(), b".").map_err(|source| FsError::Io {
+                    what: "opening",
+                    path: "/".into(),
+                    source,
+                })?;
+                if let Some(head) = head.take() {
+                    let _ = head.send(Ok(()));
+                }
+                let mut tree = TreeWriter::new(out, TreeOptions::default());
+                tree.append_children(&dir, b"")
+                    .and_then(|()| tree.finish()?.flush())
+                    .map_err(|source| FsError::Io {
+                        what: "exporting",
+                        path: "/".into(),
+                        source,
+                    })
+            });
+            match (done, head) {
+                (Err(e), Some(head)) => {
+                    let _ = head.send(Err(e));
+                }
+                (Err(e), None) => log::warning!("exporting container (cut short): {e}"),
+                _ => {}
+            }
+        })
+        .await
+    }
+
+    /// `GET /containers/{id}/changes`.
+    pub(crate) async fn container_changes(&self, reference: &str) -> Result<Vec<Change>, FsError> {
+        let container = self.containers.get(reference)?;
+        let store = self.containers.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshots = &store.images.snapshots;
+            let upper = snapshots
+                .upper_dir(&container.id)
+                .map_err(ContainerError::from)?;
+            let mounts = snapshots
+                .mounts(&container.id)
+                .map_err(ContainerError::from)?;
+            overlay_changes(&upper, &lower_dirs(&mounts)).map_err(|source| FsError::Io {
+                what: "reading changes in",
+                path: upper.display().to_string(),
+                source,
+            })
+        })
+        .await
+        .map_err(|_| FsError::Task("changes"))?
+    }
+
+    /// `POST /commit`: the container's writable layer on top of its image
+    /// becomes a new image; a running container is paused meanwhile if
+    /// `pause`. Returns the image ID.
+    pub(crate) async fn container_commit(
+        &self,
+        reference: &str,
+        request: CommitRequest,
+        pause: bool,
+    ) -> Result<String, FsError> {
+        let container = self.containers.get(reference)?;
+        let record = container.record();
+        let (tagged, runtime) = self.image_commit_plan(&request, &record.config)?;
+        let parent = self.image_inspect(&record.image_id).await?;
+        let upper = self
+            .containers
+            .images
+            .snapshots
+            .upper_dir(&container.id)
+            .map_err(ContainerError::from)?;
+        let paused_here = pause && record.state.status == Status::Running;
+        if paused_here {
+            self.container_pause(reference, true).await?;
+        }
+        let config = CommitConfig {
+            config: runtime,
+            author: request.author.clone(),
+            comment: request.comment.clone(),
+            created_by: std::iter::once(record.path.clone())
+                .chain(record.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            container: container.id.clone(),
+        };
+        let committed = self
+            .image_commit(parent, tagged, config, move |out| {
+                let dir = rustix::fs::open(
+                    &upper,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let mut tree = TreeWriter::new(out, TreeOptions { whiteouts: true });
+                tree.append_children(&dir, b"")?;
+                tree.finish()?.flush()
+            })
+            .await;
+        if paused_here && let Err(e) = self.container_pause(reference, false).await {
+            log::warning!("unpausing {reference} after commit: {e}");
+        }
+        let id = committed?;
+        self.containers
+            .publish("commit", &record, &[("comment", request.comment)]);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_clean_inside_the_root_and_keep_the_follow_hint() {
+        assert_eq!(clean("../../etc/x"), ("/etc/x".to_owned(), false));
+        assert_eq!(clean("/a/./b/../c/"), ("/a/c".to_owned(), true));
+        assert_eq!(clean("/a/."), ("/a".to_owned(), true));
+        assert_eq!(clean("/"), ("/".to_owned(), true));
+        assert_eq!(base_name("/in/tree/."), ".");
+        assert_eq!(base_name("/in/tree/"), "tree");
+        assert_eq!(base_name("/"), ".");
+    }
+
+    #[test]
+    fn go_modes_match_os_filemode() {
+        assert_eq!(go_mode(0o040755), (1 << 31) | 0o755);
+        assert_eq!(go_mode(0o100644), 0o644);
+        assert_eq!(go_mode(0o120777), (1 << 27) | 0o777);
+        assert_eq!(go_mode(0o104755), (1 << 23) | 0o755);
+    }
+
+    #[test]
+    fn overlay_changes_report_like_moby() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+        for d in ["etc", "tmp", "gone"] {
+            std::fs::create_dir_all(lower.join(d)).unwrap();
+        }
+        std::fs::write(lower.join("etc/passwd"), "root").unwrap();
+        std::fs::write(lower.join("gone/f"), "x").unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/passwd"), "root2").unwrap();
+        std::fs::create_dir_all(upper.join("new/sub")).unwrap();
+        std::fs::create_dir_all(upper.join("gone")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            upper.join("gone/f"),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .unwrap();
+        // Copied-up directories keep the lower one's metadata.
+        for d in ["etc", "gone"] {
+            let st = rustix::fs::stat(lower.join(d)).unwrap();
+            let time = rustix::fs::Timespec {
+                tv_sec: st.st_mtime,
+                tv_nsec: st.st_mtime_nsec as _,
+            };
+            let times = rustix::fs::Timestamps {
+                last_access: time,
+                last_modification: time,
+            };
+            rustix::fs::utimensat(rustix::fs::CWD, upper.join(d), &times, AtFlags::empty())
+                .unwrap();
+        }
+        let changes = overlay_changes(&upper, &[lower]).unwrap();
+        let got: Vec<(String, u8)> = changes.into_iter().map(|c| (c.path, c.kind)).collect();
+        let want: Vec<(String, u8)> = [
+            ("/etc/passwd", 0),
+            ("/gone", 0),
+            ("/gone/f", 2),
+            ("/new", 1),
+            ("/new/sub", 1),
+        ]
+        .iter()
+        .map(|(p, k)| (p.to_string(), *k))
+        .collect();
+        assert_eq!(got, want);
+    }
+}

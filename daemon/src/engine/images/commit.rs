@@ -1,0 +1,146 @@
+//! The image half of `docker commit`: the new image's config (the
+//! container's, with `--change` applied) and its record. The container
+//! half (pause, the writable layer as a diff tar) is in
+//! `containers::archive`.
+
+use std::io::{self, Write};
+
+use berth_core::{CommitConfig, ImportConfig, archive};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Engine, ImageDetails, ImageError, LAST_TAG_TABLE, changes, now_rfc3339, tag_reference,
+};
+use crate::api::containers_types::ContainerConfig;
+
+/// What `POST /commit` asks for besides the container.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CommitRequest {
+    pub(crate) repo: String,
+    pub(crate) tag: String,
+    pub(crate) comment: String,
+    pub(crate) author: String,
+    pub(crate) changes: Vec<String>,
+}
+
+/// The image config's `config`: the container's, with the settings the
+/// changes can touch taken from `changed`.
+fn runtime_config(container: &ContainerConfig, changed: &ImportConfig) -> Map<String, Value> {
+    let mut map = match serde_json::to_value(container) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let mut set = |key: &str, value: Value| {
+        map.insert(key.to_owned(), value);
+    };
+    set("Cmd", json!(changed.cmd));
+    set("Entrypoint", json!(changed.entrypoint));
+    set("Env", json!(changed.env));
+    set(
+        "WorkingDir",
+        json!(changed.working_dir.clone().unwrap_or_default()),
+    );
+    set("User", json!(changed.user.clone().unwrap_or_default()));
+    set(
+        "Labels",
+        if changed.labels.is_empty() {
+            Value::Null
+        } else {
+            json!(changed.labels)
+        },
+    );
+    map
+}
+
+/// The container's settings in the form `--change` edits.
+fn import_config_of(config: &ContainerConfig) -> ImportConfig {
+    ImportConfig {
+        cmd: config.cmd.clone(),
+        entrypoint: config.entrypoint.clone(),
+        env: config.env.clone().unwrap_or_default(),
+        working_dir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
+        user: Some(config.user.clone()).filter(|u| !u.is_empty()),
+        labels: config.labels.clone().unwrap_or_default(),
+        message: None,
+    }
+}
+
+impl Engine {
+    /// Checks the request (reference, changes) before any work is done;
+    /// returns the settings to commit with.
+    pub(crate) fn image_commit_plan(
+        &self,
+        request: &CommitRequest,
+        container: &ContainerConfig,
+    ) -> Result<(Option<berth_core::Reference>, Map<String, Value>), ImageError> {
+        let reference = match request.repo.as_str() {
+            "" => None,
+            repo => Some(tag_reference("commit", repo, &request.tag)?),
+        };
+        let mut changed = import_config_of(container);
+        changes::apply(&mut changed, &request.changes)?;
+        Ok((reference, runtime_config(container, &changed)))
+    }
+
+    /// Stores the layer `write_layer` writes on top of `parent` as a new
+    /// image; returns its ID.
+    pub(crate) async fn image_commit(
+        &self,
+        parent: ImageDetails,
+        reference: Option<berth_core::Reference>,
+        config: CommitConfig,
+        write_layer: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+    ) -> Result<String, ImageError> {
+        let tagged = reference.clone();
+        let (image, labels) = self
+            .images_blocking("commit", move |stores| {
+                let image = archive::commit(
+                    &stores.content,
+                    &stores.metadata,
+                    &parent.image,
+                    write_layer,
+                    reference.as_ref(),
+                    &config,
+                )?;
+                if reference.is_some() {
+                    stores
+                        .metadata
+                        .put(LAST_TAG_TABLE, &image.id().hex(), &now_rfc3339())?;
+                }
+                let labels = stores.config(&image)?.labels();
+                Ok((image, labels))
+            })
+            .await?;
+        let id = image.id().to_string();
+        if let Some(reference) = tagged {
+            self.image_event("tag", &id, &reference.familiar(), labels);
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_apply_over_the_containers_config() {
+        let container = ContainerConfig {
+            cmd: Some(vec!["sh".into()]),
+            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+            working_dir: "/w".into(),
+            ..ContainerConfig::default()
+        };
+        let mut changed = import_config_of(&container);
+        changes::apply(
+            &mut changed,
+            &["CMD [\"cat\", \"/x\"]".to_owned(), "ENV A=2".to_owned()],
+        )
+        .unwrap();
+        let map = runtime_config(&container, &changed);
+        assert_eq!(map["Cmd"], json!(["cat", "/x"]));
+        assert_eq!(map["Env"], json!(["PATH=/bin", "A=2"]));
+        assert_eq!(map["WorkingDir"], "/w");
+        assert_eq!(map["Labels"], Value::Null);
+    }
+}

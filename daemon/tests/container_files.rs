@@ -1,0 +1,375 @@
+//! A container's files through the real docker CLI (28.x) against a real
+//! berthd: `cp` both ways (running and stopped containers, symlinks,
+//! escapes), `export` + `import`, `diff`, `commit` (then `run`), and the
+//! errors of each.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_testkit::berthd::Berthd;
+use berth_testkit::cleanup::mounts_under;
+use berth_testkit::docker::import_busybox;
+use common::{docker, docker_config, docker_ok};
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "sleep", "cat", "true", "ls", "rm", "mkdir", "ln", "chmod", "stat", "test",
+];
+
+struct Daemon(Berthd);
+
+impl Daemon {
+    fn start() -> Daemon {
+        let d = Daemon(
+            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+                .prefix("berthd-files")
+                .with_shim()
+                .start(),
+        );
+        import_busybox(
+            &d.host(),
+            &docker_config(),
+            d.0.dir.path(),
+            APPLETS,
+            &["--change", "CMD [\"sh\"]"],
+            "busybox",
+        );
+        d
+    }
+
+    fn host(&self) -> String {
+        self.0.host()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        docker_ok(&self.host(), args)
+    }
+
+    /// Runs the docker CLI, insists on failure, returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = docker(&self.host(), args);
+        assert!(!status.success(), "{args:?} succeeded: {stdout}");
+        stderr
+    }
+
+    /// No mount of ours is left (the stopped-container paths mount and
+    /// detach the rootfs).
+    fn assert_no_mounts_but_running(&self, running: usize) {
+        let mounts = mounts_under(self.0.dir.path());
+        assert_eq!(mounts.len(), running, "{mounts:?}");
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn cp_copies_files_and_directories_both_ways() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "300"]);
+    let work = tempfile::tempdir().unwrap();
+    let local = |p: &str| work.path().join(p).to_str().unwrap().to_owned();
+    std::fs::write(work.path().join("f.txt"), "hello\n").unwrap();
+    std::fs::create_dir_all(work.path().join("tree/sub")).unwrap();
+    std::fs::write(work.path().join("tree/sub/x"), "x\n").unwrap();
+
+    d.ok(&["exec", "c1", "mkdir", "/in"]);
+    d.ok(&["cp", &local("f.txt"), "c1:/in"]);
+    d.ok(&["cp", &local("f.txt"), "c1:/in/renamed.txt"]);
+    d.ok(&["cp", &local("tree"), "c1:/in/tree"]);
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "c1",
+            "cat",
+            "/in/f.txt",
+            "/in/renamed.txt",
+            "/in/tree/sub/x"
+        ]),
+        "hello\nhello\nx\n"
+    );
+    // Owned by the container's root, not by the local user (no -a).
+    assert_eq!(
+        d.ok(&["exec", "c1", "stat", "-c", "%u:%g", "/in/tree/sub/x"]),
+        "0:0\n"
+    );
+
+    d.ok(&["cp", "c1:/in/renamed.txt", &local("back.txt")]);
+    assert_eq!(read(&work.path().join("back.txt")), "hello\n");
+    d.ok(&["cp", "c1:/in/tree", &local("copy")]);
+    assert_eq!(read(&work.path().join("copy/sub/x")), "x\n");
+    // Into an existing directory: the source's name is kept.
+    d.ok(&["cp", "c1:/in/tree", &local("copy")]);
+    assert_eq!(read(&work.path().join("copy/tree/sub/x")), "x\n");
+    // The contents of a directory (`/.`).
+    d.ok(&["cp", "c1:/in/tree/.", &local("contents")]);
+    assert_eq!(read(&work.path().join("contents/sub/x")), "x\n");
+
+    // A symlink inside the container is copied as a symlink; its target
+    // resolves inside the container when followed (-L).
+    d.ok(&["exec", "c1", "ln", "-s", "/in/f.txt", "/in/link"]);
+    d.ok(&["cp", "c1:/in/link", &local("link")]);
+    assert_eq!(
+        std::fs::read_link(work.path().join("link")).unwrap(),
+        Path::new("/in/f.txt")
+    );
+    d.ok(&["cp", "-L", "c1:/in/link", &local("followed")]);
+    assert_eq!(read(&work.path().join("followed")), "hello\n");
+
+    // Streams: a tar on stdout.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker --config {} -H {} cp c1:/in/f.txt - | tar -xO",
+            docker_config().display(),
+            d.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+
+    // A stopped container: its rootfs is mounted for the copy and nothing
+    // stays mounted afterwards.
+    d.ok(&["stop", "-t", "0", "c1"]);
+    d.ok(&["cp", &local("f.txt"), "c1:/in/while-stopped"]);
+    d.ok(&["cp", "c1:/in/while-stopped", &local("from-stopped")]);
+    assert_eq!(read(&work.path().join("from-stopped")), "hello\n");
+    d.assert_no_mounts_but_running(0);
+    d.ok(&["start", "c1"]);
+    assert_eq!(d.ok(&["exec", "c1", "cat", "/in/while-stopped"]), "hello\n");
+}
+
+#[test]
+fn cp_paths_stay_inside_the_container() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "300"]);
+    let work = tempfile::tempdir().unwrap();
+    let local = |p: &str| work.path().join(p).to_str().unwrap().to_owned();
+    let marker = work.path().join("host-only");
+    std::fs::write(&marker, "host\n").unwrap();
+    std::fs::write(work.path().join("payload"), "payload\n").unwrap();
+
+    // ../ above the root is the root.
+    d.ok(&["exec", "c2", "sh", "-c", "echo inside > /etc/hostfile"]);
+    d.ok(&["cp", "c2:/../../../etc/hostfile", &local("out1")]);
+    assert_eq!(read(&work.path().join("out1")), "inside\n");
+
+    // An absolute symlink pointing at a host path resolves in the container.
+    let host_dir = work.path().to_str().unwrap().to_owned();
+    d.ok(&["exec", "c2", "ln", "-s", &host_dir, "/escape"]);
+    let err = d.fails(&["cp", "c2:/escape/host-only", &local("out2")]);
+    assert!(err.contains("Could not find the file"), "{err}");
+    assert!(!work.path().join("out2").exists());
+
+    // Copying in through that symlink writes inside the container, never
+    // into the host directory it names.
+    d.ok(&["exec", "c2", "mkdir", "-p", &host_dir]);
+    d.ok(&["cp", &local("payload"), "c2:/escape/"]);
+    assert_eq!(
+        d.ok(&["exec", "c2", "cat", &format!("{host_dir}/payload")]),
+        "payload\n"
+    );
+    assert_eq!(read(&marker), "host\n");
+    assert!(!work.path().join("payload2").exists());
+
+    // A relative symlink climbing out stays inside too.
+    d.ok(&["exec", "c2", "ln", "-s", "../../../../../../etc", "/up"]);
+    d.ok(&["cp", "c2:/up/hostfile", &local("out3")]);
+    assert_eq!(read(&work.path().join("out3")), "inside\n");
+}
+
+#[test]
+fn cp_errors_are_dockers() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "c3", "busybox", "sleep", "300"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "ro",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("f");
+    std::fs::write(&file, "f\n").unwrap();
+    let file = file.to_str().unwrap();
+
+    let err = d.fails(&["cp", "nope:/etc", work.path().to_str().unwrap()]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let err = d.fails(&["cp", "c3:/nothing/here", work.path().to_str().unwrap()]);
+    assert!(
+        err.contains("Could not find the file /nothing/here in container c3"),
+        "{err}"
+    );
+    // The CLI's own check (HEAD, 404) for a directory destination.
+    let err = d.fails(&["cp", file, "c3:/nothing/here/"]);
+    assert!(err.contains("no such directory"), "{err}");
+    let err = d.fails(&["cp", file, "ro:/etc/x"]);
+    assert!(
+        err.contains("container rootfs is marked read-only"),
+        "{err}"
+    );
+    // Stopped, the read-only rootfs is still refused.
+    d.ok(&["stop", "-t", "0", "ro"]);
+    let err = d.fails(&["cp", file, "ro:/etc/x"]);
+    assert!(
+        err.contains("container rootfs is marked read-only"),
+        "{err}"
+    );
+    d.assert_no_mounts_but_running(1);
+
+    // The API's statuses.
+    let resp = common::request(
+        &d.0.socket,
+        "HEAD",
+        "/containers/nope/archive?path=/",
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 404);
+    let resp = common::request(
+        &d.0.socket,
+        "GET",
+        "/containers/c3/archive?path=/missing",
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 404);
+    assert_eq!(
+        resp.json()["message"],
+        "Could not find the file /missing in container c3"
+    );
+    let resp = common::request(
+        &d.0.socket,
+        "PUT",
+        "/containers/ro/archive?path=/etc",
+        &[],
+        b"x",
+    );
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    let resp = common::request(&d.0.socket, "GET", "/containers/c3/archive", &[], b"");
+    assert_eq!(resp.status, 400);
+}
+
+#[test]
+fn export_diff_and_commit() {
+    let d = Daemon::start();
+    d.ok(&["run", "--name", "c4", "busybox", "sh", "-c",
+        "mkdir /new && echo added > /new/file && echo changed > /etc/hostname0 && rm /bin/true && mkdir -p /tmp && echo t > /tmp/t"]);
+
+    // diff: added, changed (parents), deleted (the whiteout).
+    let diff = d.ok(&["diff", "c4"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "A /new",
+        "A /new/file",
+        "C /bin",
+        "D /bin/true",
+        "A /etc/hostname0",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in:\n{diff}");
+    }
+
+    // export, then import: the same files.
+    let work = tempfile::tempdir().unwrap();
+    let tar = work.path().join("c4.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), "c4"]);
+    let listing = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.lines().any(|l| l == "new/file"), "{listing}");
+    assert!(listing.lines().any(|l| l == "bin/sh"), "{listing}");
+    assert!(!listing.lines().any(|l| l == "bin/true"), "{listing}");
+    d.ok(&["import", tar.to_str().unwrap(), "exported:1"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "exported:1", "/bin/cat", "/new/file"]),
+        "added\n"
+    );
+    d.assert_no_mounts_but_running(0);
+
+    // commit: the new image has the changes (and the deletion).
+    let id = d.ok(&["commit", "-m", "my change", "-a", "me", "c4", "committed:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "committed:1", "cat", "/new/file", "/tmp/t"]),
+        "added\nt\n"
+    );
+    let (status, _, _) = docker(
+        &d.host(),
+        &["run", "--rm", "committed:1", "test", "-e", "/bin/true"],
+    );
+    assert_eq!(status.code(), Some(1), "/bin/true should be deleted");
+    let history = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Comment}}|{{.CreatedBy}}",
+        "committed:1",
+    ]);
+    assert!(
+        history
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("my change|sh -c"),
+        "{history}"
+    );
+    let author = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Author}} {{len .RootFS.Layers}}",
+        "committed:1",
+    ]);
+    assert_eq!(author, "me 2\n");
+
+    // commit --change, of a running container (paused meanwhile).
+    d.ok(&["run", "-d", "--name", "c5", "busybox", "sleep", "300"]);
+    d.ok(&["exec", "c5", "sh", "-c", "echo from-c5 > /greeting"]);
+    d.ok(&[
+        "commit",
+        "--change",
+        "CMD [\"cat\", \"/greeting\"]",
+        "--change",
+        "ENV WHO=berth",
+        "c5",
+        "committed:2",
+    ]);
+    assert_eq!(d.ok(&["run", "--rm", "committed:2"]), "from-c5\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "committed:2", "sh", "-c", "echo $WHO"]),
+        "berth\n"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "c5"]),
+        "running\n"
+    );
+
+    // Saved and loaded like any other image.
+    let saved = work.path().join("committed.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "committed:2"]);
+    d.ok(&["rmi", "committed:2"]);
+    d.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(d.ok(&["run", "--rm", "committed:2"]), "from-c5\n");
+
+    // Errors.
+    let err = d.fails(&["commit", "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let err = d.fails(&["commit", "--change", "RUN echo", "c4"]);
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
+    let err = d.fails(&["commit", "c4", "Bad:Name"]);
+    assert!(err.contains("invalid reference format"), "{err}");
+    let err = d.fails(&["diff", "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let err = d.fails(&["export", "-o", tar.to_str().unwrap(), "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+}
