@@ -65,6 +65,12 @@ pub(crate) enum Command {
     Stats(StatsArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(ContainerArg),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Rename a container
     Rename(RenameArgs),
     /// Pause all processes within one or more containers
@@ -154,6 +160,9 @@ pub(crate) enum ContainerCommand {
     Top(TopArgs),
     Stats(StatsArgs),
     Cp(CpArgs),
+    Export(ExportArgs),
+    Diff(ContainerArg),
+    Commit(CommitArgs),
     Rename(RenameArgs),
     Pause(ContainersArgs),
     Unpause(ContainersArgs),
@@ -875,6 +884,38 @@ pub(crate) struct StatsArgs {
     /// Do not truncate output
     #[arg(long = "no-trunc")]
     pub(crate) no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    pub(crate) container: String,
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    pub(crate) output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContainerArg {
+    pub(crate) container: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CommitArgs {
+    pub(crate) container: String,
+    /// REPOSITORY[:TAG]
+    pub(crate) reference: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author")]
+    pub(crate) author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub(crate) change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message")]
+    pub(crate) message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long = "pause", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) pause: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,10 @@
 //! data root, socket and an imported busybox). The assertions are about berth's behaviour;
 //! where berthd (API 1.47, moby 28 semantics) legitimately answers differently from the
 //! dockerd 20.10 these steps were first written against, the comment says so.
-//! Commands berthd does not serve yet (cp, login, networks, volumes) stay in private_dockerd.rs.
+//! Commands berthd does not serve yet (login, networks, volumes) stay in private_dockerd.rs.
 //!
-//! One test runs the steps in order so only one daemon is started.
+//! One test runs the steps in order so only one daemon is started; a container's files
+//! (cp, export, diff, commit) have their own.
 
 mod common;
 
@@ -421,4 +422,128 @@ fn commands_against_berthd() {
     ok(h, &["rm", "t-attach"]);
 
     drop(d);
+}
+
+/// `cp` (moved here from private_dockerd.rs), `export`, `diff` and `commit`.
+#[test]
+fn container_files_against_berthd() {
+    let d = start_berthd();
+    let h = &d.host();
+    ok(
+        h,
+        &["run", "-d", "--name", "t-sleep", "busybox", "sleep", "300"],
+    );
+
+    // cp in and out: files, directories, renames, existing directories
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f.txt"), "hello\n").unwrap();
+    std::fs::create_dir_all(work.path().join("tree/sub")).unwrap();
+    std::fs::write(work.path().join("tree/sub/x"), "x\n").unwrap();
+    let local = |p: &str| work.path().join(p).to_str().unwrap().to_string();
+    ok(h, &["exec", "t-sleep", "mkdir", "/in"]);
+    ok(h, &["cp", &local("f.txt"), "t-sleep:/in"]);
+    ok(h, &["cp", &local("f.txt"), "t-sleep:/in/renamed.txt"]);
+    ok(h, &["cp", &local("tree"), "t-sleep:/in/tree"]);
+    assert_eq!(
+        ok(
+            h,
+            &[
+                "exec",
+                "t-sleep",
+                "cat",
+                "/in/f.txt",
+                "/in/renamed.txt",
+                "/in/tree/sub/x"
+            ]
+        ),
+        "hello\nhello\nx\n"
+    );
+    ok(h, &["cp", "t-sleep:/in/renamed.txt", &local("back.txt")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("back.txt")).unwrap(),
+        "hello\n"
+    );
+    ok(h, &["cp", "t-sleep:/in/tree", &local("copy")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("copy/sub/x")).unwrap(),
+        "x\n"
+    );
+    ok(h, &["cp", "t-sleep:/in/tree", &local("copy")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("copy/tree/sub/x")).unwrap(),
+        "x\n"
+    );
+    let out = berth(h, &["cp", "t-sleep:/nothing", &local("n")]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: Could not find the file /nothing in container t-sleep"
+    );
+
+    // diff: C/A/D lines as docker prints them
+    ok(
+        h,
+        &[
+            "exec",
+            "t-sleep",
+            "sh",
+            "-c",
+            "rm /bin/true; echo v > /in/v",
+        ],
+    );
+    let diff = ok(h, &["diff", "t-sleep"]);
+    for want in ["C /bin", "D /bin/true", "A /in", "A /in/v"] {
+        assert!(diff.lines().any(|l| l == want), "{want:?} in:\n{diff}");
+    }
+    assert_eq!(diff, stdout(&docker_cli(h, &["diff", "t-sleep"])));
+
+    // commit (with --change, paused while committing) and run the image
+    let id = ok(
+        h,
+        &[
+            "commit",
+            "-m",
+            "snap",
+            "--change",
+            "CMD [\"cat\", \"/in/v\"]",
+            "t-sleep",
+            "snap:1",
+        ],
+    );
+    assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert_eq!(ok(h, &["run", "--rm", "snap:1"]), "v\n");
+    assert_eq!(
+        ok(h, &["inspect", "-f", "{{.State.Status}}", "t-sleep"]),
+        "running\n"
+    );
+    ok(h, &["commit", "--pause=false", "t-sleep", "snap:2"]);
+    assert_eq!(
+        ok(h, &["run", "--rm", "snap:2", "cat", "/in/f.txt"]),
+        "hello\n"
+    );
+
+    // export to a file, import it back
+    let tar = local("rootfs.tar");
+    ok(h, &["export", "-o", &tar, "t-sleep"]);
+    ok(h, &["import", &tar, "exported:1"]);
+    assert_eq!(ok(h, &["run", "--rm", "exported:1", "cat", "/in/v"]), "v\n");
+
+    // bad input
+    for args in [
+        &["diff", "nope"][..],
+        &["commit", "nope"],
+        &["export", "-o", &tar, "nope"],
+    ] {
+        let out = berth(h, args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert_eq!(
+            stderr(&out).trim(),
+            "Error response from daemon: No such container: nope"
+        );
+    }
+    let out = berth(h, &["commit"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("<CONTAINER>"), "{}", stderr(&out));
+
+    ok(h, &["rm", "-f", "t-sleep"]);
 }

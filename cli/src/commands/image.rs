@@ -374,10 +374,15 @@ pub(crate) fn save(ctx: &mut Ctx, a: SaveArgs) -> Result<(), Error> {
         &[],
         Payload::None,
     )?;
-    let mut body = resp.into_body();
-    match &a.output {
+    write_tar(resp.into_body(), a.output.as_deref())
+}
+
+/// A tar from the daemon to `output`, or to stdout (checked not to be a
+/// terminal by the caller). A file is written next to the target and
+/// renamed, so a failed transfer leaves no partial file.
+pub(crate) fn write_tar(mut body: impl std::io::Read, output: Option<&str>) -> Result<(), Error> {
+    match output {
         Some(path) => {
-            // write next to the target and rename, so a failed save leaves no partial file
             let tmp = format!("{path}.berth-tmp");
             let io = |e: std::io::Error| Error::Usage(format!("writing {path}: {e}"));
             let mut f = std::fs::File::create(&tmp).map_err(io)?;

@@ -2,6 +2,7 @@
 
 pub(crate) mod container;
 pub(crate) mod cp;
+pub(crate) mod files;
 pub(crate) mod image;
 pub(crate) mod login;
 pub(crate) mod man;
