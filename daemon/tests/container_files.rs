@@ -228,6 +228,24 @@ fn cp_errors_are_dockers() {
     );
     d.assert_no_mounts_but_running(1);
 
+    // Bind mounts of a running container are seen as the container sees
+    // them: a writable one receives the copy, a read-only one refuses it.
+    let rw = tempfile::tempdir().unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    std::fs::write(ro.path().join("inside-ro"), "ro\n").unwrap();
+    let rw_bind = format!("{}:/rw", rw.path().display());
+    let ro_bind = format!("{}:/data:ro", ro.path().display());
+    d.ok(&[
+        "run", "-d", "--name", "binds", "-v", &rw_bind, "-v", &ro_bind, "busybox", "sleep", "300",
+    ]);
+    d.ok(&["cp", file, "binds:/rw/copied"]);
+    assert_eq!(read(&rw.path().join("copied")), "f\n");
+    let err = d.fails(&["cp", file, "binds:/data/x"]);
+    assert!(err.contains("mounted volume is marked read-only"), "{err}");
+    d.ok(&["cp", "binds:/data/inside-ro", work.path().to_str().unwrap()]);
+    assert_eq!(read(&work.path().join("inside-ro")), "ro\n");
+    d.ok(&["rm", "-f", "binds"]);
+
     // The API's statuses.
     let resp = common::request(
         &d.0.socket,
