@@ -391,3 +391,16 @@ fn export_diff_and_commit() {
     let err = d.fails(&["export", "-o", tar.to_str().unwrap(), "nope"]);
     assert!(err.contains("No such container: nope"), "{err}");
 }
+
+#[test]
+fn docker_py_container_files() {
+    let d = Daemon::start();
+    berth_testkit::pytest::run_pytest(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/test_container_files.py"
+        ),
+        &[("BERTHD_HOST", std::ffi::OsStr::new(&d.host()))],
+        2,
+    );
+}

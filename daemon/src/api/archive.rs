@@ -10,6 +10,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::json;
 
+use super::body::{MAX_JSON_BODY, read_json};
+use super::containers_types::ContainerConfig;
 use super::error::status_for;
 use super::images::body_channel;
 use super::response::{empty_body, json, json_with_status};
@@ -117,8 +119,8 @@ async fn changes(call: Call) -> ApiResult {
     Ok(json(&call.engine.container_changes(&id(&call)).await?))
 }
 
-/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`.
-/// A config in the body is not merged (the CLI sends none).
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`,
+/// with an optional container config in the body (the CLI sends none).
 async fn commit(call: Call) -> ApiResult {
     let container = call.query.get("container").unwrap_or_default().to_owned();
     if container.is_empty() {
@@ -133,11 +135,18 @@ async fn commit(call: Call) -> ApiResult {
         comment: call.query.get("comment").unwrap_or_default().to_owned(),
         author: call.query.get("author").unwrap_or_default().to_owned(),
         changes: call.query.get_all("changes").map(str::to_owned).collect(),
+        config: None,
     };
     let pause = call.query.get("pause").is_none() || call.query.bool("pause");
-    let id = call
-        .engine
-        .container_commit(&container, request, pause)
-        .await?;
+    let engine = call.engine.clone();
+    let (parts, body) = call.req.into_parts();
+    // `null` (a client's nil config) is no config.
+    let config: Option<Option<ContainerConfig>> =
+        read_json(&parts.headers, body, MAX_JSON_BODY).await?;
+    let request = CommitRequest {
+        config: config.flatten(),
+        ..request
+    };
+    let id = engine.container_commit(&container, request, pause).await?;
     Ok(json_with_status(StatusCode::CREATED, &json!({ "Id": id })))
 }

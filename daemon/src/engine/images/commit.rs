@@ -21,6 +21,36 @@ pub(crate) struct CommitRequest {
     pub(crate) comment: String,
     pub(crate) author: String,
     pub(crate) changes: Vec<String>,
+    /// A config from the request body (docker-py's `conf`): what it sets
+    /// wins over the container's, as moby merges them.
+    pub(crate) config: Option<ContainerConfig>,
+}
+
+/// `container` with what `overrides` sets.
+fn merged(container: &ContainerConfig, overrides: Option<&ContainerConfig>) -> ContainerConfig {
+    let mut out = container.clone();
+    let Some(o) = overrides else {
+        return out;
+    };
+    if o.cmd.as_ref().is_some_and(|c| !c.is_empty()) {
+        out.cmd = o.cmd.clone();
+    }
+    if o.entrypoint.as_ref().is_some_and(|e| !e.is_empty()) {
+        out.entrypoint = o.entrypoint.clone();
+    }
+    if o.env.as_ref().is_some_and(|e| !e.is_empty()) {
+        out.env = o.env.clone();
+    }
+    if !o.working_dir.is_empty() {
+        out.working_dir = o.working_dir.clone();
+    }
+    if !o.user.is_empty() {
+        out.user = o.user.clone();
+    }
+    if o.labels.as_ref().is_some_and(|l| !l.is_empty()) {
+        out.labels = o.labels.clone();
+    }
+    out
 }
 
 /// The image config's `config`: the container's, with the settings the
@@ -77,9 +107,10 @@ impl Engine {
             "" => None,
             repo => Some(tag_reference("commit", repo, &request.tag)?),
         };
-        let mut changed = import_config_of(container);
+        let container = merged(container, request.config.as_ref());
+        let mut changed = import_config_of(&container);
         changes::apply(&mut changed, &request.changes)?;
-        Ok((reference, runtime_config(container, &changed)))
+        Ok((reference, runtime_config(&container, &changed)))
     }
 
     /// Stores the layer `write_layer` writes on top of `parent` as a new
@@ -142,5 +173,15 @@ mod tests {
         assert_eq!(map["Env"], json!(["PATH=/bin", "A=2"]));
         assert_eq!(map["WorkingDir"], "/w");
         assert_eq!(map["Labels"], Value::Null);
+
+        let body = ContainerConfig {
+            cmd: Some(vec!["true".into()]),
+            user: "1000".into(),
+            ..ContainerConfig::default()
+        };
+        let both = merged(&container, Some(&body));
+        assert_eq!(both.cmd, body.cmd);
+        assert_eq!(both.user, "1000");
+        assert_eq!(both.env, container.env);
     }
 }
