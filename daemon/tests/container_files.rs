@@ -372,6 +372,17 @@ fn export_diff_and_commit() {
         "running\n"
     );
 
+    // Pushed, removed and pulled back from a registry like any other image.
+    let registry = berth_testkit::registry::TestRegistry::start(None);
+    let remote = format!("{}/committed:2", registry.host());
+    d.ok(&["tag", "committed:2", &remote]);
+    d.ok(&["push", &remote]);
+    d.ok(&["rmi", &remote, "committed:2"]);
+    d.ok(&["pull", &remote]);
+    assert_eq!(d.ok(&["run", "--rm", &remote]), "from-c5\n");
+    d.ok(&["tag", &remote, "committed:2"]);
+    drop(registry);
+
     // Saved and loaded like any other image.
     let saved = work.path().join("committed.tar");
     d.ok(&["save", "-o", saved.to_str().unwrap(), "committed:2"]);
