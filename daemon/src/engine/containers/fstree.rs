@@ -10,7 +10,9 @@
 //! `whiteouts`, overlayfs' own markers (0:0 character devices, the opaque
 //! xattr) are written as OCI `.wh.` entries: that is a layer diff.
 //!
-//! Not written: extended attributes and sockets.
+//! Extended attributes of files and directories go into PAX
+//! `SCHILY.xattr.*` records (overlayfs' own `trusted.overlay.*` never);
+//! sockets are not written (as with tar and moby).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -109,6 +111,8 @@ impl<W: Write> TreeWriter<W> {
                     Mode::empty(),
                 )
                 .map_err(errno)?;
+                let xattrs = read_xattrs(fd.as_fd());
+                self.pax(tar_name, &xattrs)?;
                 let file = File::from(fd);
                 let size = file.metadata()?.len();
                 header.set_entry_type(EntryType::Regular);
@@ -178,6 +182,7 @@ impl<W: Write> TreeWriter<W> {
         if !name.ends_with(b"/") {
             name.push(b'/');
         }
+        self.pax(&name, &read_xattrs(fd.as_fd()))?;
         self.write(header, &name, None, io::empty())?;
         if self.options.whiteouts {
             let mut value = [0u8; 4];
@@ -233,6 +238,41 @@ impl<W: Write> TreeWriter<W> {
         self.tar.append(&header, data)
     }
 
+    /// A PAX header carrying `xattrs` for the entry that follows.
+    fn pax(&mut self, tar_name: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+        if xattrs.is_empty() {
+            return Ok(());
+        }
+        let mut data = Vec::new();
+        for (key, value) in xattrs {
+            // "<len> SCHILY.xattr.<key>=<value>\n", where len counts itself.
+            let body = 1 + "SCHILY.xattr.".len() + key.len() + 1 + value.len() + 1;
+            let mut len = body + 1;
+            while body + len.to_string().len() != len {
+                len = body + len.to_string().len();
+            }
+            data.extend_from_slice(format!("{len} SCHILY.xattr.").as_bytes());
+            data.extend_from_slice(key);
+            data.push(b'=');
+            data.extend_from_slice(value);
+            data.push(b'\n');
+        }
+        let mut header = Header::new_gnu();
+        let base = tar_name
+            .rsplit(|b| *b == b'/')
+            .find(|p| !p.is_empty())
+            .unwrap_or(b"x");
+        copy_truncated(
+            &mut header.as_old_mut().name,
+            &[b"PaxHeaders/", base].concat(),
+        );
+        header.set_mode(0o644);
+        header.set_entry_type(EntryType::XHeader);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        self.tar.append(&header, &data[..])
+    }
+
     fn long(&mut self, kind: EntryType, value: &[u8]) -> io::Result<()> {
         let mut header = Header::new_gnu();
         copy_truncated(&mut header.as_old_mut().name, b"././@LongLink");
@@ -244,6 +284,25 @@ impl<W: Write> TreeWriter<W> {
         header.set_cksum();
         self.tar.append(&header, &data[..])
     }
+}
+
+/// The extended attributes of an open file, but overlayfs' own.
+fn read_xattrs(fd: BorrowedFd<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut list = vec![0u8; 64 << 10];
+    let Ok(len) = rustix::fs::flistxattr(fd, &mut list[..]) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 64 << 10];
+    for name in list[..len].split(|b| *b == 0) {
+        if name.is_empty() || name.starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        if let Ok(n) = rustix::fs::fgetxattr(fd, name, &mut value[..]) {
+            out.push((name.to_vec(), value[..n].to_vec()));
+        }
+    }
+    out
 }
 
 fn copy_truncated(slot: &mut [u8], value: &[u8]) {
@@ -259,4 +318,73 @@ fn base_header(st: &Stat) -> Header {
     header.set_gid(u64::from(st.st_gid));
     header.set_mtime(st.st_mtime.max(0) as u64);
     header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_keep_names_links_xattrs_and_whiteouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let long = "d".repeat(120);
+        std::fs::create_dir_all(root.join("a").join(&long)).unwrap();
+        std::fs::write(root.join("a/file"), "data").unwrap();
+        std::fs::hard_link(root.join("a/file"), root.join("a/link")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("a/sym")).unwrap();
+        let xattr_set = rustix::fs::setxattr(
+            root.join("a/file"),
+            "user.berth",
+            b"v1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("gone"),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let fd = open_dir(rustix::fs::CWD, root.as_os_str().as_encoded_bytes()).unwrap();
+        let mut tree = TreeWriter::new(Vec::new(), TreeOptions { whiteouts: true });
+        tree.append_children(&fd, b"").unwrap();
+        let bytes = tree.finish().unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let kind = entry.header().entry_type();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            let xattr = entry
+                .pax_extensions()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .find(|e| e.key() == Ok("SCHILY.xattr.user.berth"))
+                .map(|e| e.value_bytes().to_vec());
+            seen.push((name, kind, link, xattr));
+        }
+        let find = |n: &str| {
+            seen.iter()
+                .find(|s| s.0 == n)
+                .unwrap_or_else(|| panic!("{n} in {seen:?}"))
+        };
+        assert_eq!(find("a/").1, EntryType::Directory);
+        assert_eq!(find(&format!("a/{long}/")).1, EntryType::Directory);
+        assert_eq!(find("a/file").1, EntryType::Regular);
+        if xattr_set {
+            assert_eq!(find("a/file").3.as_deref(), Some(&b"v1"[..]));
+        }
+        assert_eq!(find("a/link").1, EntryType::Link);
+        assert_eq!(find("a/link").2.as_deref(), Some("a/file"));
+        assert_eq!(find("a/sym").2.as_deref(), Some("/etc/passwd"));
+        assert_eq!(find(".wh.gone").1, EntryType::Regular);
+    }
 }
