@@ -6,11 +6,15 @@
 //! - a running (or paused) container through `/proc/<pid>/root`: the
 //!   container's own mount namespace, so its volumes and bind mounts are
 //!   there too, and read-only mounts refuse writes by themselves;
-//! - a stopped one by mounting its snapshot on its (unused) bundle rootfs
-//!   under its `op` lock (no start meanwhile), opening it, and detaching
-//!   the mount at once (`MNT_DETACH`): the open descriptor keeps it alive
-//!   for the operation and nothing stays mounted after it. Volumes are not
-//!   mounted then, as in Docker's view of a stopped container's rootfs.
+//! - a stopped one through its snapshot, mounted, opened, and detached at
+//!   once (`MNT_DETACH`): the open descriptor keeps the mount alive for
+//!   the operation and nothing stays mounted after it. Reads use a
+//!   read-only overlay of the same directories on a private mount point,
+//!   so they need no lock and never hold up a start; a copy in mounts the
+//!   real overlay on the (unused) bundle rootfs under the container's
+//!   `op` lock, so no start mounts the same upper directory meanwhile.
+//!   Volumes are not mounted then, as in Docker's view of a stopped
+//!   container's rootfs.
 //! - `export` reads the rootfs alone (no volumes), as Docker does.
 //!
 //! Every path the client names is resolved with `openat2(RESOLVE_IN_ROOT)`
@@ -303,19 +307,83 @@ fn open_path(path: &Path) -> Result<OwnedFd, FsError> {
     })
 }
 
+/// How an operation uses a container's root.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    /// A running container's own view, with its volumes and bind mounts.
+    volumes: bool,
+    write: bool,
+}
+
+/// Reads through the container's own view.
+const READ: Access = Access {
+    volumes: true,
+    write: false,
+};
+
+/// Numbers the read-only views of stopped containers.
+static VIEWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `mounts` as a read-only view: the overlay's upper directory becomes its
+/// top lower one; a bind becomes read-only.
+fn read_only(mounts: &[berth_core::Mount]) -> Vec<berth_core::Mount> {
+    mounts
+        .iter()
+        .map(|m| {
+            let upper = m.options.iter().find_map(|o| o.strip_prefix("upperdir="));
+            let options = m
+                .options
+                .iter()
+                .filter(|o| !o.starts_with("upperdir=") && !o.starts_with("workdir="))
+                .map(|o| match (o.strip_prefix("lowerdir="), upper) {
+                    (Some(lower), Some(upper)) => format!("lowerdir={upper}:{lower}"),
+                    _ if o == "rw" => "ro".to_owned(),
+                    _ => o.clone(),
+                })
+                .collect();
+            berth_core::Mount {
+                options,
+                ..m.clone()
+            }
+        })
+        .collect()
+}
+
+/// Mounts `mounts` on `dir`, opens it, and detaches the mount at once:
+/// the descriptor keeps it alive until it closes, and nothing stays
+/// mounted.
+fn mount_and_detach(mounts: &[berth_core::Mount], dir: &Path) -> Result<OwnedFd, FsError> {
+    std::fs::create_dir_all(dir).map_err(|e| FsError::Io {
+        what: "creating",
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    berth_core::mount_all(mounts, dir).map_err(ContainerError::from)?;
+    let fd = open_path(dir);
+    if let Err(e) = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH) {
+        log::warning!("detaching {}: {e}", dir.display());
+    }
+    fd
+}
+
 impl ContainerStore {
-    /// Runs `f` on the container's root (see the module doc); `volumes`:
-    /// the running container's own view with its mounts, else the rootfs.
+    /// Runs `f` on the container's root (see the module doc). `Access`
+    /// says whether the running container's own view (with its mounts)
+    /// or the rootfs alone is wanted, and whether `f` writes.
     fn with_root<T>(
         &self,
         container: &Container,
         reference: &str,
-        volumes: bool,
+        access: Access,
         f: impl FnOnce(&Root) -> Result<T, FsError>,
     ) -> Result<T, FsError> {
+        let root = |fd| Root {
+            fd,
+            reference: reference.to_owned(),
+        };
         let record = container.record();
         if record.state.status.is_running() && record.state.pid > 0 {
-            let path = if volumes {
+            let path = if access.volumes {
                 PathBuf::from(format!("/proc/{}/root", record.state.pid))
             } else {
                 self.rootfs_path(&container.id)
@@ -323,11 +391,24 @@ impl ContainerStore {
             let fd = open_path(&path)?;
             // Opened after the check: the pid still was the container's.
             if container.is_running() {
-                return f(&Root {
-                    fd,
-                    reference: reference.to_owned(),
-                });
+                return f(&root(fd));
             }
+        }
+        let mounts = self
+            .images
+            .snapshots
+            .mounts(&container.id)
+            .map_err(ContainerError::from)?;
+        if !access.write {
+            // A read-only overlay of the same directories (no upper, no
+            // work dir) can sit beside a start: no lock needed.
+            let dir = self.run_dir(&container.id).join(format!(
+                "view-{}",
+                VIEWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let fd = mount_and_detach(&read_only(&mounts), &dir);
+            let _ = std::fs::remove_dir(&dir);
+            return f(&root(fd?));
         }
         let _op = lock(&container.op);
         if container.is_running() {
@@ -337,27 +418,9 @@ impl ContainerStore {
             .into());
         }
         let rootfs = self.rootfs_path(&container.id);
-        std::fs::create_dir_all(&rootfs).map_err(|e| FsError::Io {
-            what: "creating",
-            path: rootfs.display().to_string(),
-            source: e,
-        })?;
         let _ = berth_core::unmount(&rootfs);
-        let mounts = self
-            .images
-            .snapshots
-            .mounts(&container.id)
-            .map_err(ContainerError::from)?;
-        berth_core::mount_all(&mounts, &rootfs).map_err(ContainerError::from)?;
-        let fd = open_path(&rootfs);
-        // The descriptor keeps the detached mount alive until it closes.
-        if let Err(e) = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
-            log::warning!("detaching the rootfs of {}: {e}", container.id);
-        }
-        f(&Root {
-            fd: fd?,
-            reference: reference.to_owned(),
-        })
+        let fd = mount_and_detach(&mounts, &rootfs)?;
+        f(&root(fd))
     }
 
     /// `PUT /containers/{id}/archive`: extracts `tar` into the directory
@@ -371,7 +434,11 @@ impl ContainerStore {
         tar: impl io::Read,
     ) -> Result<(), FsError> {
         let readonly_rootfs = container.record().host_config.readonly_rootfs;
-        self.with_root(container, reference, true, |root| {
+        let access = Access {
+            volumes: true,
+            write: true,
+        };
+        self.with_root(container, reference, access, |root| {
             let (clean_path, _) = clean(path);
             let dir = openat2_in_root(&root.fd, &clean_path, OFlags::empty())
                 .map_err(|e| root.errno(path, e))?;
@@ -571,7 +638,7 @@ impl Engine {
         let (reference, path) = (reference.to_owned(), path.to_owned());
         let store = self.containers.clone();
         tokio::task::spawn_blocking(move || {
-            store.with_root(&container, &reference, true, |root| Ok(root.stat(&path)?.1))
+            store.with_root(&container, &reference, READ, |root| Ok(root.stat(&path)?.1))
         })
         .await
         .map_err(|_| FsError::Task("stat"))?
@@ -588,7 +655,7 @@ impl Engine {
         let store = self.containers.clone();
         self.tar_stream("archive", move |head, out| {
             let mut head = Some(head);
-            let done = store.with_root(&container, &reference, true, |root| {
+            let done = store.with_root(&container, &reference, READ, |root| {
                 let (target, stat) = root.stat(&path)?;
                 let rebase = stat.name.clone();
                 if let Some(head) = head.take() {
@@ -642,7 +709,11 @@ impl Engine {
         let store = self.containers.clone();
         self.tar_stream("export", move |head, out| {
             let mut head = Some(head);
-            let done = store.with_root(&container, &reference, false, |root| {
+            let export = Access {
+                volumes: false,
+                write: false,
+            };
+            let done = store.with_root(&container, &reference, export, |root| {
                 let dir = open_dir(root.fd.as_fd(), b".").map_err(|source| FsError::Io {
                     what: "opening",
                     path: "/".into(),
@@ -761,6 +832,30 @@ mod tests {
         assert_eq!(base_name("/in/tree/."), ".");
         assert_eq!(base_name("/in/tree/"), "tree");
         assert_eq!(base_name("/"), ".");
+    }
+
+    #[test]
+    fn read_only_views_stack_the_upper_dir_as_a_lower_one() {
+        let overlay = berth_core::Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                "index=off".into(),
+                "workdir=/s/3/work".into(),
+                "upperdir=/s/3/fs".into(),
+                "lowerdir=/s/2/fs:/s/1/fs".into(),
+            ],
+        };
+        assert_eq!(
+            read_only(&[overlay])[0].options,
+            ["index=off", "lowerdir=/s/3/fs:/s/2/fs:/s/1/fs"]
+        );
+        let bind = berth_core::Mount {
+            kind: "bind".into(),
+            source: "/s/1/fs".into(),
+            options: vec!["rw".into(), "rbind".into()],
+        };
+        assert_eq!(read_only(&[bind])[0].options, ["ro", "rbind"]);
     }
 
     #[test]
