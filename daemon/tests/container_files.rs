@@ -61,6 +61,26 @@ impl Daemon {
     }
 }
 
+/// One tar header block (no data) of `kind` naming `name`, written byte
+/// for byte (tar writers refuse `..`).
+fn raw_entry(name: &[u8], kind: u8, link: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 512];
+    block[..name.len()].copy_from_slice(name);
+    block[100..108].copy_from_slice(b"0000644\0");
+    block[108..116].copy_from_slice(b"0000000\0");
+    block[116..124].copy_from_slice(b"0000000\0");
+    block[124..136].copy_from_slice(b"00000000000\0");
+    block[136..148].copy_from_slice(b"00000000000\0");
+    block[156] = kind;
+    block[157..157 + link.len()].copy_from_slice(link);
+    block[257..263].copy_from_slice(b"ustar\0");
+    block[263..265].copy_from_slice(b"00");
+    block[148..156].copy_from_slice(b"        ");
+    let sum: u32 = block.iter().map(|b| u32::from(*b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    block.to_vec()
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -178,6 +198,42 @@ fn cp_paths_stay_inside_the_container() {
     );
     assert_eq!(read(&marker), "host\n");
     assert!(!work.path().join("payload2").exists());
+
+    // A directory never replaces a file (noOverwriteDirNonDir).
+    std::fs::create_dir_all(work.path().join("clash")).unwrap();
+    d.ok(&["exec", "c2", "sh", "-c", "echo file > /clash"]);
+    let err = d.fails(&["cp", &local("clash"), "c2:/"]);
+    assert!(
+        err.contains("cannot overwrite a non-directory with a directory"),
+        "{err}"
+    );
+    assert_eq!(d.ok(&["exec", "c2", "cat", "/clash"]), "file\n");
+
+    // A hostile tar: `..` entries and writes through a symlink to `/`
+    // are refused, nothing lands on the host.
+    for (entries, what) in [
+        (vec![raw_entry(b"../../../../escaped", b'0', b"")], "../"),
+        (
+            vec![
+                raw_entry(b"evil", b'2', b"/"),
+                raw_entry(b"evil/escaped", b'0', b""),
+            ],
+            "symlink",
+        ),
+    ] {
+        let mut tar: Vec<u8> = entries.concat();
+        tar.extend_from_slice(&[0; 1024]);
+        let resp = common::request(
+            &d.0.socket,
+            "PUT",
+            "/containers/c2/archive?path=/",
+            &[("Content-Type", "application/x-tar")],
+            &tar,
+        );
+        assert_eq!(resp.status, 400, "{what}: {}", resp.text());
+        assert!(resp.text().contains("escapes"), "{what}: {}", resp.text());
+        assert!(!Path::new("/escaped").exists());
+    }
 
     // A relative symlink climbing out stays inside too.
     d.ok(&["exec", "c2", "ln", "-s", "../../../../../../etc", "/up"]);
