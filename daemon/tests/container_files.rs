@@ -415,9 +415,23 @@ fn export_diff_and_commit() {
         "CMD [\"cat\", \"/greeting\"]",
         "--change",
         "ENV WHO=berth",
+        "--change",
+        "EXPOSE 8080",
+        "--change",
+        "STOPSIGNAL SIGINT",
         "c5",
         "committed:2",
     ]);
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.ExposedPorts}} {{.Config.StopSignal}}",
+            "committed:2"
+        ]),
+        "{\"8080/tcp\":{}} SIGINT\n"
+    );
     assert_eq!(d.ok(&["run", "--rm", "committed:2"]), "from-c5\n");
     assert_eq!(
         d.ok(&["run", "--rm", "committed:2", "sh", "-c", "echo $WHO"]),

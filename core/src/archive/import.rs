@@ -38,6 +38,12 @@ pub struct ImportConfig {
     pub user: Option<String>,
     /// `LABEL`s.
     pub labels: BTreeMap<String, String>,
+    /// `EXPOSE`: ports as `80/tcp`.
+    pub exposed_ports: Vec<String>,
+    /// `VOLUME`: paths.
+    pub volumes: Vec<String>,
+    /// `STOPSIGNAL`.
+    pub stop_signal: Option<String>,
     /// The history comment (`docker import --message`); default
     /// `Imported from -`.
     pub message: Option<String>,
@@ -109,6 +115,18 @@ fn import_inner(
     }
     if !config.labels.is_empty() {
         cfg.insert("Labels".into(), json!(config.labels));
+    }
+    let set = |list: &[String]| -> serde_json::Map<String, serde_json::Value> {
+        list.iter().map(|k| (k.clone(), json!({}))).collect()
+    };
+    if !config.exposed_ports.is_empty() {
+        cfg.insert("ExposedPorts".into(), set(&config.exposed_ports).into());
+    }
+    if !config.volumes.is_empty() {
+        cfg.insert("Volumes".into(), set(&config.volumes).into());
+    }
+    if let Some(signal) = &config.stop_signal {
+        cfg.insert("StopSignal".into(), json!(signal));
     }
     let image_config = json!({
         "architecture": "amd64",

@@ -7,7 +7,7 @@ use berth_core::ImportConfig;
 use super::ImageError;
 
 /// Instructions moby accepts on import that Berth's import cannot apply yet.
-const NOT_YET: &[&str] = &["EXPOSE", "VOLUME", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK"];
+const NOT_YET: &[&str] = &["ONBUILD", "HEALTHCHECK"];
 
 /// Applies every change (each may hold several lines) to `config`.
 pub(crate) fn apply(config: &mut ImportConfig, changes: &[String]) -> Result<(), ImageError> {
@@ -33,6 +33,37 @@ pub(crate) fn apply(config: &mut ImportConfig, changes: &[String]) -> Result<(),
                 }
             }
             "LABEL" => config.labels.extend(pairs(&instruction, rest)?),
+            "EXPOSE" => {
+                let ports = shell_words(rest);
+                if ports.is_empty() {
+                    return Err(ImageError::ChangeArguments(instruction));
+                }
+                for port in ports {
+                    let port = if port.contains('/') {
+                        port
+                    } else {
+                        format!("{port}/tcp")
+                    };
+                    if !config.exposed_ports.contains(&port) {
+                        config.exposed_ports.push(port);
+                    }
+                }
+            }
+            "VOLUME" => {
+                let paths = match serde_json::from_str::<Vec<String>>(rest) {
+                    Ok(list) if rest.starts_with('[') => list,
+                    _ => shell_words(rest),
+                };
+                if paths.is_empty() {
+                    return Err(ImageError::ChangeArguments(instruction));
+                }
+                for path in paths {
+                    if !config.volumes.contains(&path) {
+                        config.volumes.push(path);
+                    }
+                }
+            }
+            "STOPSIGNAL" if !rest.is_empty() => config.stop_signal = Some(rest.to_owned()),
             other if NOT_YET.contains(&other) => {
                 return Err(ImageError::ChangeNotSupported(other.to_owned()));
             }
@@ -160,14 +191,25 @@ mod tests {
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
         assert_eq!(config.labels["org.x"], "y z");
         assert_eq!(config.labels["tier"], "web");
+
+        let config = changes(&[
+            "EXPOSE 80 53/udp",
+            "VOLUME [\"/data\", \"/logs\"]",
+            "VOLUME /cache",
+            "STOPSIGNAL SIGINT",
+        ])
+        .unwrap();
+        assert_eq!(config.exposed_ports, ["80/tcp", "53/udp"]);
+        assert_eq!(config.volumes, ["/data", "/logs", "/cache"]);
+        assert_eq!(config.stop_signal.as_deref(), Some("SIGINT"));
     }
 
     #[test]
     fn unknown_and_unsupported_instructions_are_refused_by_name() {
         let err = changes(&["RUN echo hi"]).unwrap_err();
         assert_eq!(err.to_string(), "RUN is not a valid change command");
-        let err = changes(&["EXPOSE 80"]).unwrap_err();
-        assert!(err.to_string().contains("EXPOSE"), "{err}");
+        let err = changes(&["HEALTHCHECK NONE"]).unwrap_err();
+        assert!(err.to_string().contains("HEALTHCHECK"), "{err}");
         let err = changes(&["ENV"]).unwrap_err();
         assert!(err.to_string().contains("ENV"), "{err}");
     }

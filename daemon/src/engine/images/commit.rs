@@ -71,6 +71,18 @@ fn runtime_config(container: &ContainerConfig, changed: &ImportConfig) -> Map<St
         json!(changed.working_dir.clone().unwrap_or_default()),
     );
     set("User", json!(changed.user.clone().unwrap_or_default()));
+    let as_set = |list: &[String]| -> Value {
+        if list.is_empty() {
+            Value::Null
+        } else {
+            list.iter()
+                .map(|k| (k.clone(), json!({})))
+                .collect::<Map<_, _>>()
+                .into()
+        }
+    };
+    set("ExposedPorts", as_set(&changed.exposed_ports));
+    set("Volumes", as_set(&changed.volumes));
     set(
         "Labels",
         if changed.labels.is_empty() {
@@ -79,6 +91,11 @@ fn runtime_config(container: &ContainerConfig, changed: &ImportConfig) -> Map<St
             json!(changed.labels)
         },
     );
+    // Skipped when empty, as moby writes it.
+    match &changed.stop_signal {
+        Some(signal) => map.insert("StopSignal".to_owned(), json!(signal)),
+        None => map.remove("StopSignal"),
+    };
     map
 }
 
@@ -91,6 +108,17 @@ fn import_config_of(config: &ContainerConfig) -> ImportConfig {
         working_dir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
         user: Some(config.user.clone()).filter(|u| !u.is_empty()),
         labels: config.labels.clone().unwrap_or_default(),
+        exposed_ports: config
+            .exposed_ports
+            .iter()
+            .flat_map(|p| p.keys().cloned())
+            .collect(),
+        volumes: config
+            .volumes
+            .iter()
+            .flat_map(|v| v.keys().cloned())
+            .collect(),
+        stop_signal: Some(config.stop_signal.clone()).filter(|s| !s.is_empty()),
         message: None,
     }
 }
