@@ -473,6 +473,43 @@ fn container_files_against_berthd() {
         std::fs::read_to_string(work.path().join("copy/tree/sub/x")).unwrap(),
         "x\n"
     );
+    // symlinks: copied as links, or followed inside the container with -L
+    ok(h, &["exec", "t-sleep", "ln", "-s", "/in/f.txt", "/in/link"]);
+    ok(h, &["cp", "t-sleep:/in/link", &local("l1")]);
+    assert_eq!(
+        std::fs::read_link(work.path().join("l1")).unwrap(),
+        std::path::Path::new("/in/f.txt")
+    );
+    ok(h, &["cp", "-L", "t-sleep:/in/link", &local("l2")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("l2")).unwrap(),
+        "hello\n"
+    );
+    ok(h, &["cp", "-L", "t-sleep:/in/link", &local("copy")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("copy/link")).unwrap(),
+        "hello\n"
+    );
+    // -a keeps the local owner; without it the container's root owns the copy
+    std::os::unix::fs::chown(work.path().join("f.txt"), Some(1234), Some(4321)).unwrap();
+    ok(h, &["cp", "-a", &local("f.txt"), "t-sleep:/in/owned"]);
+    ok(h, &["cp", &local("f.txt"), "t-sleep:/in/rooted"]);
+    assert_eq!(
+        ok(
+            h,
+            &[
+                "exec",
+                "t-sleep",
+                "stat",
+                "-c",
+                "%u:%g",
+                "/in/owned",
+                "/in/rooted"
+            ]
+        ),
+        "1234:4321\n0:0\n"
+    );
+
     let out = berth(h, &["cp", "t-sleep:/nothing", &local("n")]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(

@@ -16,6 +16,8 @@ use crate::units::human_size;
 
 /// Go's `os.ModeDir` in `X-Docker-Container-Path-Stat.mode`.
 const GO_MODE_DIR: u64 = 1 << 31;
+/// Go's `os.ModeSymlink`.
+const GO_MODE_SYMLINK: u64 = 1 << 27;
 
 /// `name:path` → (container, path); a local path has no `:` before its first `/`.
 fn split_remote(arg: &str) -> Option<(&str, &str)> {
@@ -38,7 +40,7 @@ fn path_stat(header: Option<&str>) -> Option<Value> {
 
 pub(crate) fn cp(ctx: &mut Ctx, a: CpArgs) -> Result<(), Error> {
     match (split_remote(&a.src), split_remote(&a.dest)) {
-        (Some((c, p)), None) => copy_out(ctx, c, p, &a.dest, a.quiet),
+        (Some((c, p)), None) => copy_out(ctx, c, p, &a.dest, a.quiet, a.follow_link),
         (None, Some((c, p))) => copy_in(ctx, &a.src, c, p, &a),
         (Some(_), Some(_)) => Err(Error::Usage(
             "copying between containers is not supported".into(),
@@ -55,14 +57,37 @@ fn copy_out(
     src: &str,
     dest: &str,
     quiet: bool,
+    follow_link: bool,
 ) -> Result<(), Error> {
+    let base = format!("/containers/{}/archive", encode_path(container));
+    // -L: copy what a symlink points to (the daemon resolves its target
+    // inside the container), under the link's own name
+    let link_name = Path::new(src)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let mut src = src.to_string();
+    let mut rename_to = None;
+    if follow_link {
+        let q = Query::new().add("path", src.as_str()).render();
+        let resp = ctx
+            .client
+            .request("HEAD", &format!("{base}{q}"), &[], Payload::None)?;
+        let stat = path_stat(resp.header("x-docker-container-path-stat"));
+        let target = stat
+            .as_ref()
+            .filter(|s| s["mode"].as_u64().is_some_and(|m| m & GO_MODE_SYMLINK != 0))
+            .and_then(|s| s["linkTarget"].as_str())
+            .filter(|t| !t.is_empty());
+        if let Some(target) = target {
+            src = target.to_string();
+            rename_to = link_name;
+        }
+    }
+    let src = src.as_str();
     let q = Query::new().add("path", src).render();
-    let resp = ctx.client.request(
-        "GET",
-        &format!("/containers/{}/archive{q}", encode_path(container)),
-        &[],
-        Payload::None,
-    )?;
+    let resp = ctx
+        .client
+        .request("GET", &format!("{base}{q}"), &[], Payload::None)?;
     let stat = path_stat(resp.header("x-docker-container-path-stat"));
     let mut body = resp.into_body();
     if dest == "-" {
@@ -88,7 +113,11 @@ fn copy_out(
         let path = entry.path().map_err(Error::Stream)?.into_owned();
         // into an existing directory: keep the top name; otherwise the top entry becomes `dest`
         let target = if into_dir {
-            dest.join(&path)
+            match (&rename_to, path.strip_prefix(&src_name)) {
+                (Some(name), Ok(rest)) if rest.as_os_str().is_empty() => dest.join(name),
+                (Some(name), Ok(rest)) => dest.join(name).join(rest),
+                _ => dest.join(&path),
+            }
         } else {
             let rest = path.strip_prefix(&src_name).unwrap_or(&path);
             if rest.as_os_str().is_empty() {
