@@ -388,10 +388,11 @@ impl ContainerStore {
             } else {
                 self.rootfs_path(&container.id)
             };
-            let fd = open_path(&path)?;
-            // Opened after the check: the pid still was the container's.
+            let fd = open_path(&path);
+            // Checked after the open: the pid still was the container's.
+            // A container that exited meanwhile is read as a stopped one.
             if container.is_running() {
-                return f(&root(fd));
+                return f(&root(fd?));
             }
         }
         let mounts = self

@@ -104,13 +104,19 @@ impl<W: Write> TreeWriter<W> {
                     }
                     self.links.insert(key, tar_name.to_vec());
                 }
+                // NONBLOCK: a fifo swapped in since the stat must not
+                // block the open; it is then skipped.
                 let fd = rustix::fs::openat(
                     dir,
                     name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
                 .map_err(errno)?;
+                let now = rustix::fs::fstat(&fd).map_err(errno)?;
+                if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile {
+                    return Ok(());
+                }
                 let xattrs = read_xattrs(fd.as_fd());
                 self.pax(tar_name, &xattrs)?;
                 let file = File::from(fd);
