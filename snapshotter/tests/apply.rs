@@ -636,3 +636,46 @@ fn umoci_unpack(layer: &Path, work: &Path) -> Option<std::path::PathBuf> {
         .arg(&bundle));
     Some(bundle.join("rootfs"))
 }
+
+/// The options `docker cp` uses: `.wh.` names stay files, every entry is
+/// owned by the given owner, and a directory never replaces a file (nor
+/// the reverse).
+#[test]
+fn copy_options_keep_whiteout_names_override_owner_and_refuse_replacing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path();
+    let opts = ApplyOptions {
+        whiteouts: false,
+        owner: Some((7, 8)),
+        no_overwrite_dir_non_dir: true,
+        ..ApplyOptions::default()
+    };
+    let mut b = Builder::new(Vec::new());
+    let mut h = header(EntryType::Regular, 0o644, 1000, 1000, MTIME);
+    h.set_size(2);
+    b.append_data(&mut h, "sub/.wh.kept", &b"hi"[..]).unwrap();
+    let data = b.into_inner().unwrap();
+    apply_layer(&data[..], dest, &opts).unwrap();
+    let kept = fs::symlink_metadata(dest.join("sub/.wh.kept")).unwrap();
+    assert!(kept.is_file());
+    assert_eq!((kept.uid(), kept.gid()), (7, 8));
+
+    fs::write(dest.join("plain"), "file").unwrap();
+    let mut b = Builder::new(Vec::new());
+    dir(&mut b, "plain");
+    let data = b.into_inner().unwrap();
+    let err = apply_layer(&data[..], dest, &opts).unwrap_err();
+    assert!(matches!(err, ApplyError::WouldOverwrite { .. }), "{err}");
+    assert_eq!(fs::read_to_string(dest.join("plain")).unwrap(), "file");
+
+    let mut b = Builder::new(Vec::new());
+    file(&mut b, "sub", 0o644, b"x");
+    let data = b.into_inner().unwrap();
+    let err = apply_layer(&data[..], dest, &opts).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot overwrite a directory with a non-directory"),
+        "{err}"
+    );
+    assert!(dest.join("sub/.wh.kept").exists());
+}
