@@ -38,6 +38,8 @@ pub struct ImportConfig {
     pub user: Option<String>,
     /// `LABEL`s.
     pub labels: BTreeMap<String, String>,
+    /// `VOLUME`s: paths that get a volume in every container.
+    pub volumes: Vec<String>,
     /// The history comment (`docker import --message`); default
     /// `Imported from -`.
     pub message: Option<String>,
@@ -135,6 +137,14 @@ fn import_inner(
     }
     if !config.labels.is_empty() {
         cfg.insert("Labels".into(), json!(config.labels));
+    }
+    if !config.volumes.is_empty() {
+        let volumes: serde_json::Map<String, serde_json::Value> = config
+            .volumes
+            .iter()
+            .map(|v| (v.clone(), json!({})))
+            .collect();
+        cfg.insert("Volumes".into(), serde_json::Value::Object(volumes));
     }
     let image_config = json!({
         "architecture": "amd64",

@@ -164,7 +164,7 @@ pub(super) fn inspect_of(engine: &Engine, record: Record) -> ContainerInspect {
         },
         size_rw: None,
         size_root_fs: None,
-        mounts: Vec::new(),
+        mounts: super::volumes::mounts_of(engine, &record),
         network_settings: NetworkSettings {
             networks: networks(engine, &record),
             ..NetworkSettings::default()
@@ -213,7 +213,7 @@ async fn list(call: Call) -> ApiResult {
             network_settings: SummaryNetworkSettings {
                 networks: networks(&call.engine, &record),
             },
-            mounts: Vec::new(),
+            mounts: super::volumes::mounts_of(&call.engine, &record),
         })
         .collect();
     Ok(json(&summaries))
@@ -221,7 +221,7 @@ async fn list(call: Call) -> ApiResult {
 
 async fn remove(call: Call) -> ApiResult {
     call.engine
-        .container_delete(&id(&call), call.query.bool("force"))
+        .container_delete(&id(&call), call.query.bool("force"), call.query.bool("v"))
         .await?;
     Ok(no_content())
 }

@@ -25,6 +25,7 @@ mod response;
 mod router;
 mod system;
 mod types;
+mod volumes;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -135,6 +136,7 @@ impl App {
         images::routes(&mut router);
         registry::routes(&mut router);
         containers::routes(&mut router);
+        volumes::routes(&mut router);
         App { engine, router }
     }
 

@@ -20,6 +20,7 @@
 
 pub(crate) mod exec;
 mod list;
+mod mounts;
 pub(crate) mod pause;
 pub(crate) mod run;
 mod stats;
@@ -41,6 +42,7 @@ use super::events::{Event, EventType};
 use super::images::{ImageError, Stores};
 use super::logs::LogError;
 use super::spec::{self, ImageDefaults, SpecError};
+use super::volumes::{self, MountPoint, VolumeError, VolumeStore};
 use super::{ContainerCounts, Engine, ErrorKind, EventBus};
 use crate::api::containers_types::{
     ContainerConfig, CreateRequest, HostConfig, StatusFacts, status_text,
@@ -97,6 +99,8 @@ pub(crate) enum ContainerError {
     Mount(#[from] berth_core::MountError),
     #[error(transparent)]
     Logs(#[from] LogError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     #[error("shim of container {id}: {source}")]
     Shim {
         id: String,
@@ -132,6 +136,7 @@ impl ContainerError {
             Self::Unpack(e) => e.kind().into(),
             Self::Mount(e) => e.kind().into(),
             Self::Logs(e) => e.kind(),
+            Self::Volume(e) => e.kind(),
             Self::Shim { source, .. } => match source.kind() {
                 berth_shim::protocol::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_shim::protocol::ErrorKind::Conflict => ErrorKind::Conflict,
@@ -227,6 +232,9 @@ pub(crate) struct Record {
     pub(crate) state: State,
     #[serde(default)]
     pub(crate) restart_count: i64,
+    /// Binds, volumes and `--mount`s, resolved at create.
+    #[serde(default)]
+    pub(crate) mount_points: Vec<MountPoint>,
 }
 
 impl Record {
@@ -357,6 +365,7 @@ pub(crate) struct ContainerStore {
     shim_binary: PathBuf,
     events: Arc<EventBus>,
     images: Arc<Stores>,
+    volumes: Arc<VolumeStore>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
 }
@@ -386,6 +395,7 @@ impl ContainerStore {
         exec_root: &Path,
         events: Arc<EventBus>,
         images: Arc<Stores>,
+        volumes: Arc<VolumeStore>,
     ) -> Result<Arc<ContainerStore>, ContainerError> {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
@@ -400,6 +410,7 @@ impl ContainerStore {
             shim_binary: shim_binary(),
             events,
             images,
+            volumes,
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
         });
@@ -416,6 +427,11 @@ impl ContainerStore {
                     continue;
                 }
             };
+            store.volumes.register(
+                &record.id,
+                &record.mount_points,
+                record.state.status.is_running(),
+            );
             let mut table = lock(&store.table);
             table.names.insert(record.name.clone(), record.id.clone());
             table
@@ -612,7 +628,15 @@ impl ContainerStore {
             .unwrap_or_default();
         spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
         let (path, args) = spec::command_of(&request.config)?;
+        let mut mount_points = self.plan_mounts(&request)?;
         self.reserve_name(&name, &id)?;
+        let anonymous = match self.volumes.claim(&id, &mut mount_points) {
+            Ok(created) => created,
+            Err(err) => {
+                self.release_name(&name, &id);
+                return Err(err.into());
+            }
+        };
         let record = Record {
             id: id.clone(),
             name: name.clone(),
@@ -625,6 +649,7 @@ impl ContainerStore {
             top_layer: image.image.layers.last().map(|l| l.chain_id.to_string()),
             state: State::default(),
             restart_count: 0,
+            mount_points,
         };
         let made = self.prepare_layer(&record, &image.image).and_then(|()| {
             let dir = self.dir(&id);
@@ -635,6 +660,10 @@ impl ContainerStore {
             let _ = self.images.snapshots.remove(&id);
             let _ = std::fs::remove_dir_all(self.dir(&id));
             self.release_name(&name, &id);
+            self.volumes.release(&id, &record.mount_points, false);
+            for volume in anonymous {
+                let _ = self.volumes.remove(&volume, true);
+            }
             return Err(err);
         }
         self.publish("create", &record, &[]);
@@ -642,6 +671,18 @@ impl ContainerStore {
             .by_id
             .insert(id.clone(), Arc::new(Container::new(record)));
         Ok((id, warnings))
+    }
+
+    /// The new container's mount points (see [`volumes::mounts`]).
+    fn plan_mounts(&self, request: &CreateRequest) -> Result<Vec<MountPoint>, ContainerError> {
+        let mut from = Vec::new();
+        for spec in request.host_config.volumes_from.iter().flatten() {
+            let (reference, read_only) =
+                volumes::mounts::parse_volumes_from(spec).map_err(ContainerError::InvalidConfig)?;
+            from.push((self.get(reference)?.record().mount_points, read_only));
+        }
+        volumes::mounts::plan(&request.config, &request.host_config, from)
+            .map_err(ContainerError::InvalidConfig)
     }
 
     /// Unpacks the image's layers that have no snapshot yet (an image
@@ -683,8 +724,9 @@ impl ContainerStore {
         Ok(())
     }
 
-    /// Removes a stopped container: shim, mounts, writable layer, files, name.
-    fn remove(&self, container: &Container) -> Result<(), ContainerError> {
+    /// Removes a stopped container: shim, mounts, writable layer, files,
+    /// name, volume references (and its anonymous volumes with `volumes`).
+    fn remove(&self, container: &Container, volumes: bool) -> Result<(), ContainerError> {
         let _op = lock(&container.op);
         if container.lifecycle.borrow().removed {
             return Ok(());
@@ -707,6 +749,8 @@ impl ContainerStore {
             }
         }
         lock(&self.execs).retain(|_, e| e.container_id != record.id);
+        self.volumes
+            .release(&record.id, &record.mount_points, volumes);
         self.publish("destroy", &record, &[]);
         container.lifecycle.send_modify(|l| {
             l.removed = true;
@@ -819,11 +863,13 @@ impl Engine {
         Ok(self.containers.get(reference)?.record())
     }
 
-    /// `DELETE /containers/{id}`: `force` kills a running container first.
+    /// `DELETE /containers/{id}`: `force` kills a running container first;
+    /// `volumes` removes its anonymous volumes (`rm -v`).
     pub(crate) async fn container_delete(
         &self,
         reference: &str,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ContainerError> {
         let container = self.containers.get(reference)?;
         if container.is_running() {
@@ -836,7 +882,7 @@ impl Engine {
             self.container_kill_and_wait(&container, 9, Duration::from_secs(30))
                 .await?;
         }
-        self.containers_blocking("remove", move |store| store.remove(&container))
+        self.containers_blocking("remove", move |store| store.remove(&container, volumes))
             .await
     }
 

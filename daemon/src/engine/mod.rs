@@ -9,6 +9,7 @@ pub(crate) mod host;
 pub(crate) mod images;
 pub(crate) mod logs;
 pub(crate) mod spec;
+pub(crate) mod volumes;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ pub(crate) struct Engine {
     events: Arc<EventBus>,
     images: ImageStore,
     containers: Arc<containers::ContainerStore>,
+    volumes: Arc<volumes::VolumeStore>,
     started: SystemTime,
     shutting_down: watch::Sender<bool>,
 }
@@ -64,11 +66,18 @@ impl Engine {
         let host = HostFacts::gather(&config.data_root);
         let images = ImageStore::open(&config.data_root).map_err(EngineError::Images)?;
         let events = Arc::new(EventBus::default());
+        let volumes = volumes::VolumeStore::open(
+            &config.data_root,
+            images.stores().metadata.clone(),
+            events.clone(),
+        )
+        .map_err(EngineError::Volumes)?;
         let containers = containers::ContainerStore::open(
             &config.data_root,
             &config.exec_root,
             events.clone(),
             images.stores().clone(),
+            volumes.clone(),
         )
         .map_err(|e| EngineError::Containers(Box::new(e)))?;
         Ok(Engine {
@@ -78,6 +87,7 @@ impl Engine {
             events,
             images,
             containers,
+            volumes,
             started: SystemTime::now(),
             shutting_down: watch::channel(false).0,
         })

@@ -156,7 +156,7 @@ impl Engine {
             }
             let store = self.containers.clone();
             let id = record.id.clone();
-            self.containers_blocking("prune", move |_| store.remove(&container))
+            self.containers_blocking("prune", move |_| store.remove(&container, false))
                 .await?;
             removed.push(id);
         }

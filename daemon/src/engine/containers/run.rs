@@ -20,7 +20,6 @@ use berth_core::{mount_all, unmount};
 use berth_shim::client::{Attach, LogOptions as ShimLogOptions, SpawnOptions};
 use berth_shim::{Client, ClientError};
 use berth_snapshotter::Snapshotter;
-use oci_spec::runtime::{Mount, MountBuilder};
 use tokio::sync::oneshot;
 
 use super::{
@@ -63,42 +62,6 @@ impl WaitCondition {
 fn shim_err(id: &str) -> impl FnOnce(ClientError) -> ContainerError {
     let id = id.to_owned();
     move |source| ContainerError::Shim { id, source }
-}
-
-/// Docker's `-v /host:/container[:ro]` binds (named volumes are not
-/// supported yet).
-fn bind_mounts(binds: &[String]) -> Result<Vec<Mount>, ContainerError> {
-    let mut out = Vec::new();
-    for bind in binds {
-        let parts: Vec<&str> = bind.split(':').collect();
-        let (source, dest, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => {
-                return Err(ContainerError::InvalidConfig(format!(
-                    "invalid volume specification: '{bind}'"
-                )));
-            }
-        };
-        if !source.starts_with('/') {
-            return Err(ContainerError::InvalidConfig(format!(
-                "named volumes are not supported by berthd yet: '{bind}'"
-            )));
-        }
-        let mut options = vec!["rbind".to_owned()];
-        let modes: Vec<&str> = mode.split(',').filter(|m| !m.is_empty()).collect();
-        options.push(if modes.contains(&"ro") { "ro" } else { "rw" }.to_owned());
-        options.push("rprivate".to_owned());
-        let mount = MountBuilder::default()
-            .destination(dest)
-            .typ("bind")
-            .source(source)
-            .options(options)
-            .build()
-            .map_err(|e| ContainerError::InvalidConfig(format!("bind {bind}: {e}")))?;
-        out.push(mount);
-    }
-    Ok(out)
 }
 
 impl ContainerStore {
@@ -158,11 +121,10 @@ impl ContainerStore {
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
             let network_files = self.network_files(record)?;
-            let extra_mounts =
-                bind_mounts(record.host_config.binds.as_deref().unwrap_or_default())?;
+            let (extra_mounts, host) = self.prepare_mounts(record, &rootfs)?;
             let spec = spec::build_spec(&SpecInput {
                 config: &record.config,
-                host: &record.host_config,
+                host: &host,
                 rootfs: &rootfs,
                 cgroups_path: Some(PathBuf::from(format!("/berth/{id}"))),
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
@@ -282,6 +244,7 @@ impl ContainerStore {
         let (client, pid) = match started {
             Ok(done) => done,
             Err(err) => {
+                self.volumes.deactivate(&container.id);
                 // Docker records a failed start as an exit: 127 for a
                 // missing command, 126 for one that cannot run.
                 let text = err.to_string();
@@ -309,7 +272,7 @@ impl ContainerStore {
                 });
                 drop(op);
                 if record.is_ok_and(|r| r.host_config.auto_remove)
-                    && let Err(e) = self.remove(container)
+                    && let Err(e) = self.remove(container, true)
                 {
                     log::warning!("auto-removing container {}: {e}", container.id);
                 }
@@ -357,7 +320,7 @@ impl ContainerStore {
             l.exit_code = code;
         });
         if record.host_config.auto_remove
-            && let Err(err) = self.remove(container)
+            && let Err(err) = self.remove(container, true)
         {
             log::warning!("auto-removing container {}: {err}", container.id);
         }
@@ -451,6 +414,7 @@ pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
     if rootfs.exists() {
         let _ = unmount(&rootfs);
     }
+    store.volumes.deactivate(&container.id);
 }
 
 fn spawn_monitor(store: Arc<ContainerStore>, container: Arc<Container>, client: Client) {
@@ -490,7 +454,7 @@ pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     let record = container.record();
     if !record.state.status.is_running() {
         if record.state.status == Status::Removing {
-            let _ = store.remove(container);
+            let _ = store.remove(container, false);
         }
         return;
     }
@@ -740,17 +704,7 @@ mod tests {
     }
 
     #[test]
-    fn binds_become_rbind_mounts() {
-        let mounts = bind_mounts(&["/tmp:/data:ro".to_owned()]).unwrap();
-        assert_eq!(mounts[0].destination(), Path::new("/data"));
-        assert!(
-            mounts[0]
-                .options()
-                .as_ref()
-                .unwrap()
-                .contains(&"ro".to_owned())
-        );
-        assert!(bind_mounts(&["vol:/data".to_owned()]).is_err());
+    fn wait_conditions_parse() {
         assert!(WaitCondition::parse("bogus").is_err());
         assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
     }

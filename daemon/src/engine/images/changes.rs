@@ -7,7 +7,7 @@ use berth_core::ImportConfig;
 use super::ImageError;
 
 /// Instructions moby accepts on import that Berth's import cannot apply yet.
-const NOT_YET: &[&str] = &["EXPOSE", "VOLUME", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK"];
+const NOT_YET: &[&str] = &["EXPOSE", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK"];
 
 /// Applies every change (each may hold several lines) to `config`.
 pub(crate) fn apply(config: &mut ImportConfig, changes: &[String]) -> Result<(), ImageError> {
@@ -33,6 +33,17 @@ pub(crate) fn apply(config: &mut ImportConfig, changes: &[String]) -> Result<(),
                 }
             }
             "LABEL" => config.labels.extend(pairs(&instruction, rest)?),
+            // `VOLUME ["/a", "/b"]` or `VOLUME /a /b`.
+            "VOLUME" => {
+                let paths = match serde_json::from_str::<Vec<String>>(rest) {
+                    Ok(list) if rest.starts_with('[') => list,
+                    _ => shell_words(rest),
+                };
+                if paths.is_empty() {
+                    return Err(ImageError::ChangeArguments(instruction.clone()));
+                }
+                config.volumes.extend(paths);
+            }
             other if NOT_YET.contains(&other) => {
                 return Err(ImageError::ChangeNotSupported(other.to_owned()));
             }
@@ -144,6 +155,8 @@ mod tests {
             "WORKDIR /srv",
             "USER 1000:1000",
             "LABEL org.x=\"y z\" tier=web",
+            r#"VOLUME ["/data"]"#,
+            "VOLUME /logs /cache",
         ])
         .unwrap();
         assert_eq!(config.cmd, Some(vec!["/bin/sh".to_owned()]));
@@ -160,6 +173,7 @@ mod tests {
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
         assert_eq!(config.labels["org.x"], "y z");
         assert_eq!(config.labels["tier"], "web");
+        assert_eq!(config.volumes, ["/data", "/logs", "/cache"]);
     }
 
     #[test]
