@@ -598,6 +598,12 @@ pub(crate) struct RunArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub(crate) volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    pub(crate) mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub(crate) volumes_from: Vec<String>,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir")]
     pub(crate) workdir: Option<String>,
@@ -653,6 +659,8 @@ pub(crate) enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Display detailed information on one or more volumes
     Inspect(NamesFormatArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -758,6 +766,19 @@ pub(crate) struct VolumeLsArgs {
     /// Only display volume names
     #[arg(short = 'q', long = "quiet")]
     pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short = 'a', long = "all")]
+    pub(crate) all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter")]
+    pub(crate) filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -238,6 +238,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             VolumeCommand::Ls(a) => commands::volume::ls(&mut ctx, a),
             VolumeCommand::Rm(a) => commands::volume::rm(&mut ctx, a),
             VolumeCommand::Inspect(a) => commands::network::inspect(&mut ctx, a, "volume"),
+            VolumeCommand::Prune(a) => commands::volume::prune(&mut ctx, a),
         },
         Command::Completion(a) => {
             let mut cmd = Cli::command();

@@ -362,6 +362,11 @@ fn create_body(a: &RunArgs, image: &str, cmd: &[String]) -> Result<Value, Error>
             volumes.insert(v.clone(), json!({}));
         }
     }
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| crate::commands::mount::parse(m))
+        .collect::<Result<Vec<Value>, Error>>()?;
     let tmpfs: Map<String, Value> = a
         .tmpfs
         .iter()
@@ -402,6 +407,8 @@ fn create_body(a: &RunArgs, image: &str, cmd: &[String]) -> Result<Value, Error>
         "ReadonlyRootfs": a.read_only,
         "SecurityOpt": if a.security_opt.is_empty() { Value::Null } else { json!(a.security_opt) },
         "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
+        "Mounts": if mounts.is_empty() { Value::Null } else { json!(mounts) },
+        "VolumesFrom": if a.volumes_from.is_empty() { Value::Null } else { json!(a.volumes_from) },
         "MemorySwappiness": -1,
     });
     if a.init {

@@ -5,6 +5,7 @@ pub(crate) mod cp;
 pub(crate) mod image;
 pub(crate) mod login;
 pub(crate) mod man;
+pub(crate) mod mount;
 pub(crate) mod network;
 pub(crate) mod stats;
 pub(crate) mod system;
