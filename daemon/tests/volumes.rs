@@ -110,6 +110,17 @@ fn named_volume_commands_and_errors() {
         err.contains(&format!("remove data: volume is in use - [{writer}]")),
         "{err}"
     );
+    assert_eq!(
+        d.ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}} {{.Mounts}}",
+            "--filter",
+            "volume=data"
+        ]),
+        "writer data\n"
+    );
     let err = d.fails(&["volume", "rm", "-f", "data"]);
     assert!(err.contains("volume is in use"), "{err}");
     assert_eq!(
@@ -165,6 +176,30 @@ fn named_volume_commands_and_errors() {
     assert!(df.contains("Local Volumes=2/0"), "{df}");
 
     let pruned = d.ok(&["volume", "prune", "-a", "-f"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "type=volume",
+        "--filter",
+        "volume=data",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(
+        lines(&events),
+        [
+            "create", "mount", "unmount", "mount", "unmount", "mount", "unmount", "destroy"
+        ]
+    );
     assert!(
         pruned.contains("data") && pruned.contains("other"),
         "{pruned}"

@@ -608,9 +608,11 @@ impl VolumeStore {
         }
     }
 
-    /// Makes volume `name` ready for container `id` to start with: mounts
-    /// it if it has driver options and is not mounted yet. Returns `_data`.
-    pub(crate) fn activate(&self, name: &str, id: &str) -> Result<PathBuf, VolumeError> {
+    /// Makes the volume of `point` ready for container `id` to start with:
+    /// mounts it if it has driver options and is not mounted yet. Returns
+    /// `_data`.
+    pub(crate) fn activate(&self, point: &MountPoint, id: &str) -> Result<PathBuf, VolumeError> {
+        let name = point.source.as_str();
         let mut state = lock(&self.state);
         let volume = state
             .volumes
@@ -623,6 +625,16 @@ impl VolumeStore {
             mount_local(&volume, &data)?;
         }
         users.insert(id.to_owned());
+        self.publish(
+            "mount",
+            &volume,
+            &[
+                ("container", id.to_owned()),
+                ("destination", point.destination.clone()),
+                ("propagation", point.propagation.clone()),
+                ("read/write", point.rw.to_string()),
+            ],
+        );
         Ok(data)
     }
 
@@ -630,9 +642,18 @@ impl VolumeStore {
     pub(crate) fn deactivate(&self, id: &str) {
         let mut state = lock(&self.state);
         let mut idle = Vec::new();
+        let mut released = Vec::new();
         for (name, users) in state.active.iter_mut() {
-            if users.remove(id) && users.is_empty() {
-                idle.push(name.clone());
+            if users.remove(id) {
+                released.push(name.clone());
+                if users.is_empty() {
+                    idle.push(name.clone());
+                }
+            }
+        }
+        for name in released {
+            if let Some(volume) = state.volumes.get(&name) {
+                self.publish("unmount", volume, &[("container", id.to_owned())]);
             }
         }
         for name in idle {

@@ -10,7 +10,7 @@ use crate::engine::filters::Filters;
 
 /// Filters `GET /containers/json` accepts.
 const LIST_FILTERS: &[&str] = &[
-    "id", "name", "label", "status", "ancestor", "exited", "before", "since",
+    "id", "name", "label", "status", "ancestor", "exited", "before", "since", "volume",
 ];
 
 /// What `GET /containers/json` asks for.
@@ -106,6 +106,12 @@ impl Engine {
                                     .trim_start_matches("sha256:")
                                     .starts_with(a.as_str())
                         }))
+                    // `volume`: a volume name, a bind source or a mount destination.
+                    && filters.any_or_absent("volume", |v| {
+                        r.mount_points
+                            .iter()
+                            .any(|m| m.source == v || m.destination == v)
+                    })
                     && before.is_none_or(|b| r.created < b)
                     && since.is_none_or(|s| r.created > s)
             })

@@ -42,7 +42,7 @@ impl ContainerStore {
                     source
                 }
                 MountKind::Volume => {
-                    let data = self.volumes.activate(&point.source, &record.id)?;
+                    let data = self.volumes.activate(point, &record.id)?;
                     if point.copy_data {
                         let image_dir = open_in_root(rootfs, &point.destination).map_err(
                             io_err("opening in the rootfs", Path::new(&point.destination)),
