@@ -417,7 +417,7 @@ impl ContainerStore {
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
             let path = entry.path().join("config.json");
-            let record: Record = match std::fs::read(&path)
+            let mut record: Record = match std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             {
@@ -427,6 +427,9 @@ impl ContainerStore {
                     continue;
                 }
             };
+            if record.mount_points.is_empty() {
+                record.mount_points = volumes::mounts::legacy_binds(&record.host_config);
+            }
             store.volumes.register(
                 &record.id,
                 &record.mount_points,
@@ -630,7 +633,7 @@ impl ContainerStore {
         let (path, args) = spec::command_of(&request.config)?;
         let mut mount_points = self.plan_mounts(&request)?;
         self.reserve_name(&name, &id)?;
-        let anonymous = match self.volumes.claim(&id, &mut mount_points) {
+        let made_volumes = match self.volumes.claim(&id, &mut mount_points) {
             Ok(created) => created,
             Err(err) => {
                 self.release_name(&name, &id);
@@ -661,7 +664,7 @@ impl ContainerStore {
             let _ = std::fs::remove_dir_all(self.dir(&id));
             self.release_name(&name, &id);
             self.volumes.release(&id, &record.mount_points, false);
-            for volume in anonymous {
+            for volume in made_volumes {
                 let _ = self.volumes.remove(&volume, true);
             }
             return Err(err);

@@ -241,7 +241,7 @@ fn is_mount_point(path: &Path) -> bool {
     ) else {
         return false;
     };
-    own.dev() != parent.dev() || own.ino() == parent.ino()
+    own.dev() != parent.dev()
 }
 
 /// Bytes used below `path` (regular files and symlinks, each inode once).
@@ -509,8 +509,9 @@ impl VolumeStore {
 
     /// Takes the volumes `points` need for container `id`: creates the
     /// missing ones (anonymous ones get their random name here) and adds
-    /// the references. On error nothing is taken. Returns the anonymous
-    /// volumes it created.
+    /// the references. On error nothing is taken and nothing made is left.
+    /// Returns the volumes it created (named or anonymous), for the caller
+    /// to remove if the container cannot be made after all.
     pub(crate) fn claim(
         &self,
         id: &str,
@@ -528,7 +529,7 @@ impl VolumeStore {
             };
             match self.create_locked(&mut state, request) {
                 Ok((volume, made)) => {
-                    if made && point.source.is_empty() {
+                    if made {
                         created.push(volume.name.clone());
                     }
                     point.source = volume.name;

@@ -444,6 +444,17 @@ pub(crate) fn parse_volumes_from(spec: &str) -> Result<(&str, bool), String> {
     }
 }
 
+/// The mount points of a record written before berthd had volumes: only
+/// its host-path `Binds` were mounted then.
+pub(crate) fn legacy_binds(host: &HostConfig) -> Vec<MountPoint> {
+    host.binds
+        .iter()
+        .flatten()
+        .filter_map(|bind| parse_bind(bind).ok())
+        .filter(|point| point.kind == MountKind::Bind)
+        .collect()
+}
+
 /// The mount points of a new container. `from` holds the mount points of
 /// each `--volumes-from` container with its read-only flag.
 pub(crate) fn plan(
@@ -640,6 +651,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, "Duplicate mount point: /x");
+        let legacy = legacy_binds(&host(&["/tmp:/t:ro", "named:/n"], serde_json::json!([])));
+        assert_eq!(legacy.len(), 1);
+        assert_eq!((legacy[0].source.as_str(), legacy[0].rw), ("/tmp", false));
         assert_eq!(parse_volumes_from("c1:ro").unwrap(), ("c1", true));
         assert_eq!(parse_volumes_from("c1").unwrap(), ("c1", false));
         assert!(parse_volumes_from("c1:bogus").is_err());
