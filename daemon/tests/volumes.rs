@@ -647,9 +647,22 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
         serde_json::json!({"type": "tmpfs", "device": "tmpfs", "o": "size=1m,mode=0700"})
     );
 
+    // A running container keeps its volumes across a berthd restart.
+    d.ok(&[
+        "run", "-d", "--name", "live", "-v", "ram:/r", "busybox", "sleep", "1000",
+    ]);
+    d.ok(&["exec", "live", "sh", "-c", "echo alive > /r/a"]);
+    assert!(is_mounted(&ram));
+
     let before = d.inspect("volume", "persist");
     d.restart();
     assert_eq!(d.inspect("volume", "persist"), before);
+    assert_eq!(d.ok(&["exec", "live", "cat", "/r/a"]), "alive\n");
+    let err = d.fails(&["volume", "rm", "ram"]);
+    assert!(err.contains("volume is in use"), "{err}");
+    d.ok(&["stop", "-t", "1", "live"]);
+    assert!(!is_mounted(&ram), "unmounted when its last user stopped");
+    d.ok(&["rm", "live"]);
     // References come back from the container records.
     let err = d.fails(&["volume", "rm", "persist"]);
     assert!(err.contains("volume is in use"), "{err}");
@@ -659,6 +672,8 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
     );
     d.ok(&["rm", "user"]);
     assert_eq!(d.ok(&["volume", "rm", "persist"]), "persist\n");
+    // Prune leaves volumes with driver options alone, as moby does.
+    d.ok(&["volume", "prune", "-a", "-f"]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "ram\n");
     d.assert_clean_after_rm_all();
 }

@@ -146,12 +146,13 @@ async fn prune(call: Call) -> ApiResult {
         .volumes_blocking("prune", move |store| store.prune(&filters))
         .await?;
     Ok(json(&json!({
-        "VolumesDeleted": (!removed.is_empty()).then_some(removed),
+        "VolumesDeleted": removed,
         "SpaceReclaimed": reclaimed,
     })))
 }
 
-/// `Volumes` of `GET /system/df`: each with its size and reference count.
+/// `Volumes` of `GET /system/df`: each local volume without driver options
+/// (moby leaves those out) with its size and reference count.
 pub(super) async fn disk_usage_volumes(
     engine: &Engine,
 ) -> Result<Vec<serde_json::Value>, ApiError> {
@@ -160,6 +161,7 @@ pub(super) async fn disk_usage_volumes(
             Ok(store
                 .list_all()
                 .into_iter()
+                .filter(|usage| usage.volume.options.as_ref().is_none_or(BTreeMap::is_empty))
                 .map(|usage| {
                     let size = disk_usage(&store.data_path(&usage.volume.name));
                     let mut body = body_of(store, usage.volume);

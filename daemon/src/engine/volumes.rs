@@ -467,8 +467,9 @@ impl VolumeStore {
     }
 
     /// `POST /volumes/prune`: unused volumes, only anonymous ones unless
-    /// the filter `all` is true; filters `label`, `label!`. Names removed
-    /// and bytes freed.
+    /// the filter `all` is true; filters `label`, `label!`. Volumes with
+    /// driver options are left alone (as in moby: pruning them frees no
+    /// space here). Names removed and bytes freed.
     pub(crate) fn prune(&self, filters: &Filters) -> Result<(Vec<String>, u64), VolumeError> {
         filters.validate(&["label", "label!", "all"])?;
         let mut all = false;
@@ -485,6 +486,7 @@ impl VolumeStore {
             .values()
             .filter(|v| state.refs.get(&v.name).is_none_or(BTreeSet::is_empty))
             .filter(|v| all || v.is_anonymous())
+            .filter(|v| v.options.as_ref().is_none_or(BTreeMap::is_empty))
             .filter(|v| {
                 let labels = v.labels.clone().unwrap_or_default();
                 filters.labels_match("label", &labels)
@@ -504,6 +506,14 @@ impl VolumeStore {
                 Err(err) => log::warning!("pruning volume {}: {err}", volume.name),
             }
         }
+        let mut attributes = BTreeMap::new();
+        attributes.insert("reclaimed".to_owned(), reclaimed.to_string());
+        self.events.publish(Event::now(
+            EventType::Volume,
+            "prune",
+            String::new(),
+            attributes,
+        ));
         Ok((removed, reclaimed))
     }
 
