@@ -219,29 +219,33 @@ fn absolute_target(kind: &str, target: &str) -> Result<String, String> {
     if target.is_empty() {
         return Err(mount_config_error(kind, "field Target must not be empty"));
     }
+    if clean(target) == "/" {
+        return Err(mount_config_error(
+            kind,
+            "invalid specification: destination can't be '/'",
+        ));
+    }
     if !target.starts_with('/') {
         return Err(mount_config_error(
             kind,
             format!("invalid mount path: '{target}' mount path must be absolute"),
         ));
     }
-    let cleaned = clean(target);
-    if cleaned == "/" {
-        return Err("invalid specification: destination can't be '/'".to_owned());
-    }
-    Ok(cleaned)
+    Ok(clean(target))
 }
 
 /// moby's mode rule for `-v`: comma-separated, at most one of each of
-/// rw/ro, z/Z, a propagation, nocopy.
+/// rw/ro, z/Z, a propagation, nocopy, a consistency (accepted, no effect).
 fn parse_mode(mode: &str) -> Result<(bool, &str, bool), String> {
     let invalid = || format!("invalid mode: {mode}");
-    let (mut rw, mut label, mut propagation, mut copy) = (None, None, None, None);
+    let (mut rw, mut label, mut propagation, mut copy, mut consistency) =
+        (None, None, None, None, None);
     for part in mode.split(',') {
         let slot = match part {
             "rw" | "ro" => &mut rw,
             "z" | "Z" => &mut label,
             "nocopy" => &mut copy,
+            "consistent" | "cached" | "delegated" => &mut consistency,
             p if PROPAGATIONS.contains(&p) => &mut propagation,
             _ => return Err(invalid()),
         };
@@ -258,6 +262,8 @@ fn parse_bind(spec: &str) -> Result<MountPoint, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, mode) = match parts.as_slice() {
         [d] => ("", *d, ""),
+        // `/foo:rw` is a destination with a mode, which needs a source.
+        [_, m] if parse_mode(m).is_ok() => return Err(invalid()),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
         _ => return Err(invalid()),
@@ -311,9 +317,6 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
             if spec.volume_options.is_some() {
                 return Err(not_allowed("VolumeOptions"));
             }
-            if spec.tmpfs_options.is_some() {
-                return Err(not_allowed("TmpfsOptions"));
-            }
             if source.is_empty() {
                 return Err(mount_config_error(&kind, "field Source must not be empty"));
             }
@@ -350,8 +353,11 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
             if spec.bind_options.is_some() {
                 return Err(not_allowed("BindOptions"));
             }
-            if spec.tmpfs_options.is_some() {
-                return Err(not_allowed("TmpfsOptions"));
+            if source.is_empty() && !rw {
+                return Err(mount_config_error(
+                    &kind,
+                    "must not set ReadOnly mode when using anonymous volumes",
+                ));
             }
             let options = spec.volume_options.clone().unwrap_or_default();
             if options.subpath.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -382,9 +388,6 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
             if spec.bind_options.is_some() {
                 return Err(not_allowed("BindOptions"));
             }
-            if spec.volume_options.is_some() {
-                return Err(not_allowed("VolumeOptions"));
-            }
             let options = spec.tmpfs_options.clone().unwrap_or_default();
             let mut point = MountPoint {
                 kind: MountKind::Tmpfs,
@@ -398,6 +401,11 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
             if !rw {
                 point.tmpfs_options.push("ro".to_owned());
             }
+            if let Some(mode) = options.mode.filter(|m| *m != 0) {
+                point
+                    .tmpfs_options
+                    .push(format!("mode={:o}", mode & 0o7777));
+            }
             match options.size_bytes.unwrap_or(0) {
                 size if size < 0 => {
                     return Err(mount_config_error(&kind, "invalid tmpfs size"));
@@ -407,15 +415,9 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
                     .tmpfs_options
                     .push(format!("size={}", tmpfs_size(size))),
             }
-            if let Some(mode) = options.mode.filter(|m| *m != 0) {
-                point
-                    .tmpfs_options
-                    .push(format!("mode={:o}", mode & 0o7777));
-            }
             Ok(point)
         }
-        "" => Err(mount_config_error(&kind, "mount type unknown")),
-        _ => Err(format!("mount type unknown: \"{kind}\"")),
+        _ => Err(mount_config_error(&kind, "mount type unknown")),
     }
 }
 
@@ -432,11 +434,16 @@ fn tmpfs_size(size: i64) -> String {
 /// `--volumes-from c[:mode]`: the container reference and whether the
 /// mounts are forced read-only.
 pub(crate) fn parse_volumes_from(spec: &str) -> Result<(&str, bool), String> {
+    if spec.is_empty() {
+        return Err("volumes-from specification cannot be an empty string".to_owned());
+    }
     match spec.split_once(':') {
         None => Ok((spec, false)),
+        Some((id, "")) => Ok((id, false)),
         Some((id, mode)) => {
-            let (rw, _, _) = parse_mode(mode)?;
-            if mode.split(',').any(|m| m == "nocopy") {
+            let (rw, propagation, copy) = parse_mode(mode)?;
+            // Propagation and copy modes come from the source container.
+            if !propagation.is_empty() || !copy {
                 return Err(format!("invalid mode: {mode}"));
             }
             Ok((id, !rw))
@@ -535,6 +542,11 @@ mod tests {
         );
         assert_eq!(parse_bind("/a:/b:rx").unwrap_err(), "invalid mode: rx");
         assert_eq!(
+            parse_bind("/foo:rw").unwrap_err(),
+            "invalid volume specification: '/foo:rw'"
+        );
+        assert!(parse_bind("/a:/b:ro,cached").is_ok());
+        assert_eq!(
             parse_bind("/a:/b:ro,rw").unwrap_err(),
             "invalid mode: ro,rw"
         );
@@ -575,7 +587,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.len(), 3);
         assert_eq!((ok[0].rw, ok[0].propagation.as_str()), (false, "rslave"));
-        assert_eq!(ok[1].tmpfs_options, ["size=1m", "mode=1770"]);
+        assert_eq!(ok[1].tmpfs_options, ["mode=1770", "size=1m"]);
         assert_eq!(
             (ok[2].named, ok[2].copy_data, ok[2].mode.as_str()),
             (false, false, "")
@@ -594,8 +606,16 @@ mod tests {
                 "invalid mount config for type \"bind\": invalid propagation mode: up",
             ),
             (
+                serde_json::json!({"Type": "volume", "Target": "/v", "ReadOnly": true}),
+                "invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes",
+            ),
+            (
+                serde_json::json!({"Type": "bind", "Source": "/tmp", "Target": "/"}),
+                "invalid mount config for type \"bind\": invalid specification: destination can't be '/'",
+            ),
+            (
                 serde_json::json!({"Type": "nfs", "Target": "/b"}),
-                "mount type unknown: \"nfs\"",
+                "invalid mount config for type \"nfs\": mount type unknown",
             ),
         ] {
             let err = plan(
