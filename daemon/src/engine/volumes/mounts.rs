@@ -297,8 +297,9 @@ fn parse_bind(spec: &str) -> Result<MountPoint, String> {
     if !propagation.is_empty() {
         point.propagation = propagation.to_owned();
     }
-    // moby shows a named local volume's empty mode as "z".
-    if point.kind == MountKind::Volume && point.named && mode.is_empty() {
+    // moby shows an empty mode of a local volume from `Binds` or
+    // `Mounts` as "z" (`setBindModeIfNull`).
+    if point.kind == MountKind::Volume && mode.is_empty() {
         point.mode = "z".to_owned();
     }
     Ok(point)
@@ -371,6 +372,7 @@ fn parse_mount(spec: &MountSpec) -> Result<MountPoint, String> {
             }
             let mut point = MountPoint::volume(&source, &target);
             point.rw = rw;
+            point.mode = "z".to_owned();
             point.copy_data = !options.no_copy.unwrap_or(false);
             point.volume_labels = options.labels;
             if let Some(driver) = options.driver_config {
@@ -473,13 +475,19 @@ pub(crate) fn plan(
     for (mounts, read_only) in from {
         for mut point in mounts.into_iter().filter(|m| m.kind != MountKind::Tmpfs) {
             point.rw = point.rw && !read_only;
+            // The source container filled it (or chose not to).
+            point.copy_data = false;
             points.insert(point.destination.clone(), point);
         }
     }
     let mut explicit = std::collections::HashSet::new();
     for bind in host.binds.iter().flatten() {
         let point = parse_bind(bind)?;
-        if !explicit.insert(point.destination.clone()) {
+        let tmpfs = host
+            .tmpfs
+            .as_ref()
+            .is_some_and(|t| t.keys().any(|d| clean(d) == point.destination));
+        if !explicit.insert(point.destination.clone()) || tmpfs {
             return Err(format!("Duplicate mount point: {}", point.destination));
         }
         points.insert(point.destination.clone(), point);
@@ -590,7 +598,7 @@ mod tests {
         assert_eq!(ok[1].tmpfs_options, ["mode=1770", "size=1m"]);
         assert_eq!(
             (ok[2].named, ok[2].copy_data, ok[2].mode.as_str()),
-            (false, false, "")
+            (false, false, "z")
         );
         for (spec, want) in [
             (
@@ -661,6 +669,13 @@ mod tests {
         );
         assert_eq!(by_dest["/logs"].source, "", "image volume is anonymous");
         assert!(!by_dest["/s"].rw, "volumes-from :ro");
+        assert!(!by_dest["/s"].copy_data, "filled by its first container");
+        let mut with_tmpfs = host(&["/tmp:/x"], serde_json::json!([]));
+        with_tmpfs.tmpfs = Some([("/x/".to_owned(), String::new())].into());
+        assert_eq!(
+            plan(&config, &with_tmpfs, vec![]).unwrap_err(),
+            "Duplicate mount point: /x"
+        );
         let err = plan(
             &config,
             &host(
