@@ -516,7 +516,16 @@ fn copy_up_from_the_image_and_anonymous_volumes() {
     d.ok(&["run", "--rm", "seeded", "true"]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 
-    // A new named volume is filled from the image once, while empty.
+    // A new named volume is filled from the image when a container using
+    // it is created (as moby does), while it is empty.
+    d.ok(&["create", "--name", "c1", "-v", "early:/srv/app", "seeded"]);
+    assert_eq!(
+        std::fs::read_to_string(d.data_root().join("volumes/early/_data/config")).unwrap(),
+        "cfg\n"
+    );
+    d.ok(&["rm", "-v", "c1"]);
+    d.ok(&["volume", "rm", "early"]);
+
     assert_eq!(
         d.ok(&[
             "run",

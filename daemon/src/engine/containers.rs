@@ -654,14 +654,18 @@ impl ContainerStore {
             restart_count: 0,
             mount_points,
         };
-        let made = self.prepare_layer(&record, &image.image).and_then(|()| {
-            let dir = self.dir(&id);
-            std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
-            self.persist(&record)
-        });
+        let made = self
+            .prepare_layer(&record, &image.image)
+            .and_then(|()| self.populate_volumes(&record))
+            .and_then(|()| {
+                let dir = self.dir(&id);
+                std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
+                self.persist(&record)
+            });
         if let Err(err) = made {
             let _ = self.images.snapshots.remove(&id);
             let _ = std::fs::remove_dir_all(self.dir(&id));
+            let _ = std::fs::remove_dir_all(self.run_dir(&id));
             self.release_name(&name, &id);
             self.volumes.release(&id, &record.mount_points, false);
             for volume in made_volumes {

@@ -22,7 +22,8 @@
 //!
 //! [`mounts`] turns a create request's `Binds`, `Mounts`, `VolumesFrom` and
 //! `Config.Volumes` into the container's mount points; [`copyup`] fills an
-//! empty volume from the image the way moby does.
+//! empty volume from the image when a container using it is created, the
+//! way moby does.
 
 pub(crate) mod copyup;
 pub(crate) mod mounts;
@@ -177,9 +178,6 @@ pub(crate) struct VolumeStore {
     metadata: Arc<MetadataStore>,
     events: Arc<EventBus>,
     state: Mutex<State>,
-    /// Serializes copy-ups, so two containers starting on one new volume
-    /// do not both fill it.
-    copy_lock: Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -300,7 +298,6 @@ impl VolumeStore {
             metadata,
             events,
             state: Mutex::new(state),
-            copy_lock: Mutex::new(()),
         }))
     }
 
@@ -680,11 +677,26 @@ impl VolumeStore {
         }
     }
 
-    /// Fills the empty volume `name` from `source` (see [`copyup`]).
+    /// Fills volume `name` from `source` if it is empty (see [`copyup`]).
+    /// A volume with driver options that nothing has mounted is mounted
+    /// for the copy and unmounted after, as moby's populate does. Holds the
+    /// store's lock throughout, so no start or second copy interleaves.
     pub(crate) fn copy_up(&self, name: &str, source: &Path) -> Result<(), VolumeError> {
-        let _copying = lock(&self.copy_lock);
+        let state = lock(&self.state);
+        let volume = state
+            .volumes
+            .get(name)
+            .ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
         let data = self.data_path(name);
-        copyup::copy_if_empty(source, &data).map_err(|source| VolumeError::Io {
+        let mount_here = volume.needs_mount() && !is_mount_point(&data);
+        if mount_here {
+            mount_local(volume, &data)?;
+        }
+        let copied = copyup::copy_if_empty(source, &data);
+        if mount_here && let Err(err) = berth_core::unmount(&data) {
+            log::warning!("unmounting volume {name}: {err}");
+        }
+        copied.map_err(|source| VolumeError::Io {
             what: "copying image content into volume",
             path: data,
             source,

@@ -121,7 +121,7 @@ impl ContainerStore {
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
             let network_files = self.network_files(record)?;
-            let (extra_mounts, host) = self.prepare_mounts(record, &rootfs)?;
+            let (extra_mounts, host) = self.prepare_mounts(record)?;
             let spec = spec::build_spec(&SpecInput {
                 config: &record.config,
                 host: &host,
