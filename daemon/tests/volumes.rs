@@ -441,11 +441,17 @@ fn binds_mounts_tmpfs_and_volumes_from() {
             "Duplicate mount point: /d",
         ),
         (
+            vec!["--volume-driver", "convoy", "-v", "vol:/d"],
+            "plugin \"convoy\" not found",
+        ),
+        (
             vec!["-v", "bad name:/d"],
             "includes invalid characters for a local volume name",
         ),
     ] {
-        let mut full = vec!["run", "--rm"];
+        // `--pull never`: a 404 (unknown volume driver) is not taken for a
+        // missing image.
+        let mut full = vec!["run", "--rm", "--pull", "never"];
         full.extend(args.iter().copied());
         full.extend(["busybox", "true"]);
         let err = d.fails(&full);

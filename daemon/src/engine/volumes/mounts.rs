@@ -481,8 +481,15 @@ pub(crate) fn plan(
         }
     }
     let mut explicit = std::collections::HashSet::new();
+    // `--volume-driver` names the driver of `-v` and image volumes.
+    let with_driver = |mut point: MountPoint| {
+        if point.kind == MountKind::Volume && !host.volume_driver.is_empty() {
+            point.driver = host.volume_driver.clone();
+        }
+        point
+    };
     for bind in host.binds.iter().flatten() {
-        let point = parse_bind(bind)?;
+        let point = with_driver(parse_bind(bind)?);
         let tmpfs = host
             .tmpfs
             .as_ref()
@@ -505,7 +512,7 @@ pub(crate) fn plan(
         let destination = absolute_target("volume", destination)?;
         points
             .entry(destination.clone())
-            .or_insert_with(|| MountPoint::volume("", &destination));
+            .or_insert_with(|| with_driver(MountPoint::volume("", &destination)));
     }
     Ok(points.into_values().collect())
 }
@@ -689,6 +696,10 @@ mod tests {
         let legacy = legacy_binds(&host(&["/tmp:/t:ro", "named:/n"], serde_json::json!([])));
         assert_eq!(legacy.len(), 1);
         assert_eq!((legacy[0].source.as_str(), legacy[0].rw), ("/tmp", false));
+        let mut plugin = host(&["v:/v"], serde_json::json!([]));
+        plugin.volume_driver = "convoy".to_owned();
+        let points = plan(&config, &plugin, vec![]).unwrap();
+        assert!(points.iter().all(|p| p.driver == "convoy"), "{points:?}");
         assert_eq!(parse_volumes_from("c1:ro").unwrap(), ("c1", true));
         assert_eq!(parse_volumes_from("c1").unwrap(), ("c1", false));
         assert!(parse_volumes_from("c1:bogus").is_err());
