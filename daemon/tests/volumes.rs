@@ -662,6 +662,41 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
         serde_json::json!({"type": "tmpfs", "device": "tmpfs", "o": "size=1m,mode=0700"})
     );
 
+    // `type=none,o=bind,device=DIR`: a named volume backed by a host directory.
+    let backing = d.dir.path().join("backing");
+    std::fs::create_dir(&backing).unwrap();
+    d.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &format!("device={}", backing.display()),
+        "hostbacked",
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "hostbacked:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "echo via-volume > /b/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(backing.join("f")).unwrap(),
+        "via-volume\n"
+    );
+    assert!(!is_mounted(&d.data_root().join("volumes/hostbacked/_data")));
+    d.ok(&["volume", "rm", "hostbacked"]);
+    assert!(
+        backing.join("f").exists(),
+        "removing the volume keeps the host's files"
+    );
+
     // A running container keeps its volumes across a berthd restart.
     d.ok(&[
         "run", "-d", "--name", "live", "-v", "ram:/r", "busybox", "sleep", "1000",

@@ -231,8 +231,22 @@ fn now_nanos() -> i64 {
     super::events::unix_nanos(std::time::SystemTime::now())
 }
 
-/// Whether `path` is a mount point (its device differs from its parent's).
+/// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`, which
+/// also sees a bind mount of a directory on the same filesystem; kernels
+/// without it fall back to comparing devices with the parent).
 fn is_mount_point(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
+    if let Ok(stat) = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) && stat
+        .stx_attributes_mask
+        .contains(StatxAttributes::MOUNT_ROOT)
+    {
+        return stat.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    }
     let (Ok(own), Some(Ok(parent))) = (
         std::fs::symlink_metadata(path),
         path.parent().map(std::fs::symlink_metadata),
