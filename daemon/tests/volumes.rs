@@ -713,6 +713,16 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
     d.ok(&["stop", "-t", "1", "live"]);
     assert!(!is_mounted(&ram), "unmounted when its last user stopped");
     d.ok(&["rm", "live"]);
+    // A mount left by a crashed daemon with no container using it goes at start.
+    d.stop();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "leftover"])
+        .arg(&ram)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    d.spawn();
+    assert!(!is_mounted(&ram), "idle volume unmounted at start");
     // References come back from the container records.
     let err = d.fails(&["volume", "rm", "persist"]);
     assert!(err.contains("volume is in use"), "{err}");

@@ -445,6 +445,7 @@ impl ContainerStore {
         for container in all {
             run::restore(&store, &container);
         }
+        store.volumes.unmount_idle();
         Ok(store)
     }
 

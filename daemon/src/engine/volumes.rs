@@ -642,11 +642,15 @@ impl VolumeStore {
             .cloned()
             .ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
         let data = self.data_path(name);
-        let users = state.active.entry(name.to_owned()).or_default();
-        if volume.needs_mount() && users.is_empty() && !is_mount_point(&data) {
+        let in_use = state.active.get(name).is_some_and(|u| !u.is_empty());
+        if volume.needs_mount() && !in_use && !is_mount_point(&data) {
             mount_local(&volume, &data)?;
         }
-        users.insert(id.to_owned());
+        state
+            .active
+            .entry(name.to_owned())
+            .or_default()
+            .insert(id.to_owned());
         self.publish(
             "mount",
             &volume,
@@ -687,6 +691,25 @@ impl VolumeStore {
                 && let Err(err) = berth_core::unmount(&data)
             {
                 log::warning!("unmounting volume {name}: {err}");
+            }
+        }
+    }
+
+    /// Unmounts volumes with driver options that no running container
+    /// uses (left mounted by a daemon that crashed); called at start once
+    /// the running containers are known.
+    pub(crate) fn unmount_idle(&self) {
+        let state = lock(&self.state);
+        for volume in state.volumes.values().filter(|v| v.needs_mount()) {
+            let data = self.data_path(&volume.name);
+            if state
+                .active
+                .get(&volume.name)
+                .is_none_or(BTreeSet::is_empty)
+                && is_mount_point(&data)
+                && let Err(err) = berth_core::unmount(&data)
+            {
+                log::warning!("unmounting idle volume {}: {err}", volume.name);
             }
         }
     }

@@ -41,7 +41,7 @@ impl Daemon {
         self.dir.path().join("root")
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let root = self.dir.path();
         let child = berthd_command(&self.socket, &root.join("root"), &root.join("run"))
             .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
@@ -59,14 +59,19 @@ impl Daemon {
         }
     }
 
-    /// Stops berthd with SIGTERM and starts it again on the same roots.
-    pub(crate) fn restart(&mut self) {
+    /// Stops berthd with SIGTERM (containers keep running).
+    pub(crate) fn stop(&mut self) {
         let mut child = self.child.take().unwrap();
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let status = child.wait().unwrap();
         assert!(status.success(), "berthd exited with {status}");
         let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Stops berthd and starts it again on the same roots.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
         self.spawn();
     }
 
