@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::run_rm::{Client, measure, start_berthd};
+use super::fleet::{Client, measure, start_berthd};
 use super::{Context, Sample, Scenario, rounds};
 use crate::engine::{self, BERTH};
 use crate::peers::Dockerd;
