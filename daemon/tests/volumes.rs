@@ -8,9 +8,141 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
 
-use common::daemon::Daemon;
+use berth_testkit::berthd::Berthd;
+use berth_testkit::cleanup::{mounts_under, pids_mentioning};
+use berth_testkit::pytest::run_pytest;
+use berth_testkit::rootfs::all_applets;
+use common::{docker, docker_ok, now};
+
+/// A berthd that runs containers (its own shim); berth-testkit's `Berthd`
+/// removes the containers, then whatever is left under the temp dir, on
+/// drop.
+struct Daemon(Berthd);
+
+impl std::ops::Deref for Daemon {
+    type Target = Berthd;
+
+    fn deref(&self) -> &Berthd {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Berthd {
+        &mut self.0
+    }
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        Daemon(
+            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+                .prefix("berthd-vol")
+                .with_shim()
+                .start(),
+        )
+    }
+
+    /// Stops berthd with SIGTERM (containers keep running); `spawn` starts
+    /// it again on the same roots.
+    fn stop(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "berthd exited with {status}");
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        docker(&self.host(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        docker_ok(&self.host(), args)
+    }
+
+    /// Runs the docker CLI, insists on failure (any status), returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = self.docker(args);
+        assert!(
+            !status.success(),
+            "docker {args:?} should have failed: {stdout}"
+        );
+        stderr
+    }
+
+    /// Imports an image `name`: static busybox with all its applets, plus
+    /// what `extra` puts into the root (tarred with its xattrs), with
+    /// `changes` applied.
+    fn image(&self, name: &str, changes: &[&str], extra: impl FnOnce(&Path)) {
+        let root = self.dir.path().join(format!("rootfs-{name}"));
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static must be installed (/bin/busybox)");
+        for applet in all_applets() {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        extra(&root);
+        let tar = self.dir.path().join(format!("rootfs-{name}.tar"));
+        let status = Command::new("tar")
+            .args(["--xattrs", "--xattrs-include=*", "-C"])
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut args = vec!["import"];
+        for change in changes {
+            args.extend(["--change", change]);
+        }
+        args.extend([tar.to_str().unwrap(), name]);
+        self.ok(&args);
+    }
+
+    fn busybox(&self) {
+        self.image("busybox", &["CMD [\"sh\"]"], |_| {});
+    }
+
+    fn inspect(&self, kind: &str, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", "--type", kind, name]);
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.remove(0)
+    }
+
+    /// Removes every container, then insists no shim and no mount is left.
+    fn assert_clean_after_rm_all(&self) {
+        let ids = self.ok(&["ps", "-aq"]);
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.split_whitespace());
+        if args.len() > 2 {
+            self.ok(&args);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let procs: Vec<i32> = pids_mentioning(self.dir.path().to_str().unwrap())
+                .into_iter()
+                .filter(|pid| Some(*pid as u32) != self.running_pid())
+                .collect();
+            let mounts = mounts_under(self.dir.path());
+            if procs.is_empty() && mounts.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left behind: processes {procs:?}, mounts {mounts:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
 
 fn mounts(d: &Daemon, container: &str) -> Vec<serde_json::Value> {
     d.inspect("container", container)["Mounts"]
@@ -37,7 +169,7 @@ fn named_volume_commands_and_errors() {
     assert_eq!(v["Driver"], "local");
     assert_eq!(v["Scope"], "local");
     assert_eq!(v["Labels"]["tier"], "db");
-    let mountpoint = d.data_root().join("volumes/data/_data");
+    let mountpoint = d.data_root.join("volumes/data/_data");
     assert_eq!(v["Mountpoint"], mountpoint.to_str().unwrap());
     assert!(mountpoint.is_dir());
     let created = v["CreatedAt"].as_str().unwrap();
@@ -176,17 +308,13 @@ fn named_volume_commands_and_errors() {
     assert!(df.contains("Local Volumes=2/0"), "{df}");
 
     let pruned = d.ok(&["volume", "prune", "-a", "-f"]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
+    let until = now() + 1;
     let events = d.ok(&[
         "events",
         "--since",
         "0",
         "--until",
-        &now.to_string(),
+        &until.to_string(),
         "--filter",
         "type=volume",
         "--filter",
@@ -205,7 +333,7 @@ fn named_volume_commands_and_errors() {
         "{pruned}"
     );
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
-    assert!(!d.data_root().join("volumes/data").exists());
+    assert!(!d.data_root.join("volumes/data").exists());
     d.assert_clean_after_rm_all();
 }
 
@@ -504,7 +632,7 @@ fn copy_up_from_the_image_and_anonymous_volumes() {
         (&m["Type"], &m["Destination"], &m["Mode"], &m["RW"]),
         (&"volume".into(), &"/data".into(), &"".into(), &true.into())
     );
-    let seed = d.data_root().join(format!("volumes/{anon}/_data/seed.txt"));
+    let seed = d.data_root.join(format!("volumes/{anon}/_data/seed.txt"));
     let mut value = [0u8; 16];
     let n = rustix::fs::getxattr(&seed, "trusted.berth", &mut value).unwrap();
     assert_eq!(&value[..n], b"kept");
@@ -526,7 +654,7 @@ fn copy_up_from_the_image_and_anonymous_volumes() {
     // it is created (as moby does), while it is empty.
     d.ok(&["create", "--name", "c1", "-v", "early:/srv/app", "seeded"]);
     assert_eq!(
-        std::fs::read_to_string(d.data_root().join("volumes/early/_data/config")).unwrap(),
+        std::fs::read_to_string(d.data_root.join("volumes/early/_data/config")).unwrap(),
         "cfg\n"
     );
     d.ok(&["rm", "-v", "c1"]);
@@ -545,7 +673,7 @@ fn copy_up_from_the_image_and_anonymous_volumes() {
         "cfg\n"
     );
     assert_eq!(
-        std::fs::read_to_string(d.data_root().join("volumes/cfg/_data/config")).unwrap(),
+        std::fs::read_to_string(d.data_root.join("volumes/cfg/_data/config")).unwrap(),
         "cfg\n"
     );
     d.ok(&[
@@ -654,7 +782,7 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
         "{out}"
     );
     assert!(out.ends_with("\n700\n"), "{out}");
-    let ram = d.data_root().join("volumes/ram/_data");
+    let ram = d.data_root.join("volumes/ram/_data");
     assert!(!is_mounted(&ram), "unmounted after the last user");
     assert!(!ram.join("x").exists());
     assert_eq!(
@@ -690,7 +818,7 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
         std::fs::read_to_string(backing.join("f")).unwrap(),
         "via-volume\n"
     );
-    assert!(!is_mounted(&d.data_root().join("volumes/hostbacked/_data")));
+    assert!(!is_mounted(&d.data_root.join("volumes/hostbacked/_data")));
     d.ok(&["volume", "rm", "hostbacked"]);
     assert!(
         backing.join("f").exists(),
@@ -740,40 +868,16 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
 
 #[test]
 fn docker_py_volumes_api() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker, pytest"])
-        .output()
-        .expect("running python3");
-    assert!(
-        probe.status.success(),
-        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
     let d = Daemon::start();
     d.busybox();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_volumes.py");
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            script,
-        ])
-        .env("BERTHD_HOST", d.host())
-        .env("BIND_DIR", d.dir.path())
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pytest failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_pytest(
+        script,
+        &[
+            ("BERTHD_HOST", d.host().as_ref()),
+            ("BIND_DIR", d.dir.path().as_os_str()),
+        ],
+        5,
     );
-    assert!(stdout.contains("5 passed"), "{stdout}");
     d.assert_clean_after_rm_all();
 }

@@ -4,8 +4,6 @@
 
 #![allow(dead_code)] // each test file uses a subset
 
-pub(crate) mod daemon;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
