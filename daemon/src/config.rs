@@ -124,19 +124,25 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        // Absolute from here on: the paths end up in OCI specs and shim
+        // arguments, read by processes with another working directory.
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         Ok(Config {
-            socket: args
-                .socket
-                .or(file.socket)
-                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
-            data_root: args
-                .data_root
-                .or(file.data_root)
-                .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
-            exec_root: args
-                .exec_root
-                .or(file.exec_root)
-                .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            socket: absolute(
+                args.socket
+                    .or(file.socket)
+                    .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            ),
+            data_root: absolute(
+                args.data_root
+                    .or(file.data_root)
+                    .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            ),
+            exec_root: absolute(
+                args.exec_root
+                    .or(file.exec_root)
+                    .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            ),
             log_level: args.log_level.or(file.log_level).unwrap_or(LogLevel::Info),
             insecure_registries: file
                 .insecure_registries
@@ -165,6 +171,25 @@ mod tests {
 
     fn args(list: &[&str]) -> Args {
         Args::parse_from(std::iter::once("berthd").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let config = Config::load(args(&[
+            "--config",
+            "/dev/null",
+            "--data-root",
+            "rel/data",
+            "--exec-root",
+            "./exec",
+            "--socket",
+            "b.sock",
+        ]))
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.data_root, cwd.join("rel/data"));
+        assert_eq!(config.exec_root, cwd.join("exec"));
+        assert_eq!(config.socket, cwd.join("b.sock"));
     }
 
     #[test]
