@@ -1,0 +1,387 @@
+//! A container's network through its life: the namespace, endpoints and
+//! files at start ([`ContainerStore::prepare_network`]), their removal at
+//! exit, their rebuild after a daemon restart, published ports from
+//! `HostConfig`, and `network connect`/`disconnect`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
+
+use super::{Container, ContainerError, ContainerStore, Record, lock};
+use crate::engine::Engine;
+use crate::engine::networks::{
+    ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
+};
+use crate::engine::spec::NetworkFiles;
+use crate::log;
+
+/// What the spec needs from the network set up for a start.
+#[derive(Debug, Default)]
+pub(crate) struct PreparedNetwork {
+    pub(crate) files: NetworkFiles,
+    /// A namespace to join (own bridge namespace or `container:<id>`'s).
+    pub(crate) netns_path: Option<PathBuf>,
+}
+
+fn invalid(text: String) -> ContainerError {
+    ContainerError::InvalidConfig(text)
+}
+
+/// `80/tcp` (or `80`) to port and protocol.
+fn parse_port_key(key: &str) -> Result<(u16, Protocol), ContainerError> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let protocol = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        other => return Err(invalid(format!("invalid proto: {other}"))),
+    };
+    if port.contains('-') {
+        return Err(invalid(format!(
+            "port ranges are not supported by berthd yet: {key}"
+        )));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((p, protocol)),
+        _ => Err(invalid(format!("invalid port: {key}"))),
+    }
+}
+
+/// The ports to publish: `PortBindings`, plus every exposed port with
+/// a random host port for `PublishAllPorts`. IPv6 host addresses are
+/// skipped (berth networks are IPv4).
+pub(crate) fn port_specs(record: &Record) -> Result<Vec<PortSpec>, ContainerError> {
+    let mut specs = Vec::new();
+    let bindings = record.host_config.port_bindings.clone().unwrap_or_default();
+    for (key, list) in &bindings {
+        let (container_port, protocol) = parse_port_key(key)?;
+        let list = list.clone().unwrap_or_default();
+        let list = if list.is_empty() {
+            vec![Default::default()]
+        } else {
+            list
+        };
+        for binding in list {
+            let host_ip = match binding.host_ip.as_str() {
+                "" => Ipv4Addr::UNSPECIFIED,
+                text if text.contains(':') => continue,
+                text => text
+                    .parse()
+                    .map_err(|_| invalid(format!("invalid host IP address: {text}")))?,
+            };
+            let host_port = match binding.host_port.as_str() {
+                "" => 0,
+                text if text.contains('-') => {
+                    return Err(invalid(format!(
+                        "port ranges are not supported by berthd yet: {text}"
+                    )));
+                }
+                text => text
+                    .parse()
+                    .map_err(|_| invalid(format!("invalid host port: {text}")))?,
+            };
+            specs.push(PortSpec {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            });
+        }
+    }
+    if record.host_config.publish_all_ports {
+        for key in record.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+            if bindings.contains_key(key) {
+                continue;
+            }
+            let (container_port, protocol) = parse_port_key(key)?;
+            specs.push(PortSpec {
+                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_port: 0,
+                container_port,
+                protocol,
+            });
+        }
+    }
+    Ok(specs)
+}
+
+fn dns_overrides(record: &Record) -> Result<DnsOverrides, ContainerError> {
+    let host = &record.host_config;
+    let servers = host
+        .dns
+        .iter()
+        .flatten()
+        .map(|s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| invalid(format!("{s} is not an ip address")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DnsOverrides {
+        servers,
+        search: host.dns_search.clone().unwrap_or_default(),
+        options: host.dns_options.clone().unwrap_or_default(),
+    })
+}
+
+fn bare_name(record: &Record) -> &str {
+    record.name.trim_start_matches('/')
+}
+
+impl ContainerStore {
+    /// Before a start: the container's network as its mode asks, its
+    /// endpoints saved in the record at once (so an interrupted start is
+    /// cleaned up like an exit).
+    pub(crate) fn prepare_network(
+        &self,
+        container: &Container,
+        record: &Record,
+    ) -> Result<PreparedNetwork, ContainerError> {
+        let mode = record.host_config.network_mode.as_str();
+        if mode == "host" {
+            return Ok(PreparedNetwork::default());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            return self.join_network_of(other);
+        }
+        let overrides = dns_overrides(record)?;
+        let dir = self.dir(&record.id);
+        if record.networks.is_empty() {
+            let files = write_files(&FilesInput {
+                dir: &dir,
+                hostname: &record.config.hostname,
+                address: None,
+                aliases: &[],
+                extra_hosts: record.host_config.extra_hosts.as_deref().unwrap_or_default(),
+                gateway: None,
+                dns_mode: DnsMode::Host,
+                overrides: &overrides,
+            })?;
+            return Ok(PreparedNetwork {
+                files,
+                netns_path: None,
+            });
+        }
+        let ports = port_specs(record)?;
+        let mut attachments = record.networks.clone();
+        let who = ContainerNames {
+            id: &record.id,
+            name: bare_name(record),
+        };
+        let setup = self
+            .networks
+            .connect_container(&who, &mut attachments, &ports, &overrides)?;
+        self.update(container, |r| r.networks = attachments.clone())?;
+        let (_, attachment) = &attachments[0];
+        let endpoint = attachment.endpoint.as_ref();
+        let user_network = attachments.iter().any(|(n, _)| n != DEFAULT_NETWORK);
+        let files = write_files(&FilesInput {
+            dir: &dir,
+            hostname: &record.config.hostname,
+            address: endpoint.map(|e| e.address),
+            aliases: &attachment.aliases,
+            extra_hosts: record.host_config.extra_hosts.as_deref().unwrap_or_default(),
+            gateway: endpoint.and_then(|e| e.gateway),
+            dns_mode: if user_network {
+                DnsMode::Embedded
+            } else {
+                DnsMode::Host
+            },
+            overrides: &overrides,
+        })?;
+        Ok(PreparedNetwork {
+            files,
+            netns_path: Some(setup.netns_path),
+        })
+    }
+
+    /// `container:<name|id>`: the other (running) container's namespace
+    /// and files.
+    fn join_network_of(&self, reference: &str) -> Result<PreparedNetwork, ContainerError> {
+        let other = self.get(reference)?.record();
+        if !other.state.status.is_running() || other.state.pid <= 0 {
+            return Err(invalid(format!(
+                "cannot join network namespace of a non running container: {}",
+                other.id
+            )));
+        }
+        let netns_path = if other.networks.iter().any(|(_, a)| a.endpoint.is_some()) {
+            self.networks.netns_path(&other.id)
+        } else {
+            PathBuf::from(format!("/proc/{}/ns/net", other.state.pid))
+        };
+        let dir = self.dir(&other.id);
+        let file = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        Ok(PreparedNetwork {
+            files: NetworkFiles {
+                hostname: file("hostname"),
+                hosts: file("hosts"),
+                resolv_conf: file("resolv.conf"),
+            },
+            netns_path: Some(netns_path),
+        })
+    }
+
+    /// After an exit or a failed start: endpoints, ports and namespace go.
+    pub(crate) fn release_network(&self, container: &Container) {
+        let record = container.record();
+        if !record.networks.iter().any(|(_, a)| a.endpoint.is_some())
+            && !self.networks.netns_path(&record.id).exists()
+        {
+            return;
+        }
+        let mut attachments = record.networks.clone();
+        self.networks
+            .disconnect_container(&record.id, &mut attachments);
+        if let Err(err) = self.update(container, |r| r.networks = attachments.clone()) {
+            log::warning!("recording the network removal of {}: {err}", record.id);
+        }
+    }
+
+    /// Live restore of a running container's network.
+    pub(crate) fn restore_network(&self, record: &Record) {
+        if !record.networks.iter().any(|(_, a)| a.endpoint.is_some()) {
+            return;
+        }
+        let who = ContainerNames {
+            id: &record.id,
+            name: bare_name(record),
+        };
+        let overrides = dns_overrides(record).unwrap_or_default();
+        if let Err(err) = self
+            .networks
+            .restore_container(&who, &record.networks, &overrides)
+        {
+            log::warning!("restoring the network of container {}: {err}", record.id);
+        }
+    }
+}
+
+impl From<NetError> for ContainerError {
+    fn from(err: NetError) -> Self {
+        ContainerError::Network(Box::new(err))
+    }
+}
+
+/// A container on a network, for `network inspect`.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkMember {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) endpoint: EndpointState,
+}
+
+impl Engine {
+    /// Running containers with an endpoint on `network`.
+    pub(crate) fn network_members(&self, network: &str) -> Vec<NetworkMember> {
+        let mut out: Vec<NetworkMember> = self
+            .containers
+            .all()
+            .into_iter()
+            .filter_map(|c| {
+                let record = c.record();
+                let endpoint = record
+                    .networks
+                    .iter()
+                    .find(|(name, _)| name == network)
+                    .and_then(|(_, a)| a.endpoint.clone())?;
+                Some(NetworkMember {
+                    id: record.id.clone(),
+                    name: bare_name(&record).to_owned(),
+                    endpoint,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// `POST /networks/{id}/connect`.
+    pub(crate) async fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        endpoint_config: Option<serde_json::Value>,
+    ) -> Result<(), ContainerError> {
+        let container = self.containers.get(container)?;
+        let network = network.to_owned();
+        self.containers_blocking("connect", move |store| {
+            let _op = lock(&container.op);
+            let record = container.record();
+            let mode = record.host_config.network_mode.as_str();
+            if mode == "host" || mode == "none" || mode.starts_with("container:") {
+                return Err(NetError::NoOwnNamespace.into());
+            }
+            let mut configs = std::collections::BTreeMap::new();
+            let view = store.networks.find(&network)?;
+            configs.insert(view.meta.name.clone(), endpoint_config);
+            let mut new = store
+                .networks
+                .attachments_for(&view.meta.name, Some(&configs))?;
+            let (name, mut attachment) = new.pop().ok_or_else(|| {
+                ContainerError::from(NetError::Invalid(format!(
+                    "network {network} cannot take containers"
+                )))
+            })?;
+            if record.networks.iter().any(|(n, _)| *n == name) {
+                return Err(NetError::AlreadyConnected {
+                    container: bare_name(&record).to_owned(),
+                    network: name,
+                }
+                .into());
+            }
+            let running = record.state.status.is_running();
+            if running {
+                let who = ContainerNames {
+                    id: &record.id,
+                    name: bare_name(&record),
+                };
+                store
+                    .networks
+                    .connect_running(&who, &record.networks, &name, &mut attachment)?;
+            }
+            let entry = (name, attachment);
+            store.update(&container, |r| r.networks.push(entry.clone()))?;
+            store
+                .networks
+                .publish_connect("connect", &view.meta, &record.id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub(crate) async fn network_disconnect(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<(), ContainerError> {
+        let container = self.containers.get(container)?;
+        let network = network.to_owned();
+        self.containers_blocking("disconnect", move |store| {
+            let _op = lock(&container.op);
+            let record = container.record();
+            let view = store.networks.find(&network)?;
+            let name = view.meta.name.clone();
+            let Some(index) = record.networks.iter().position(|(n, _)| *n == name) else {
+                return Err(NetError::NotConnected {
+                    container: bare_name(&record).to_owned(),
+                    network: name,
+                }
+                .into());
+            };
+            let mut remaining = record.networks.clone();
+            let (_, mut attachment) = remaining.remove(index);
+            if record.state.status.is_running() {
+                store
+                    .networks
+                    .disconnect_running(&record.id, &remaining, &name, &mut attachment)?;
+            }
+            store.update(&container, |r| r.networks = remaining.clone())?;
+            store
+                .networks
+                .publish_connect("disconnect", &view.meta, &record.id);
+            Ok(())
+        })
+        .await
+    }
+}
