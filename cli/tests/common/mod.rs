@@ -268,6 +268,8 @@ impl PrivateBerthd {
             .args(["--log-level", "warn"])
             // never pick up the host's /etc/berth/berthd.toml
             .args(["--config", "/dev/null"])
+            // no default network: this berthd shares the host's network namespace
+            .args(["--bridge", "none"])
             .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

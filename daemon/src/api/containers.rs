@@ -18,8 +18,7 @@ use super::body::{MAX_JSON_BODY, read_json};
 use super::containers_types::{
     ContainerInspect, ContainerState, ContainerSummary, CreateRequest, CreateResponse,
     EndpointSettings, GraphDriver, NetworkSettings, PortBinding, SummaryHostConfig,
-    SummaryNetworkSettings, SummaryPort,
-    rfc3339_nano, summary_command, unix_seconds,
+    SummaryNetworkSettings, SummaryPort, rfc3339_nano, summary_command, unix_seconds,
 };
 use super::error::status_for;
 use super::response::{empty_body, json, json_lines, json_with_status};
@@ -130,7 +129,10 @@ fn networks(engine: &Engine, record: &Record) -> BTreeMap<String, EndpointSettin
     for (name, attachment) in &record.networks {
         let endpoint = attachment.endpoint.as_ref();
         let user = name != DEFAULT_NETWORK;
-        let mut dns_names = vec![record.name.trim_start_matches('/').to_owned(), short_id.to_owned()];
+        let mut dns_names = vec![
+            record.name.trim_start_matches('/').to_owned(),
+            short_id.to_owned(),
+        ];
         dns_names.extend(attachment.aliases.iter().cloned());
         networks.insert(
             name.clone(),
@@ -170,7 +172,12 @@ fn ports(record: &Record) -> BTreeMap<String, Option<Vec<PortBinding>>> {
     for k in record.config.exposed_ports.iter().flat_map(|p| p.keys()) {
         ports.insert(key(k), None);
     }
-    for k in record.host_config.port_bindings.iter().flat_map(|p| p.keys()) {
+    for k in record
+        .host_config
+        .port_bindings
+        .iter()
+        .flat_map(|p| p.keys())
+    {
         ports.insert(key(k), None);
     }
     for (_, attachment) in &record.networks {

@@ -249,7 +249,11 @@ async fn create(call: Call) -> ApiResult {
         ));
     }
     let ipam = request.ipam.unwrap_or_default();
-    if let Some(driver) = ipam.driver.as_deref().filter(|d| !d.is_empty() && *d != "default") {
+    if let Some(driver) = ipam
+        .driver
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != "default")
+    {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("plugin \"{driver}\" not found"),
@@ -277,7 +281,10 @@ async fn create(call: Call) -> ApiResult {
         labels: request.labels.unwrap_or_default(),
         options: request.options.unwrap_or_default(),
     };
-    let view = blocking(&engine, move |engine| Ok(engine.networks().create(create)?)).await?;
+    let view = blocking(&engine, move |engine| {
+        Ok(engine.networks().create(create)?)
+    })
+    .await?;
     Ok(json_with_status(
         StatusCode::CREATED,
         &json!({ "Id": view.meta.id, "Warning": "" }),
@@ -286,7 +293,10 @@ async fn create(call: Call) -> ApiResult {
 
 async fn remove(call: Call) -> ApiResult {
     let id = call.params.get("id").unwrap_or_default().to_owned();
-    blocking(&call.engine, move |engine| Ok(engine.networks().remove(&id)?)).await?;
+    blocking(&call.engine, move |engine| {
+        Ok(engine.networks().remove(&id)?)
+    })
+    .await?;
     let mut response = http::Response::new(empty_body());
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
@@ -313,12 +323,10 @@ async fn prune(call: Call) -> ApiResult {
         let mut removed = Vec::new();
         for view in engine.networks().list()? {
             let meta = &view.meta;
-            let excluded = filters
-                .get("label!")
-                .any(|l| match l.split_once('=') {
-                    Some((k, v)) => meta.labels.get(k).is_some_and(|x| x == v),
-                    None => meta.labels.contains_key(l),
-                });
+            let excluded = filters.get("label!").any(|l| match l.split_once('=') {
+                Some((k, v)) => meta.labels.get(k).is_some_and(|x| x == v),
+                None => meta.labels.contains_key(l),
+            });
             if view.is_predefined()
                 || !filters.labels_match("label", &meta.labels)
                 || excluded
@@ -352,7 +360,9 @@ struct ConnectRequest {
     force: bool,
 }
 
-async fn connect_request(call: Call) -> Result<(std::sync::Arc<Engine>, String, ConnectRequest), ApiError> {
+async fn connect_request(
+    call: Call,
+) -> Result<(std::sync::Arc<Engine>, String, ConnectRequest), ApiError> {
     let id = call.params.get("id").unwrap_or_default().to_owned();
     let engine = call.engine.clone();
     let (parts, body) = call.req.into_parts();

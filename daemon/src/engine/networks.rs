@@ -242,10 +242,7 @@ impl Networks {
             };
             self.block(net.create_network(&spec))?;
             let mut options = BTreeMap::new();
-            options.insert(
-                "com.docker.network.bridge.name".to_owned(),
-                bridge.clone(),
-            );
+            options.insert("com.docker.network.bridge.name".to_owned(), bridge.clone());
             options.insert(
                 "com.docker.network.bridge.default_bridge".to_owned(),
                 "true".to_owned(),
@@ -398,7 +395,9 @@ impl Networks {
             .transpose()?;
         let gateway = match request.gateway.as_deref().filter(|g| !g.is_empty()) {
             Some(text) => Some(text.parse::<Ipv4Addr>().map_err(|_| {
-                NetError::Invalid(format!("invalid gateway address {text:?}: not an IPv4 address"))
+                NetError::Invalid(format!(
+                    "invalid gateway address {text:?}: not an IPv4 address"
+                ))
             })?),
             None => None,
         };
@@ -489,6 +488,13 @@ impl Networks {
         self.publish(action, meta, Some(container));
     }
 
+    /// The same, by network name (endpoints made and removed at start and exit).
+    fn publish_endpoint(&self, action: &str, network: &str, container: &str) {
+        if let Ok(Some(meta)) = self.meta(network) {
+            self.publish(action, &meta, Some(container));
+        }
+    }
+
     /// The nft table as `nft list` prints it, for logs.
     #[allow(dead_code)] // debugging aid
     pub(crate) fn ruleset(&self) -> Option<String> {
@@ -497,7 +503,9 @@ impl Networks {
 }
 
 /// One `NetworkingConfig.EndpointsConfig` entry: aliases and `--ip`.
-fn endpoint_config(value: Option<&serde_json::Value>) -> Result<(Vec<String>, Option<Ipv4Addr>), NetError> {
+fn endpoint_config(
+    value: Option<&serde_json::Value>,
+) -> Result<(Vec<String>, Option<Ipv4Addr>), NetError> {
     let Some(value) = value else {
         return Ok((Vec::new(), None));
     };
@@ -510,9 +518,10 @@ fn endpoint_config(value: Option<&serde_json::Value>) -> Result<(Vec<String>, Op
         })
         .unwrap_or_default();
     let ipv4 = match value["IPAMConfig"]["IPv4Address"].as_str() {
-        Some(text) if !text.is_empty() => Some(text.parse().map_err(|_| {
-            NetError::Invalid(format!("invalid IPv4 address: {text}"))
-        })?),
+        Some(text) if !text.is_empty() => Some(
+            text.parse()
+                .map_err(|_| NetError::Invalid(format!("invalid IPv4 address: {text}")))?,
+        ),
         _ => None,
     };
     Ok((aliases, ipv4))
@@ -530,34 +539,35 @@ impl Networks {
         let endpoints = endpoints.unwrap_or(&empty);
         let own_namespace = !(mode == "host" || mode == "none" || mode.starts_with("container:"));
         let mut out: Vec<(String, Attachment)> = Vec::new();
-        let mut add = |reference: &str, config: Option<&serde_json::Value>| -> Result<(), NetError> {
-            let view = self.find(reference)?;
-            if view.meta.driver != "bridge" {
-                return Err(NetError::Invalid(format!(
-                    "container cannot be connected to network {} (driver {}) and to others",
-                    view.meta.name, view.meta.driver
-                )));
-            }
-            let (aliases, ipv4) = endpoint_config(config)?;
-            if view.meta.name == DEFAULT_NETWORK && !aliases.is_empty() {
-                return Err(NetError::Invalid(
+        let mut add =
+            |reference: &str, config: Option<&serde_json::Value>| -> Result<(), NetError> {
+                let view = self.find(reference)?;
+                if view.meta.driver != "bridge" {
+                    return Err(NetError::Invalid(format!(
+                        "container cannot be connected to network {} (driver {}) and to others",
+                        view.meta.name, view.meta.driver
+                    )));
+                }
+                let (aliases, ipv4) = endpoint_config(config)?;
+                if view.meta.name == DEFAULT_NETWORK && !aliases.is_empty() {
+                    return Err(NetError::Invalid(
                     "network-scoped alias is supported only for containers in user defined networks"
                         .to_owned(),
                 ));
-            }
-            if !out.iter().any(|(name, _)| *name == view.meta.name) {
-                out.push((
-                    view.meta.name.clone(),
-                    Attachment {
-                        network_id: view.meta.id,
-                        aliases,
-                        ipv4,
-                        endpoint: None,
-                    },
-                ));
-            }
-            Ok(())
-        };
+                }
+                if !out.iter().any(|(name, _)| *name == view.meta.name) {
+                    out.push((
+                        view.meta.name.clone(),
+                        Attachment {
+                            network_id: view.meta.id,
+                            aliases,
+                            ipv4,
+                            endpoint: None,
+                        },
+                    ));
+                }
+                Ok(())
+            };
         if !own_namespace {
             if let Some(other) = endpoints
                 .keys()
@@ -573,14 +583,21 @@ impl Networks {
         let endpoints: BTreeMap<&str, Option<&serde_json::Value>> = endpoints
             .iter()
             .map(|(k, v)| {
-                let k = if k == "default" { DEFAULT_NETWORK } else { k.as_str() };
+                let k = if k == "default" {
+                    DEFAULT_NETWORK
+                } else {
+                    k.as_str()
+                };
                 (k, v.as_ref())
             })
             .collect();
         let primary_config = endpoints.get(mode).copied().flatten();
         if mode == DEFAULT_NETWORK {
             // `--bridge none`: no default network, an empty namespace.
-            if self.meta(DEFAULT_NETWORK)?.is_some_and(|m| m.driver == "bridge") {
+            if self
+                .meta(DEFAULT_NETWORK)?
+                .is_some_and(|m| m.driver == "bridge")
+            {
                 add(DEFAULT_NETWORK, primary_config)?;
             }
         } else {

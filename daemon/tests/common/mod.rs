@@ -31,6 +31,10 @@ pub(crate) fn berthd_command(socket: &Path, data_root: &Path, exec_root: &Path) 
         // Never pick up the host's /etc/berth/berthd.toml.
         .arg("--config")
         .arg("/dev/null")
+        // No default network: these daemons share the host's network
+        // namespace (tests/networks.rs runs berthd in scratch ones).
+        .arg("--bridge")
+        .arg("none")
         .stdin(Stdio::null());
     cmd
 }

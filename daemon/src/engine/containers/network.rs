@@ -151,7 +151,11 @@ impl ContainerStore {
                 hostname: &record.config.hostname,
                 address: None,
                 aliases: &[],
-                extra_hosts: record.host_config.extra_hosts.as_deref().unwrap_or_default(),
+                extra_hosts: record
+                    .host_config
+                    .extra_hosts
+                    .as_deref()
+                    .unwrap_or_default(),
                 gateway: None,
                 dns_mode: DnsMode::Host,
                 overrides: &overrides,
@@ -179,7 +183,11 @@ impl ContainerStore {
             hostname: &record.config.hostname,
             address: endpoint.map(|e| e.address),
             aliases: &attachment.aliases,
-            extra_hosts: record.host_config.extra_hosts.as_deref().unwrap_or_default(),
+            extra_hosts: record
+                .host_config
+                .extra_hosts
+                .as_deref()
+                .unwrap_or_default(),
             gateway: endpoint.and_then(|e| e.gateway),
             dns_mode: if user_network {
                 DnsMode::Embedded
@@ -372,9 +380,12 @@ impl Engine {
             let mut remaining = record.networks.clone();
             let (_, mut attachment) = remaining.remove(index);
             if record.state.status.is_running() {
-                store
-                    .networks
-                    .disconnect_running(&record.id, &remaining, &name, &mut attachment)?;
+                store.networks.disconnect_running(
+                    &record.id,
+                    &remaining,
+                    &name,
+                    &mut attachment,
+                )?;
             }
             store.update(&container, |r| r.networks = remaining.clone())?;
             store

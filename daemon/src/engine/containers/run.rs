@@ -23,12 +23,12 @@ use berth_snapshotter::Snapshotter;
 use oci_spec::runtime::{Mount, MountBuilder};
 use tokio::sync::oneshot;
 
+use super::network::PreparedNetwork;
 use super::{
     Container, ContainerError, ContainerStore, Lifecycle, Record, Status, io_err, lock, now_nanos,
 };
 use crate::api::containers_types::validate::parse_signal;
 use crate::engine::Engine;
-use super::network::PreparedNetwork;
 use crate::engine::spec::{self, SpecInput};
 use crate::log;
 
@@ -221,31 +221,31 @@ impl ContainerStore {
             .prepare_network(container, &record)
             .and_then(|network| self.launch(&record, network))
             .and_then(|client| {
-            for pending in lock(&container.pending_attaches).drain(..) {
-                let attached = client
-                    .attach(pending.stdin, pending.close_stdin)
-                    .map_err(|e| e.to_string());
-                let _ = pending.reply.send(attached);
-            }
-            let pid = client
-                .start()
-                .and_then(|()| client.state())
-                .map(|state| state.pid);
-            match pid {
-                Ok(pid) => Ok((client, pid)),
-                Err(err) => {
-                    let _ = client.shutdown();
-                    let _ = unmount(&self.rootfs_path(&record.id));
-                    Err(match err {
-                        ClientError::Shim { message, .. } => ContainerError::Start {
-                            id: record.id.clone(),
-                            message,
-                        },
-                        other => shim_err(&record.id)(other),
-                    })
+                for pending in lock(&container.pending_attaches).drain(..) {
+                    let attached = client
+                        .attach(pending.stdin, pending.close_stdin)
+                        .map_err(|e| e.to_string());
+                    let _ = pending.reply.send(attached);
                 }
-            }
-        });
+                let pid = client
+                    .start()
+                    .and_then(|()| client.state())
+                    .map(|state| state.pid);
+                match pid {
+                    Ok(pid) => Ok((client, pid)),
+                    Err(err) => {
+                        let _ = client.shutdown();
+                        let _ = unmount(&self.rootfs_path(&record.id));
+                        Err(match err {
+                            ClientError::Shim { message, .. } => ContainerError::Start {
+                                id: record.id.clone(),
+                                message,
+                            },
+                            other => shim_err(&record.id)(other),
+                        })
+                    }
+                }
+            });
         let (client, pid) = match started {
             Ok(done) => done,
             Err(err) => {

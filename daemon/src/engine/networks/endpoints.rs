@@ -84,7 +84,10 @@ pub(crate) struct ContainerNames<'a> {
 
 impl ContainerNames<'_> {
     fn dns_names(&self, aliases: &[String]) -> Vec<String> {
-        let mut names = vec![self.name.to_owned(), self.id[..12.min(self.id.len())].to_owned()];
+        let mut names = vec![
+            self.name.to_owned(),
+            self.id[..12.min(self.id.len())].to_owned(),
+        ];
         names.extend(aliases.iter().cloned());
         names
     }
@@ -168,6 +171,7 @@ impl Networks {
             }
             attachment.endpoint = Some(EndpointState::of(&endpoint));
             self.register(who, network, attachment, endpoint.address);
+            self.publish_endpoint("connect", network, who.id);
             lock(&self.live)
                 .entry(who.id.to_owned())
                 .or_default()
@@ -265,6 +269,7 @@ impl Networks {
             if let Err(err) = self.block(net.remove_endpoint(endpoint)) {
                 log::warning!("removing endpoint of {id} on {network}: {err}");
             }
+            self.publish_endpoint("disconnect", network, id);
         }
         for (network, endpoint) in endpoints {
             if let Err(err) = self.block(net.remove_endpoint(endpoint)) {
@@ -378,14 +383,8 @@ impl Networks {
             .map(|i| format!("eth{i}"))
             .find(|name| !used.contains(name))
             .expect("a free interface name");
-        let endpoint = self.block(net.connect(
-            network,
-            who.id,
-            &netns,
-            &interface,
-            attachment.ipv4,
-            &[],
-        ))?;
+        let endpoint =
+            self.block(net.connect(network, who.id, &netns, &interface, attachment.ipv4, &[]))?;
         attachment.endpoint = Some(EndpointState::of(&endpoint));
         self.register(who, network, attachment, endpoint.address);
         let upstream = {
