@@ -327,7 +327,7 @@ fn default_bridge_ports_files_none_and_container_mode() {
     assert!(out.contains("\nbox1\n"), "{out}");
     assert!(out.contains("nameserver "), "{out}");
 
-    // --network none: only lo.
+    // --network none: only lo, up.
     let out = d.ok(&[
         "run",
         "--rm",
@@ -340,6 +340,7 @@ fn default_bridge_ports_files_none_and_container_mode() {
     ]);
     let links: Vec<&str> = out.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(links, ["lo"], "{out}");
+    assert!(out.contains("<LOOPBACK,UP,"), "lo is up as with Docker: {out}");
 
     // -p ip:host:ctr, reached on 127.0.0.1 through DNAT.
     d.ok(&[

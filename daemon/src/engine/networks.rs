@@ -555,6 +555,12 @@ impl Networks {
                         .to_owned(),
                 ));
                 }
+                if view.meta.name == DEFAULT_NETWORK && ipv4.is_some() {
+                    return Err(NetError::Invalid(
+                        "user specified IP address is supported on user defined networks only"
+                            .to_owned(),
+                    ));
+                }
                 if !out.iter().any(|(name, _)| *name == view.meta.name) {
                     out.push((
                         view.meta.name.clone(),

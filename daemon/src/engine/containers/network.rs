@@ -162,7 +162,7 @@ impl ContainerStore {
             })?;
             return Ok(PreparedNetwork {
                 files,
-                netns_path: None,
+                netns_path: Some(self.networks.loopback_netns(&record.id)?),
             });
         }
         let ports = port_specs(record)?;

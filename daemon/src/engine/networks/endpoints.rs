@@ -240,9 +240,41 @@ impl Networks {
         Ok(())
     }
 
+    /// A namespace with only `lo`, up (`--network none`, or no default
+    /// network): made here rather than by the runtime, whose new
+    /// namespace would leave `lo` down.
+    pub(crate) fn loopback_netns(&self, id: &str) -> Result<PathBuf, NetError> {
+        let path = self.ns_path(id);
+        NetNs::remove(&path)?;
+        let netns = NetNs::create(&path)?;
+        let up = self.block(async {
+            let inside = berth_network::Netlink::open(&netns).await?;
+            match inside.link_index("lo").await? {
+                Some(lo) => inside.set_up(lo, "lo").await,
+                None => Ok(()),
+            }
+        });
+        drop(netns);
+        if let Err(err) = up {
+            let _ = NetNs::remove(&path);
+            return Err(err.into());
+        }
+        Ok(path)
+    }
+
     /// Exit or removal: endpoints, DNS names and the namespace go; the
     /// attachments keep their configuration.
     pub(crate) fn disconnect_container(&self, id: &str, attachments: &mut [(String, Attachment)]) {
+        if !attachments.iter().any(|(_, a)| a.endpoint.is_some())
+            && !lock(&self.live).contains_key(id)
+        {
+            // Nothing on a bridge: only the namespace, without opening
+            // networking (a `--bridge none` daemon never touches the host's).
+            if let Err(err) = NetNs::remove(self.ns_path(id)) {
+                log::warning!("removing the network namespace of {id}: {err}");
+            }
+            return;
+        }
         let live = lock(&self.live).remove(id).unwrap_or_default();
         let Live {
             mut endpoints, dns, ..
