@@ -340,7 +340,10 @@ fn default_bridge_ports_files_none_and_container_mode() {
     ]);
     let links: Vec<&str> = out.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(links, ["lo"], "{out}");
-    assert!(out.contains("<LOOPBACK,UP,"), "lo is up as with Docker: {out}");
+    assert!(
+        out.contains("<LOOPBACK,UP,"),
+        "lo is up as with Docker: {out}"
+    );
 
     // -p ip:host:ctr, reached on 127.0.0.1 through DNAT.
     d.ok(&[
@@ -588,6 +591,8 @@ fn user_networks_names_isolation_and_bad_input() {
         .map(|c| c["Name"].as_str().unwrap())
         .collect();
     assert_eq!(members, ["srv"]);
+    let on_front = d.ok(&["ps", "--filter", "network=front", "--format", "{{.Names}}"]);
+    assert_eq!(on_front, "srv\n");
 
     // From `back`: neither the name nor the address of srv.
     let isolated = |what: &str| {
@@ -628,10 +633,24 @@ fn user_networks_names_isolation_and_bad_input() {
     d.ok(&["network", "disconnect", "back", "srv"]);
     isolated("api");
 
+    // A rename shows in the DNS at once.
+    d.ok(&["rename", "srv", "srv2"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://srv2/",
+    ]);
+    assert_eq!(out, "hello from berth\n");
+
     // In use: refused; after the container goes, removed with its bridge.
     let err = d.fails(&["network", "rm", "front"]);
     assert!(err.contains("active endpoints"), "{err}");
-    d.ok(&["rm", "-f", "srv"]);
+    d.ok(&["rm", "-f", "srv2"]);
     d.ok(&["network", "rm", "front"]);
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("back"), "{pruned}");

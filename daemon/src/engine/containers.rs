@@ -890,6 +890,7 @@ impl Engine {
         {
             Ok(record) => {
                 self.containers.release_name(&old_name, &container.id);
+                self.containers.rename_network_names(&record);
                 self.containers
                     .publish("rename", &record, &[("oldName", old_name.clone())]);
                 Ok(())

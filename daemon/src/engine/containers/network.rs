@@ -264,6 +264,17 @@ impl ContainerStore {
     }
 }
 
+impl ContainerStore {
+    /// After a rename of a running container: its new name in the DNS.
+    pub(crate) fn rename_network_names(&self, record: &Record) {
+        let who = ContainerNames {
+            id: &record.id,
+            name: bare_name(record),
+        };
+        self.networks.refresh_names(&who, &record.networks);
+    }
+}
+
 impl From<NetError> for ContainerError {
     fn from(err: NetError) -> Self {
         ContainerError::Network(Box::new(err))

@@ -199,6 +199,19 @@ impl Networks {
         }
     }
 
+    /// After a rename: the container's DNS names on its user networks.
+    pub(crate) fn refresh_names(
+        &self,
+        who: &ContainerNames<'_>,
+        attachments: &[(String, Attachment)],
+    ) {
+        for (network, attachment) in attachments {
+            if let Some(endpoint) = &attachment.endpoint {
+                self.register(who, network, attachment, endpoint.address);
+            }
+        }
+    }
+
     /// (Re)starts the container's embedded DNS server for `networks`. The
     /// old server's socket closes asynchronously, so binding is retried.
     fn restart_dns(
