@@ -633,6 +633,16 @@ fn user_networks_names_isolation_and_bad_input() {
     d.ok(&["network", "disconnect", "back", "srv"]);
     isolated("api");
 
+    // --internal: no default route out.
+    d.ok(&["network", "create", "--internal", "priv"]);
+    assert_eq!(
+        d.ok(&["network", "inspect", "priv", "--format", "{{.Internal}}"]),
+        "true\n"
+    );
+    let out = d.ok(&["run", "--rm", "--network", "priv", "busybox", "ip", "route"]);
+    assert!(!out.contains("default"), "{out}");
+    d.ok(&["network", "rm", "priv"]);
+
     // A rename shows in the DNS at once.
     d.ok(&["rename", "srv", "srv2"]);
     let out = d.ok(&[
@@ -789,4 +799,41 @@ fn crash_restart_keeps_addresses_and_ports_and_cleans_up() {
         .map(|e| e.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn docker_py_networks_api() {
+    let probe = Command::new("python3")
+        .args(["-c", "import docker, pytest"])
+        .output()
+        .expect("running python3");
+    assert!(
+        probe.status.success(),
+        "docker-py or pytest is missing: run `pip install docker pytest` (scripts/setup-host does): {}",
+        text(&probe.stderr)
+    );
+    let d = NetDaemon::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_networks.py");
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            script,
+        ])
+        .env("BERTHD_HOST", d.host())
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("running pytest");
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("3 passed"), "{stdout}");
 }
