@@ -33,8 +33,6 @@ const IMAGE: &str = "busybox:latest";
 const PODMAN_IMAGE: &str = "localhost/busybox:latest";
 const NONE: &str = "none";
 const BRIDGE: &str = "bridge";
-/// Why berthd's engines have no `bridge` metric.
-const BERTHD_NO_BRIDGE: &str = "berthd: bridge networking not wired yet";
 
 #[derive(Debug)]
 pub(crate) struct RunRm;
@@ -79,9 +77,21 @@ impl Scenario for RunRm {
         // berthd puts a container's cgroup at /berth/<id>: what appears
         // there during the run and stays is ours and leaked.
         let berth_cgroups_before = host::child_cgroups(&host::cgroup_dirs("berth"));
-        let berthd = start_berthd(&dir.join("berthd"), Some(&tarball), &berth_cli, &docker_cli);
-
         let netns = NetNs::create(&format!("{}net", ctx.id_prefix)).map_err(|e| format!("{e:#}"));
+        let berthd = start_berthd(
+            &dir.join("berthd"),
+            Some(&tarball),
+            &berth_cli,
+            &docker_cli,
+            netns.as_ref().ok(),
+        );
+        // berthd's bridge lives in the private namespace, or is not measured.
+        let berthd_no_bridge = netns.as_ref().err().map(|why| {
+            format!(
+                "no private network namespace ({why}); berthd's bridge would add berth0 and its \
+                 nftables table to the host"
+            )
+        });
         let docker_cgroup = format!("/{}docker", ctx.id_prefix);
         let podman_cgroup = format!("/{}podman", ctx.id_prefix);
         let dockerd = match &docker_cli {
@@ -118,7 +128,7 @@ impl Scenario for RunRm {
                 both(&berth_cli, &berthd_socket).map(|(bin, socket)| Runner::Client {
                     client: Client::Berth(bin),
                     socket,
-                    no_bridge: Some(BERTHD_NO_BRIDGE.into()),
+                    no_bridge: berthd_no_bridge.clone(),
                 }),
             ),
             (
@@ -126,7 +136,7 @@ impl Scenario for RunRm {
                 both(&docker_cli, &berthd_socket).map(|(_, socket)| Runner::Client {
                     client: Client::Docker,
                     socket,
-                    no_bridge: Some(BERTHD_NO_BRIDGE.into()),
+                    no_bridge: berthd_no_bridge.clone(),
                 }),
             ),
             (
@@ -158,6 +168,13 @@ impl Scenario for RunRm {
             {
                 notes.push(format!("{name}: {BRIDGE} not measured: {why}"));
             }
+        }
+        if berthd.is_ok() && netns.is_ok() {
+            notes.push(
+                "berth, docker-berthd: berthd runs in the same private network namespace with \
+                 its default bridge (berth0, nftables table ip berth)"
+                    .into(),
+            );
         }
         if let Ok(d) = &dockerd
             && d.no_bridge.is_none()
@@ -403,12 +420,14 @@ fn rootfs_tarball(rootfs: &Path, tarball: &Path) -> anyhow::Result<()> {
 }
 
 /// A private berthd, with the busybox image imported from `tarball` if
-/// given (with Berth's CLI if built, else the docker CLI).
+/// given (with Berth's CLI if built, else the docker CLI); inside `netns`
+/// with its default bridge when given, else without a default network.
 pub(super) fn start_berthd(
     dir: &Path,
     tarball: Option<&Path>,
     berth_cli: &Result<PathBuf, String>,
     docker_cli: &Result<PathBuf, String>,
+    netns: Option<&NetNs>,
 ) -> Result<Berthd, String> {
     let bin = engine::sibling("berthd")
         .or_else(|| engine::which("berthd"))
@@ -417,7 +436,11 @@ pub(super) fn start_berthd(
              berth-daemon)"
                 .to_string()
         })?;
-    let berthd = Berthd::start(&bin, dir).map_err(|e| format!("{e:#}"))?;
+    let berthd = match netns {
+        Some(ns) => Berthd::start_in(&bin, dir, ns),
+        None => Berthd::start(&bin, dir),
+    }
+    .map_err(|e| format!("{e:#}"))?;
     let Some(tarball) = tarball else {
         return Ok(berthd);
     };
