@@ -220,6 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn bridge_defaults_to_berth0_and_none_disables_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "bridge = \"br-file\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let empty = Config::load(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(empty.bridge.as_deref(), Some("berth0"));
+        let from_file = Config::load(args(&["--config", path])).unwrap();
+        assert_eq!(from_file.bridge.as_deref(), Some("br-file"));
+        let none = Config::load(args(&["--config", path, "--bridge", "none"])).unwrap();
+        assert_eq!(none.bridge, None);
+    }
+
+    #[test]
     fn unknown_key_and_missing_file_are_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berthd.toml");
