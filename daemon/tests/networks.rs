@@ -657,6 +657,21 @@ fn user_networks_names_isolation_and_bad_input() {
     ]);
     assert_eq!(out, "hello from berth\n");
 
+    // A running container of the default bridge connected to `front`
+    // switches to the embedded DNS and finds srv2.
+    d.ok(&["run", "-d", "--name", "edge", "busybox", "sleep", "60"]);
+    d.ok(&["network", "connect", "front", "edge"]);
+    let out = d.ok(&[
+        "exec",
+        "edge",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; wget -qO- http://srv2/",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.ends_with("hello from berth\n"), "{out}");
+    d.ok(&["rm", "-f", "edge"]);
+
     // In use: refused; after the container goes, removed with its bridge.
     let err = d.fails(&["network", "rm", "front"]);
     assert!(err.contains("active endpoints"), "{err}");

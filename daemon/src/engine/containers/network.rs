@@ -11,7 +11,7 @@ use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
 use super::{Container, ContainerError, ContainerStore, Record, lock};
 use crate::engine::Engine;
 use crate::engine::networks::{
-    ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
+    Attachment, ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
 };
 use crate::engine::spec::NetworkFiles;
 use crate::log;
@@ -143,28 +143,14 @@ impl ContainerStore {
         if let Some(other) = mode.strip_prefix("container:") {
             return self.join_network_of(other);
         }
-        let overrides = dns_overrides(record)?;
-        let dir = self.dir(&record.id);
         if record.networks.is_empty() {
-            let files = write_files(&FilesInput {
-                dir: &dir,
-                hostname: &record.config.hostname,
-                address: None,
-                aliases: &[],
-                extra_hosts: record
-                    .host_config
-                    .extra_hosts
-                    .as_deref()
-                    .unwrap_or_default(),
-                gateway: None,
-                dns_mode: DnsMode::Host,
-                overrides: &overrides,
-            })?;
+            let files = self.write_network_files(record, &[])?;
             return Ok(PreparedNetwork {
                 files,
                 netns_path: Some(self.networks.loopback_netns(&record.id)?),
             });
         }
+        let overrides = dns_overrides(record)?;
         let ports = port_specs(record)?;
         let mut attachments = record.networks.clone();
         let who = ContainerNames {
@@ -175,14 +161,32 @@ impl ContainerStore {
             .networks
             .connect_container(&who, &mut attachments, &ports, &overrides)?;
         self.update(container, |r| r.networks = attachments.clone())?;
-        let (_, attachment) = &attachments[0];
-        let endpoint = attachment.endpoint.as_ref();
-        let user_network = attachments.iter().any(|(n, _)| n != DEFAULT_NETWORK);
-        let files = write_files(&FilesInput {
-            dir: &dir,
+        let files = self.write_network_files(record, &attachments)?;
+        Ok(PreparedNetwork {
+            files,
+            netns_path: Some(setup.netns_path),
+        })
+    }
+
+    /// `hostname`, `hosts` (the first connected network's address and
+    /// aliases) and `resolv.conf` (the embedded DNS once a user network
+    /// is connected), rewritten in place when networks change.
+    fn write_network_files(
+        &self,
+        record: &Record,
+        attachments: &[(String, Attachment)],
+    ) -> Result<NetworkFiles, ContainerError> {
+        let overrides = dns_overrides(record)?;
+        let primary = attachments.iter().find(|(_, a)| a.endpoint.is_some());
+        let endpoint = primary.and_then(|(_, a)| a.endpoint.as_ref());
+        let user_network = attachments
+            .iter()
+            .any(|(n, a)| n != DEFAULT_NETWORK && a.endpoint.is_some());
+        Ok(write_files(&FilesInput {
+            dir: &self.dir(&record.id),
             hostname: &record.config.hostname,
             address: endpoint.map(|e| e.address),
-            aliases: &attachment.aliases,
+            aliases: primary.map_or(&[][..], |(_, a)| a.aliases.as_slice()),
             extra_hosts: record
                 .host_config
                 .extra_hosts
@@ -195,11 +199,7 @@ impl ContainerStore {
                 DnsMode::Host
             },
             overrides: &overrides,
-        })?;
-        Ok(PreparedNetwork {
-            files,
-            netns_path: Some(setup.netns_path),
-        })
+        })?)
     }
 
     /// `container:<name|id>`: the other (running) container's namespace
@@ -359,7 +359,10 @@ impl Engine {
                     .connect_running(&who, &record.networks, &name, &mut attachment)?;
             }
             let entry = (name, attachment);
-            store.update(&container, |r| r.networks.push(entry.clone()))?;
+            let record = store.update(&container, |r| r.networks.push(entry.clone()))?;
+            if running && let Err(err) = store.write_network_files(&record, &record.networks) {
+                log::warning!("rewriting the network files of {}: {err}", record.id);
+            }
             store
                 .networks
                 .publish_connect("connect", &view.meta, &record.id);
@@ -398,7 +401,12 @@ impl Engine {
                     &mut attachment,
                 )?;
             }
-            store.update(&container, |r| r.networks = remaining.clone())?;
+            let record = store.update(&container, |r| r.networks = remaining.clone())?;
+            if record.state.status.is_running()
+                && let Err(err) = store.write_network_files(&record, &record.networks)
+            {
+                log::warning!("rewriting the network files of {}: {err}", record.id);
+            }
             store
                 .networks
                 .publish_connect("disconnect", &view.meta, &record.id);
