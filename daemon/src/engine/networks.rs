@@ -494,12 +494,6 @@ impl Networks {
             self.publish(action, &meta, Some(container));
         }
     }
-
-    /// The nft table as `nft list` prints it, for logs.
-    #[allow(dead_code)] // debugging aid
-    pub(crate) fn ruleset(&self) -> Option<String> {
-        self.opened().and_then(|n| n.firewall().ruleset().ok())
-    }
 }
 
 /// One `NetworkingConfig.EndpointsConfig` entry: aliases and `--ip`.

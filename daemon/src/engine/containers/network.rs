@@ -415,3 +415,75 @@ impl Engine {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(host_config: serde_json::Value, exposed: serde_json::Value) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": "/web", "created": 0, "path": "sh", "args": [],
+            "config": { "ExposedPorts": exposed },
+            "host_config": host_config,
+            "image_id": "sha256:1",
+            "state": { "status": "created", "pid": 0, "exit_code": 0, "error": "",
+                       "started_at": null, "finished_at": null },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn port_bindings_and_publish_all_become_specs() {
+        let r = record(
+            serde_json::json!({
+                "PortBindings": {
+                    "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
+                               {"HostIp": "::", "HostPort": "8080"}],
+                    "53/udp": [{"HostIp": "", "HostPort": ""}],
+                    "9000": null,
+                },
+                "PublishAllPorts": true,
+            }),
+            serde_json::json!({"80/tcp": {}, "443/tcp": {}}),
+        );
+        let specs = port_specs(&r).unwrap();
+        let view: Vec<(String, u16, u16, Protocol)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.host_ip.to_string(),
+                    s.host_port,
+                    s.container_port,
+                    s.protocol,
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("0.0.0.0".to_owned(), 0, 53, Protocol::Udp),
+                ("127.0.0.1".to_owned(), 8080, 80, Protocol::Tcp),
+                ("0.0.0.0".to_owned(), 0, 9000, Protocol::Tcp),
+                ("0.0.0.0".to_owned(), 0, 443, Protocol::Tcp),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_ports_are_named_in_the_error() {
+        for (key, host_port, needle) in [
+            ("80-90/tcp", "", "80-90/tcp"),
+            ("80/sctp", "", "sctp"),
+            ("0/tcp", "", "0/tcp"),
+            ("80/tcp", "70000", "70000"),
+            ("80/tcp", "8000-8010", "8000-8010"),
+        ] {
+            let r = record(
+                serde_json::json!({"PortBindings": {key: [{"HostIp": "", "HostPort": host_port}]}}),
+                serde_json::Value::Null,
+            );
+            let err = port_specs(&r).unwrap_err().to_string();
+            assert!(err.contains(needle), "{key} {host_port}: {err}");
+        }
+    }
+}
