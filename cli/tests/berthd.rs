@@ -8,23 +8,13 @@
 
 mod common;
 
-use common::{CaptureProxy, PrivateBerthd, Registry, berth, docker_cli, stderr, stdout};
-
-fn ok(host: &str, args: &[&str]) -> String {
-    let out = berth(host, args);
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed ({:?}): {}",
-        out.status.code(),
-        stderr(&out)
-    );
-    stdout(&out)
-}
+use berth_testkit::registry::TestRegistry;
+use common::{CaptureProxy, berth, docker_cli, ok, start_berthd, stderr, stdout};
 
 #[test]
 fn commands_against_berthd() {
-    let d = PrivateBerthd::start();
-    let h = d.host.as_str();
+    let d = start_berthd();
+    let h = &d.host();
 
     // version negotiation: berthd serves 1.47, berth's own version, so no "downgraded" note
     // (dockerd 20.10 served 1.41 and berth said "1.41 (downgraded from 1.47)"; the
@@ -288,14 +278,14 @@ fn commands_against_berthd() {
     );
 
     // push / pull with progress against a loopback registry (127.0.0.0/8 is insecure by default)
-    let reg = Registry::start();
-    let blob_dir = d.path().join("blob");
+    let reg = TestRegistry::start(None);
+    let blob_dir = d.dir.path().join("blob");
     std::fs::create_dir_all(&blob_dir).unwrap();
     let noise: Vec<u8> = (0..2_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(blob_dir.join("data"), noise).unwrap();
-    let tar = d.path().join("blob.tar");
+    let tar = d.dir.path().join("blob.tar");
     assert!(
         std::process::Command::new("tar")
             .arg("-C")
@@ -307,7 +297,7 @@ fn commands_against_berthd() {
             .unwrap()
             .success()
     );
-    let blob = format!("{}/test/blob:v1", reg.addr);
+    let blob = format!("{}/test/blob:v1", reg.host());
     let imported = docker_cli(h, &["import", tar.to_str().unwrap(), &blob]);
     assert!(
         imported.status.success(),
@@ -318,7 +308,7 @@ fn commands_against_berthd() {
     assert!(
         pushed.starts_with(&format!(
             "The push refers to repository [{}/test/blob]",
-            reg.addr
+            reg.host()
         )),
         "{pushed}"
     );
@@ -346,7 +336,7 @@ fn commands_against_berthd() {
         )),
         "{pulled}"
     );
-    let out = berth(h, &["pull", &format!("{}/test/blob:nope", reg.addr)]);
+    let out = berth(h, &["pull", &format!("{}/test/blob:nope", reg.host())]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
         stderr(&out).starts_with("Error response from daemon: manifest for "),
@@ -355,7 +345,7 @@ fn commands_against_berthd() {
     );
 
     // run with an image that is not there yet: docker's message, pull, retry
-    let bb = format!("{}/test/bb:v1", reg.addr);
+    let bb = format!("{}/test/bb:v1", reg.host());
     ok(h, &["tag", "busybox", &bb]);
     ok(h, &["push", &bb]);
     ok(h, &["rmi", &bb]);
@@ -371,7 +361,7 @@ fn commands_against_berthd() {
     // (login/logout: berthd does not serve POST /auth yet; see private_dockerd.rs)
 
     // save / load round trip
-    let tarball = d.path().join("saved.tar");
+    let tarball = d.dir.path().join("saved.tar");
     ok(h, &["save", "-o", tarball.to_str().unwrap(), "busybox"]);
     assert!(std::fs::metadata(&tarball).unwrap().len() > 1_000_000);
     ok(h, &["rmi", "busybox"]);

@@ -9,18 +9,8 @@
 
 mod common;
 
-use common::{PrivateDockerd, Registry, berth, berth_with_stdin, stderr, stdout};
-
-fn ok(host: &str, args: &[&str]) -> String {
-    let out = berth(host, args);
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed ({:?}): {}",
-        out.status.code(),
-        stderr(&out)
-    );
-    stdout(&out)
-}
+use berth_testkit::registry::TestRegistry;
+use common::{PrivateDockerd, berth, berth_with_stdin, ok, stderr, stdout};
 
 #[test]
 fn commands_berthd_does_not_serve_yet() {
@@ -86,7 +76,7 @@ fn commands_berthd_does_not_serve_yet() {
 
     ok(h, &["rm", "-f", "t-sleep"]);
 
-    let reg = Registry::start();
+    let reg = TestRegistry::start(None);
     // login / logout: validated by the daemon (POST /auth), stored in config.json like docker
     let cfg = tempfile::tempdir().unwrap();
     let cfg_dir = cfg.path().to_str().unwrap();
@@ -99,7 +89,7 @@ fn commands_berthd_does_not_serve_yet() {
             "-u",
             "me",
             "--password-stdin",
-            &reg.addr,
+            &reg.host(),
         ],
         b"secret\n",
     );
@@ -107,14 +97,14 @@ fn commands_berthd_does_not_serve_yet() {
     assert_eq!(stdout(&out), "Login Succeeded\n");
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(stored["auths"][&reg.addr]["auth"], "bWU6c2VjcmV0"); // base64("me:secret")
+    assert_eq!(stored["auths"][&reg.host()]["auth"], "bWU6c2VjcmV0"); // base64("me:secret")
     assert_eq!(
-        ok(h, &["--config", cfg_dir, "logout", &reg.addr]),
-        format!("Removing login credentials for {}\n", reg.addr)
+        ok(h, &["--config", cfg_dir, "logout", &reg.host()]),
+        format!("Removing login credentials for {}\n", reg.host())
     );
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
-    assert!(stored["auths"].get(&reg.addr).is_none());
+    assert!(stored["auths"].get(reg.host()).is_none());
     drop(reg);
 
     // networks and volumes

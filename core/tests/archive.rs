@@ -2,14 +2,12 @@
 //! oci-archive tarballs we load, and reads the ones we save.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth_core::archive::{self, ImportConfig};
 use berth_core::{ContentStore, Digest, ErrorKind, MetadataStore, Problem, Reference};
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use berth_testkit::image::gzip;
 use serde_json::json;
 
 struct Stores {
@@ -49,12 +47,6 @@ fn busybox_rootfs() -> Vec<u8> {
     }
     b.append_data(&mut dir, "tmp/", std::io::empty()).unwrap();
     b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 fn write_blob(layout: &Path, data: &[u8]) -> (Digest, usize) {

@@ -6,7 +6,7 @@
 //! with a token service.
 
 mod common {
-    pub mod registry;
+    pub mod servers;
 }
 
 use std::collections::HashMap;
@@ -15,14 +15,22 @@ use std::sync::{Arc, OnceLock};
 
 use berth_core::registry::{Credentials, Platform, RegistryClient, RegistryConfig, RegistryError};
 use berth_core::{ContentStore, Digest, ErrorKind, Reference};
+use berth_testkit::image::{
+    LAYER_GZIP, OCI_INDEX, OCI_MANIFEST, TestImage, busybox_tar, gzip, index_of,
+    write_oci_index_layout,
+};
+use berth_testkit::registry::{TestRegistry, free_port};
 use bytes::Bytes;
-use common::registry::{BusyboxImage, TestRegistry, TestServer, busybox_layer, proxy};
+use common::servers::{TestServer, proxy};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-fn layer() -> &'static [u8] {
-    static LAYER: OnceLock<Vec<u8>> = OnceLock::new();
-    LAYER.get_or_init(busybox_layer)
+/// busybox in one gzip'd layer for `architecture` (the layer is the same
+/// for every architecture; the config, and so the manifest, differ).
+fn busybox(architecture: &str) -> TestImage {
+    static TAR: OnceLock<Vec<u8>> = OnceLock::new();
+    let tar = TAR.get_or_init(busybox_tar);
+    TestImage::build_for(std::slice::from_ref(tar), gzip, LAYER_GZIP, architecture)
 }
 
 fn client() -> RegistryClient {
@@ -43,25 +51,12 @@ fn store() -> (tempfile::TempDir, ContentStore) {
     (dir, store)
 }
 
-async fn push_image(client: &RegistryClient, reference: &Reference, image: &BusyboxImage) {
-    for blob in [&image.layer, &image.config] {
-        client
-            .push_blob(reference, &blob.digest, blob.data.clone(), None)
-            .await
-            .unwrap();
+/// Pushes `image` and checks the registry has each of its blobs.
+async fn push_image(client: &RegistryClient, reference: &Reference, image: &TestImage) {
+    image.push(client, reference).await;
+    for blob in image.layers.iter().chain([&image.config]) {
         assert!(client.blob_exists(reference, &blob.digest).await.unwrap());
     }
-    let tag = reference.tag().unwrap_or("latest");
-    let digest = client
-        .put_manifest(
-            reference,
-            tag,
-            image.manifest.media_type,
-            image.manifest.data.clone(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(digest, image.manifest.digest);
 }
 
 fn read_blob(store: &ContentStore, digest: &Digest) -> Vec<u8> {
@@ -71,12 +66,12 @@ fn read_blob(store: &ContentStore, digest: &Digest) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_then_pull_by_tag_and_by_digest() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let client = client();
     let reference = reg.reference("test/busybox:1.0");
     assert!(
         !client
-            .blob_exists(&reference, &image.layer.digest)
+            .blob_exists(&reference, &image.layers[0].digest)
             .await
             .unwrap()
     );
@@ -88,12 +83,12 @@ async fn push_then_pull_by_tag_and_by_digest() {
         .unwrap();
     assert_eq!(resolved.digest, image.manifest.digest);
     assert_eq!(resolved.raw, image.manifest.data);
-    assert_eq!(resolved.media_type, common::registry::OCI_MANIFEST);
+    assert_eq!(resolved.media_type, OCI_MANIFEST);
     assert!(resolved.index.is_none());
     assert_eq!(resolved.manifest.layers().len(), 1);
     assert_eq!(
         resolved.manifest.layers()[0].digest().as_ref(),
-        image.layer.digest.to_string()
+        image.layers[0].digest.to_string()
     );
 
     let by_digest = reg.reference(&format!("test/busybox@{}", image.manifest.digest));
@@ -104,7 +99,7 @@ async fn push_then_pull_by_tag_and_by_digest() {
     assert_eq!(resolved.raw, image.manifest.data);
 
     let (_dir, store) = store();
-    for blob in [&image.layer, &image.config] {
+    for blob in [&image.layers[0], &image.config] {
         let got = client
             .fetch_blob_into(&store, &reference, &blob.digest, blob.data.len() as u64)
             .await
@@ -115,20 +110,20 @@ async fn push_then_pull_by_tag_and_by_digest() {
 
     // A ranged fetch returns the tail.
     let mut stream = client
-        .fetch_blob(&reference, &image.layer.digest, 1000)
+        .fetch_blob(&reference, &image.layers[0].digest, 1000)
         .await
         .unwrap();
     let mut tail = Vec::new();
     while let Some(chunk) = stream.chunk().await.unwrap() {
         tail.extend_from_slice(&chunk);
     }
-    assert_eq!(tail, image.layer.data[1000..]);
+    assert_eq!(tail, image.layers[0].data[1000..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_an_image_seeded_by_skopeo() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let layout = tempfile::tempdir().unwrap();
     image.write_oci_layout(layout.path(), "latest");
     let out = std::process::Command::new("skopeo")
@@ -157,23 +152,23 @@ async fn pulls_an_image_seeded_by_skopeo() {
         .fetch_blob_into(&store, &reference, &digest, layer.size())
         .await
         .unwrap();
-    assert_eq!(read_blob(&store, &digest), image.layer.data);
+    assert_eq!(read_blob(&store, &digest), image.layers[0].data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_selects_the_platform() {
     let reg = TestRegistry::start(None);
-    let amd64 = BusyboxImage::build(layer(), "amd64");
-    let arm64 = BusyboxImage::build(layer(), "arm64");
+    let amd64 = busybox("amd64");
+    let arm64 = busybox("arm64");
     let client = client();
     for image in [&amd64, &arm64] {
         let r = reg.reference(&format!("multi/busybox:{}", image.architecture));
         push_image(&client, &r, image).await;
     }
-    let index = BusyboxImage::index(&[&amd64, &arm64]);
+    let index = index_of(&[&amd64, &arm64]);
     let reference = reg.reference("multi/busybox:latest");
     client
-        .put_manifest(&reference, "latest", index.media_type, index.data.clone())
+        .put_manifest(&reference, "latest", &index.media_type, index.data.clone())
         .await
         .unwrap();
 
@@ -185,7 +180,7 @@ async fn index_selects_the_platform() {
     assert_eq!(resolved.raw, amd64.manifest.data);
     let (index_digest, index_type, index_raw) = resolved.index.unwrap();
     assert_eq!(index_digest, index.digest);
-    assert_eq!(index_type, common::registry::OCI_INDEX);
+    assert_eq!(index_type, OCI_INDEX);
     assert_eq!(index_raw, index.data);
 
     let arm = client
@@ -215,7 +210,7 @@ async fn index_selects_the_platform() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth() {
     let reg = TestRegistry::start(Some(("alice", "s3cret")));
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let reference = reg.reference("private/busybox:1");
     let good = client_with(&reg.host(), "alice", "s3cret");
     push_image(&good, &reference, &image).await;
@@ -295,7 +290,7 @@ async fn bearer_front(upstream: String, token_requests: Arc<AtomicUsize>) -> Tes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_flow_through_a_token_front() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let token_requests = Arc::new(AtomicUsize::new(0));
     let front = bearer_front(reg.host(), token_requests.clone()).await;
     let reference = Reference::parse(&format!("{}/bearer/busybox:1", front.host())).unwrap();
@@ -314,8 +309,8 @@ async fn bearer_token_flow_through_a_token_front() {
         .fetch_blob_into(
             &store,
             &reference,
-            &image.layer.digest,
-            image.layer.data.len() as u64,
+            &image.layers[0].digest,
+            image.layers[0].data.len() as u64,
         )
         .await
         .unwrap();
@@ -343,34 +338,35 @@ async fn bearer_token_flow_through_a_token_front() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_and_truncated_blobs_are_rejected() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let client = client();
     let reference = reg.reference("bad/busybox:1");
     push_image(&client, &reference, &image).await;
-    let size = image.layer.data.len() as u64;
-    let path = reg.blob_data_path(&image.layer.digest);
+    let size = image.layers[0].data.len() as u64;
+    let path = reg.blob_data_path(&image.layers[0].digest);
 
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let (_dir, store) = store();
     let err = client
-        .fetch_blob_into(&store, &reference, &image.layer.digest, size)
+        .fetch_blob_into(&store, &reference, &image.layers[0].digest, size)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
     assert!(
-        err.to_string().contains(&image.layer.digest.to_string()),
+        err.to_string()
+            .contains(&image.layers[0].digest.to_string()),
         "{err}"
     );
     assert!(store.list().unwrap().is_empty());
-    assert!(!store.exists(&image.layer.digest));
+    assert!(!store.exists(&image.layers[0].digest));
 
     bytes[100] ^= 0xff;
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&path, &bytes).unwrap();
     let result = client
-        .fetch_blob_into(&store, &reference, &image.layer.digest, size)
+        .fetch_blob_into(&store, &reference, &image.layers[0].digest, size)
         .await;
     let err = result.unwrap_err();
     // The registry either sends the short file (size mismatch at commit) or
@@ -479,10 +475,7 @@ async fn canned(manifests: HashMap<&'static str, (&'static str, &'static [u8])>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_manifests_give_clear_errors() {
     let server = canned(HashMap::from([
-        (
-            "notjson",
-            (common::registry::OCI_MANIFEST, &b"<html>oops</html>"[..]),
-        ),
+        ("notjson", (OCI_MANIFEST, &b"<html>oops</html>"[..])),
         (
             "weird",
             ("application/x-weird", &b"{\"schemaVersion\":2}"[..]),
@@ -502,7 +495,7 @@ async fn bad_manifests_give_clear_errors() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("r/x:notjson") && msg.contains(common::registry::OCI_MANIFEST),
+        msg.contains("r/x:notjson") && msg.contains(OCI_MANIFEST),
         "{msg}"
     );
 
@@ -521,7 +514,7 @@ async fn bad_manifests_give_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_repo_mount_and_pull_back_byte_identical() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let client = client();
     let source = reg.reference("src/busybox:1");
     push_image(&client, &source, &image).await;
@@ -554,14 +547,14 @@ async fn cross_repo_mount_and_pull_back_byte_identical() {
     assert_eq!(back.raw, resolved.raw);
     assert_eq!(back.digest, image.manifest.digest);
     let mut stream = client
-        .fetch_blob(&target, &image.layer.digest, 0)
+        .fetch_blob(&target, &image.layers[0].digest, 0)
         .await
         .unwrap();
     let mut got = Vec::new();
     while let Some(chunk) = stream.chunk().await.unwrap() {
         got.extend_from_slice(&chunk);
     }
-    assert_eq!(got, image.layer.data);
+    assert_eq!(got, image.layers[0].data);
 
     // Mounting from a repository that lacks the blob falls back to upload.
     let other = Bytes::from_static(b"not in src");
@@ -577,7 +570,7 @@ async fn cross_repo_mount_and_pull_back_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_image_streams_from_the_content_store() {
     let reg = TestRegistry::start(None);
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let client = client();
     let source = reg.reference("from/busybox:1");
     push_image(&client, &source, &image).await;
@@ -593,7 +586,7 @@ async fn push_image_streams_from_the_content_store() {
         .unwrap();
     std::io::Write::write_all(&mut writer, &resolved.raw).unwrap();
     writer.commit().unwrap();
-    for blob in [&image.config, &image.layer] {
+    for blob in [&image.config, &image.layers[0]] {
         client
             .fetch_blob_into(&store, &source, &blob.digest, blob.data.len() as u64)
             .await
@@ -621,12 +614,15 @@ async fn push_image_streams_from_the_content_store() {
             .fetch_blob_into(
                 &store2,
                 target,
-                &image.layer.digest,
-                image.layer.data.len() as u64,
+                &image.layers[0].digest,
+                image.layers[0].data.len() as u64,
             )
             .await
             .unwrap();
-        assert_eq!(read_blob(&store2, &image.layer.digest), image.layer.data);
+        assert_eq!(
+            read_blob(&store2, &image.layers[0].digest),
+            image.layers[0].data
+        );
     }
 
     // A manifest the store does not have is a clear local error.
@@ -653,7 +649,7 @@ fn fast_retry_client(attempts: u32) -> RegistryClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_5xx_and_429_but_not_other_4xx() {
-    let image = BusyboxImage::build(layer(), "amd64");
+    let image = busybox("amd64");
     let manifest = image.manifest.data.clone();
     let hits: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
     let hits_in = hits.clone();
@@ -682,7 +678,7 @@ async fn retries_5xx_and_429_but_not_other_4xx() {
             };
             Response::builder()
                 .status(status)
-                .header(http::header::CONTENT_TYPE, common::registry::OCI_MANIFEST)
+                .header(http::header::CONTENT_TYPE, OCI_MANIFEST)
                 .body(Full::new(body))
                 .unwrap()
         })
@@ -721,11 +717,7 @@ async fn retries_5xx_and_429_but_not_other_4xx() {
 
     // Nothing listens on a dropped server's port: connect errors are
     // retried, then reported with the URL and the attempt count.
-    let dead = Reference::parse(&format!(
-        "127.0.0.1:{}/r/x:1",
-        common::registry::free_port()
-    ))
-    .unwrap();
+    let dead = Reference::parse(&format!("127.0.0.1:{}/r/x:1", free_port())).unwrap();
     let err = client
         .resolve(&dead, &Platform::default())
         .await
@@ -736,8 +728,8 @@ async fn retries_5xx_and_429_but_not_other_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_redirects_and_copes_with_an_ignored_range() {
-    let image = BusyboxImage::build(layer(), "amd64");
-    let data = image.layer.data.clone();
+    let image = busybox("amd64");
+    let data = image.layers[0].data.clone();
     let saw_credentials = Arc::new(AtomicUsize::new(0));
     let saw_in = saw_credentials.clone();
     // "Storage": serves the whole blob with 200 whatever Range says.
@@ -778,7 +770,7 @@ async fn follows_redirects_and_copes_with_an_ignored_range() {
     let reference = Reference::parse(&format!("{}/r/x:1", front.host())).unwrap();
 
     let mut stream = client
-        .fetch_blob(&reference, &image.layer.digest, 1000)
+        .fetch_blob(&reference, &image.layers[0].digest, 1000)
         .await
         .unwrap();
     assert!(stream.url().contains("/bucket/blob"), "{}", stream.url());
@@ -786,32 +778,35 @@ async fn follows_redirects_and_copes_with_an_ignored_range() {
     while let Some(chunk) = stream.chunk().await.unwrap() {
         tail.extend_from_slice(&chunk);
     }
-    assert_eq!(tail, image.layer.data[1000..]);
+    assert_eq!(tail, image.layers[0].data[1000..]);
 
     let (_dir, store) = store();
     client
         .fetch_blob_into(
             &store,
             &reference,
-            &image.layer.digest,
-            image.layer.data.len() as u64,
+            &image.layers[0].digest,
+            image.layers[0].data.len() as u64,
         )
         .await
         .unwrap();
-    assert_eq!(read_blob(&store, &image.layer.digest), image.layer.data);
+    assert_eq!(
+        read_blob(&store, &image.layers[0].digest),
+        image.layers[0].data
+    );
     assert_eq!(saw_credentials.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_an_index_and_a_docker_manifest_seeded_by_skopeo() {
     let reg = TestRegistry::start(None);
-    let amd64 = BusyboxImage::build(layer(), "amd64");
-    let arm64 = BusyboxImage::build(layer(), "arm64");
-    let index = BusyboxImage::index(&[&amd64, &arm64]);
+    let amd64 = busybox("amd64");
+    let arm64 = busybox("arm64");
+    let index = index_of(&[&amd64, &arm64]);
     let layout = tempfile::tempdir().unwrap();
-    common::registry::write_oci_index_layout(layout.path(), &[&amd64, &arm64], &index, "multi");
+    write_oci_index_layout(layout.path(), &[&amd64, &arm64], &index, "multi");
     let src = format!("oci:{}:multi", layout.path().display());
-    common::registry::skopeo_copy(
+    common::servers::skopeo_copy(
         &["--all", "--preserve-digests"],
         &src,
         &format!("{}/seeded/multi:1", reg.host()),
@@ -840,7 +835,7 @@ async fn pulls_an_index_and_a_docker_manifest_seeded_by_skopeo() {
     // skopeo converts the OCI manifest to Docker schema 2 on the way.
     let single = tempfile::tempdir().unwrap();
     amd64.write_oci_layout(single.path(), "latest");
-    common::registry::skopeo_copy(
+    common::servers::skopeo_copy(
         &["--format", "v2s2"],
         &format!("oci:{}:latest", single.path().display()),
         &format!("{}/seeded/docker:1", reg.host()),

@@ -5,13 +5,12 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Stdio;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Berthd, berthd_command, request};
+use common::{BerthdRequest, berthd_command, request, start_berthd};
 
 #[test]
 fn ping_answers_head_and_get_with_the_negotiation_headers() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     for path in ["/_ping", "/v1.47/_ping"] {
         let get = daemon.request("GET", path);
         assert_eq!(get.status, 200);
@@ -41,7 +40,7 @@ fn ping_answers_head_and_get_with_the_negotiation_headers() {
 
 #[test]
 fn versioned_and_unversioned_paths_serve_the_same_version() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let plain = daemon.request("GET", "/version").json();
     let versioned = daemon.request("GET", "/v1.44/version").json();
     // A newer client than us is served as 1.47 instead of being refused.
@@ -60,7 +59,7 @@ fn versioned_and_unversioned_paths_serve_the_same_version() {
 
 #[test]
 fn too_old_version_unknown_route_and_wrong_method_are_json_errors() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let old = daemon.request("GET", "/v1.23/version");
     assert_eq!(old.status, 400);
     assert_eq!(old.header("Content-Type"), Some("application/json"));
@@ -84,7 +83,7 @@ fn too_old_version_unknown_route_and_wrong_method_are_json_errors() {
 
 #[test]
 fn info_and_df_have_dockers_shape() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let info = daemon.request("GET", "/v1.47/info").json();
     assert_eq!(info["OSType"], "linux");
     assert_eq!(info["Architecture"], "x86_64");
@@ -111,11 +110,8 @@ fn info_and_df_have_dockers_shape() {
 
 #[test]
 fn events_with_until_in_the_past_end_with_an_empty_chunked_stream() {
-    let daemon = Berthd::start();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let daemon = start_berthd();
+    let now = common::now();
     let path = format!("/v1.47/events?since={}&until={}", now - 60, now - 1);
     let response = daemon.request("GET", &path);
     assert_eq!(response.status, 200);
@@ -141,7 +137,7 @@ fn events_with_until_in_the_past_end_with_an_empty_chunked_stream() {
 
 #[test]
 fn socket_is_0660_and_a_second_daemon_on_the_same_root_refuses() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!(meta.uid(), 0);
@@ -176,7 +172,7 @@ fn socket_is_0660_and_a_second_daemon_on_the_same_root_refuses() {
 
 #[test]
 fn sigterm_removes_the_socket_and_pidfile_and_a_stale_socket_is_replaced() {
-    let mut daemon = Berthd::start();
+    let mut daemon = start_berthd();
     let status = daemon.terminate();
     assert!(status.success(), "{status}");
     assert!(!daemon.socket.exists());

@@ -10,67 +10,43 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{berthd_command, docker, request};
+use berth_testkit::berthd::Berthd;
+use berth_testkit::cleanup::{mounts_under, pids_mentioning};
+use berth_testkit::docker::import_busybox;
+use berth_testkit::pytest::run_pytest;
+use berth_testkit::rootfs::APPLETS;
+use common::{docker, docker_config, docker_ok, now, request};
 
-/// A berthd whose shim is berthd itself (multi-call as `berth-shim`).
-struct Daemon {
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    child: Option<Child>,
+/// A berthd whose shim is berthd itself (multi-call as `berth-shim`);
+/// berth-testkit's `Berthd` removes the containers, then whatever is left
+/// under the temp dir, on drop.
+struct Daemon(Berthd);
+
+impl std::ops::Deref for Daemon {
+    type Target = Berthd;
+
+    fn deref(&self) -> &Berthd {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Berthd {
+        &mut self.0
+    }
 }
 
 impl Daemon {
     fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("berthd-ctr")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_berthd"),
-            dir.path().join("bin/berth-shim"),
+        Daemon(
+            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+                .prefix("berthd-ctr")
+                .with_shim()
+                .start(),
         )
-        .unwrap();
-        let mut daemon = Daemon {
-            socket: dir.path().join("sock/berth.sock"),
-            dir,
-            child: None,
-        };
-        daemon.spawn();
-        daemon
-    }
-
-    fn spawn(&mut self) {
-        let root = self.dir.path();
-        let child = berthd_command(&self.socket, &root.join("root"), &root.join("run"))
-            .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning berthd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "berthd did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `kill -9`: the shims and containers must live on.
-    fn kill9(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
     }
 
     fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
@@ -79,43 +55,19 @@ impl Daemon {
 
     /// Runs the docker CLI, insists on success, returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = self.docker(args);
-        assert!(
-            status.success(),
-            "docker {args:?} failed ({status}): {stderr}\nstdout: {stdout}"
-        );
-        stdout
+        docker_ok(&self.host(), args)
     }
 
     /// Imports a busybox image named `busybox`.
     fn busybox(&self) {
-        let root = self.dir.path().join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static must be installed (/bin/busybox)");
-        for applet in [
-            "sh", "echo", "sleep", "cat", "true", "false", "ls", "env", "pwd", "id", "hostname",
-            "wc",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        let tar = self.dir.path().join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.ok(&[
-            "import",
-            "--change",
-            "CMD [\"sh\"]",
-            tar.to_str().unwrap(),
+        import_busybox(
+            &self.host(),
+            &docker_config(),
+            self.dir.path(),
+            APPLETS,
+            &["--change", "CMD [\"sh\"]"],
             "busybox",
-        ]);
+        );
     }
 
     fn inspect(&self, name: &str) -> serde_json::Value {
@@ -128,32 +80,13 @@ impl Daemon {
         self.inspect(name)["Id"].as_str().unwrap().to_owned()
     }
 
-    fn mounts_under_dir(&self) -> Vec<String> {
-        let dir = self.dir.path().to_str().unwrap().to_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .map(str::to_owned)
-            .collect()
+    fn mounts_under_dir(&self) -> Vec<PathBuf> {
+        mounts_under(self.dir.path())
     }
 
     /// Processes whose command line names our temp dir (shims).
     fn our_processes(&self) -> Vec<i32> {
-        let dir = self.dir.path().to_str().unwrap().to_owned();
-        let me = std::process::id() as i32;
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if pid != me && String::from_utf8_lossy(&cmdline).contains(&dir) {
-                out.push(pid);
-            }
-        }
-        out
+        pids_mentioning(self.dir.path().to_str().unwrap())
     }
 
     /// What a test must leave: no containers' shims, no mounts.
@@ -163,7 +96,7 @@ impl Daemon {
             let procs: Vec<i32> = self
                 .our_processes()
                 .into_iter()
-                .filter(|pid| Some(*pid as u32) != self.child.as_ref().map(Child::id))
+                .filter(|pid| Some(*pid as u32) != self.running_pid())
                 .collect();
             let mounts = self.mounts_under_dir();
             if procs.is_empty() && mounts.is_empty() {
@@ -176,47 +109,6 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let (_, ids, _) = self.docker(&["ps", "-aq", "--no-trunc"]);
-            for id in ids.split_whitespace() {
-                let _ = self.docker(&["rm", "-f", id]);
-            }
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Fallback when berthd could not remove them: delete every container
-        // the runtime still knows (kills its processes, removes its cgroup),
-        // then kill the shims.
-        let runtime_root = self.dir.path().join("run/runtime");
-        if let Ok(entries) = std::fs::read_dir(&runtime_root) {
-            let root = berth_runtime::state::Root::new(&runtime_root);
-            for entry in entries.flatten() {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                let _ = berth_runtime::container::delete(&root, &id, true);
-            }
-        }
-        for pid in self.our_processes() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-        let mut mounts = self.mounts_under_dir();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in mounts {
-            let _ = Command::new("umount").arg("-l").arg(&mount).status();
-        }
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -248,12 +140,8 @@ fn run_prints_output_and_returns_exit_codes() {
     );
 
     // The image's CMD is used when none is given; stdin reaches it with -i.
-    let mut child = Command::new("docker")
-        .args(["-H", &d.host(), "run", "-i", "--rm", "busybox", "cat"])
-        .env(
-            "DOCKER_CONFIG",
-            std::env::temp_dir().join("berthd-test-docker-config"),
-        )
+    let mut child = berth_testkit::docker::command(&d.host(), &docker_config())
+        .args(["run", "-i", "--rm", "busybox", "cat"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -718,12 +606,8 @@ fn live_restore_keeps_containers_across_a_killed_berthd() {
         "still here\n"
     );
 
-    let waiter = Command::new("docker")
-        .args(["-H", &d.host(), "wait", "keeper"])
-        .env(
-            "DOCKER_CONFIG",
-            std::env::temp_dir().join("berthd-test-docker-config"),
-        )
+    let waiter = berth_testkit::docker::command(&d.host(), &docker_config())
+        .args(["wait", "keeper"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -737,43 +621,16 @@ fn live_restore_keeps_containers_across_a_killed_berthd() {
 
 #[test]
 fn docker_py_containers_api() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker, pytest"])
-        .output()
-        .expect("running python3");
-    assert!(
-        probe.status.success(),
-        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
     let d = Daemon::start();
     d.busybox();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/test_containers.py"
+    run_pytest(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/test_containers.py"
+        ),
+        &[("BERTHD_HOST", std::ffi::OsStr::new(&d.host()))],
+        6,
     );
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            script,
-        ])
-        .env("BERTHD_HOST", d.host())
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pytest failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("6 passed"), "{stdout}");
     d.assert_clean_after_rm_all();
 }
 

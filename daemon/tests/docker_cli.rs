@@ -3,14 +3,14 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use common::{Berthd, docker};
+use common::{BerthdRequest, docker, docker_config, start_berthd};
 
 #[test]
 fn docker_version_prints_our_server() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let (status, stdout, stderr) = docker(
         &daemon.host(),
         &[
@@ -39,7 +39,7 @@ fn docker_version_prints_our_server() {
 
 #[test]
 fn docker_info_prints_without_errors() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let (status, stdout, stderr) = docker(&daemon.host(), &["info"]);
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("rror"), "{stderr}");
@@ -72,7 +72,7 @@ fn docker_info_prints_without_errors() {
 
 #[test]
 fn docker_system_df_prints_empty_tables() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let (status, stdout, stderr) = docker(&daemon.host(), &["system", "df"]);
     assert!(status.success(), "{stderr}");
     assert!(stdout.starts_with("TYPE"), "{stdout}");
@@ -81,11 +81,8 @@ fn docker_system_df_prints_empty_tables() {
 
 #[test]
 fn docker_events_with_a_past_window_ends_with_no_events() {
-    let daemon = Berthd::start();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let daemon = start_berthd();
+    let now = common::now();
     let since = (now - 120).to_string();
     let until = (now - 60).to_string();
     let (status, stdout, stderr) = docker(
@@ -107,10 +104,8 @@ fn docker_events_with_a_past_window_ends_with_no_events() {
 
 #[test]
 fn docker_events_streams_until_the_daemon_stops() {
-    let mut daemon = Berthd::start();
-    let events = Command::new("docker")
-        .arg("-H")
-        .arg(daemon.host())
+    let mut daemon = start_berthd();
+    let events = berth_testkit::docker::command(&daemon.host(), &docker_config())
         .args(["events", "--format", "{{json .}}"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -3,54 +3,28 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Berthd, docker, request};
+use berth_testkit::pytest::run_pytest;
+use berth_testkit::rootfs::{APPLETS, busybox_rootfs_tar};
+use common::{Berthd, docker_fails, docker_ok, now, request, start_berthd};
 
-/// A busybox root file system tar (busybox-static plus a few applet links)
-/// inside the daemon's temp dir, so it goes away with the daemon.
+/// A busybox root file system tar inside the daemon's temp dir, so it goes
+/// away with the daemon.
 fn busybox_rootfs(daemon: &Berthd) -> PathBuf {
-    let root = daemon.dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-        .expect("busybox-static must be installed (/bin/busybox)");
-    for applet in ["sh", "ls", "echo", "cat", "true"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    let tar = daemon.dir.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tar
+    busybox_rootfs_tar(daemon.dir.path(), APPLETS)
 }
 
 /// Runs the docker CLI and insists on success; returns stdout.
 fn ok(daemon: &Berthd, args: &[&str]) -> String {
-    let (status, stdout, stderr) = docker(&daemon.host(), args);
-    assert!(
-        status.success(),
-        "docker {args:?} failed: {stderr}\nstdout: {stdout}"
-    );
-    stdout
+    docker_ok(&daemon.host(), args)
 }
 
 /// Runs the docker CLI and insists on failure; returns stderr.
 fn fails(daemon: &Berthd, args: &[&str]) -> String {
-    let (status, stdout, stderr) = docker(&daemon.host(), args);
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "docker {args:?} should fail: {stdout} {stderr}"
-    );
-    stderr
+    docker_fails(&daemon.host(), args)
 }
 
 /// `docker import [options] <tar> [repo]`; returns the new image ID.
@@ -68,16 +42,9 @@ fn import(daemon: &Berthd, tar: &Path, options: &[&str], repo: Option<&str>) -> 
     id
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[test]
 fn import_list_inspect_tag_and_remove() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let tar = busybox_rootfs(&daemon);
     let id = import(
         &daemon,
@@ -202,7 +169,7 @@ fn import_list_inspect_tag_and_remove() {
 
 #[test]
 fn save_then_load_round_trips_the_image_and_history_shows_it() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let tar = busybox_rootfs(&daemon);
     let id = import(
         &daemon,
@@ -255,7 +222,7 @@ fn save_then_load_round_trips_the_image_and_history_shows_it() {
 
 #[test]
 fn prune_removes_only_dangling_images() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let tar = busybox_rootfs(&daemon);
     let tagged = import(&daemon, &tar, &[], Some("busybox:latest"));
     // Another config (so another ID) with no name: dangling.
@@ -290,7 +257,7 @@ fn prune_removes_only_dangling_images() {
 
 #[test]
 fn unknown_and_invalid_names_get_docker_errors() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let err = fails(&daemon, &["image", "inspect", "nope"]);
     assert!(err.contains("No such image: nope:latest"), "{err}");
     let err = fails(&daemon, &["rmi", "nope:v1"]);
@@ -349,7 +316,7 @@ fn unknown_and_invalid_names_get_docker_errors() {
 
 #[test]
 fn tag_and_untag_show_up_in_docker_events() {
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let tar = busybox_rootfs(&daemon);
     let since = now();
     let id = import(&daemon, &tar, &[], Some("busybox:latest"));
@@ -396,38 +363,13 @@ fn tag_and_untag_show_up_in_docker_events() {
 
 #[test]
 fn docker_py_images_api() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker, pytest"])
-        .output()
-        .expect("running python3");
-    assert!(
-        probe.status.success(),
-        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
-        String::from_utf8_lossy(&probe.stderr)
+    let daemon = start_berthd();
+    run_pytest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_images.py"),
+        &[
+            ("BERTHD_HOST", OsStr::new(&daemon.host())),
+            ("BERTH_TEST_TMP", daemon.dir.path().as_os_str()),
+        ],
+        4,
     );
-    let daemon = Berthd::start();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_images.py");
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            script,
-        ])
-        .env("BERTHD_HOST", daemon.host())
-        .env("BERTH_TEST_TMP", daemon.dir.path())
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pytest failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("4 passed"), "{stdout}");
 }

@@ -14,11 +14,14 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_network::NetNs;
+use berth_testkit::cleanup::remove_leftovers;
+use berth_testkit::pytest::run_pytest;
 use common::docker;
 
 /// A berthd (its shim is berthd itself) in its own network namespace.
@@ -203,34 +206,6 @@ impl NetDaemon {
             "busybox",
         ]);
     }
-
-    /// Processes whose command line names our temp dir (shims).
-    fn our_processes(&self) -> Vec<i32> {
-        let dir = self.dir.path().to_str().unwrap().to_owned();
-        let me = std::process::id() as i32;
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if pid != me && String::from_utf8_lossy(&cmdline).contains(&dir) {
-                out.push(pid);
-            }
-        }
-        out
-    }
-
-    fn mounts_under_dir(&self) -> Vec<String> {
-        let dir = self.dir.path().to_str().unwrap().to_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&dir))
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 impl Drop for NetDaemon {
@@ -245,30 +220,10 @@ impl Drop for NetDaemon {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let runtime_root = self.dir.path().join("run/runtime");
-        if let Ok(entries) = std::fs::read_dir(&runtime_root) {
-            let root = berth_runtime::state::Root::new(&runtime_root);
-            for entry in entries.flatten() {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                let _ = berth_runtime::container::delete(&root, &id, true);
-            }
-        }
-        for pid in self.our_processes() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-        // Container namespaces, then the "host" one: its links and nft
-        // table go with it.
-        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("run/netns")) {
-            for entry in entries.flatten() {
-                let _ = NetNs::remove(entry.path());
-            }
-        }
+        // Container namespaces (mounts under the temp dir) go with the
+        // rest; the "host" namespace takes its links and nft table along.
+        remove_leftovers(self.dir.path(), Some(&self.dir.path().join("run/runtime")));
         let _ = NetNs::remove(&self.netns);
-        let mut mounts = self.mounts_under_dir();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in mounts {
-            let _ = Command::new("umount").arg("-l").arg(&mount).status();
-        }
     }
 }
 
@@ -818,37 +773,10 @@ fn crash_restart_keeps_addresses_and_ports_and_cleans_up() {
 
 #[test]
 fn docker_py_networks_api() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker, pytest"])
-        .output()
-        .expect("running python3");
-    assert!(
-        probe.status.success(),
-        "docker-py or pytest is missing: run `pip install docker pytest` (scripts/setup-host does): {}",
-        text(&probe.stderr)
-    );
     let d = NetDaemon::start();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_networks.py");
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            script,
-        ])
-        .env("BERTHD_HOST", d.host())
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("running pytest");
-    let stdout = text(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pytest failed:\n{stdout}\n{}",
-        text(&output.stderr)
+    run_pytest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_networks.py"),
+        &[("BERTHD_HOST", OsStr::new(&d.host()))],
+        3,
     );
-    assert!(stdout.contains("3 passed"), "{stdout}");
 }

@@ -4,17 +4,18 @@
 //! of a busybox image imported from busybox-static.
 
 mod common;
-#[path = "common/registry.rs"]
-mod registry;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::{Berthd, request};
-use registry::TestRegistry;
+use berth_testkit::pytest::run_pytest;
+use berth_testkit::registry::TestRegistry;
+use berth_testkit::rootfs::APPLETS;
+use common::{Berthd, BerthdRequest, request, start_berthd};
 
 /// The docker CLI with its own config directory (logins write there).
 struct Cli {
@@ -40,12 +41,8 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str], stdin: &str) -> (ExitStatus, String, String) {
-        let mut child = Command::new("docker")
-            .arg("-H")
-            .arg(&self.host)
+        let mut child = berth_testkit::docker::command(&self.host, &self.config)
             .args(args)
-            .env_remove("DOCKER_API_VERSION")
-            .env("DOCKER_CONFIG", &self.config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,47 +63,24 @@ impl Cli {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = self.run(args, "");
-        assert!(
-            status.success(),
-            "docker {args:?} failed: {stderr}\nstdout: {stdout}"
-        );
-        stdout
+        berth_testkit::docker::run_ok(&self.host, &self.config, args)
     }
 
     fn fails(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = self.run(args, "");
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "docker {args:?} should fail: {stdout} {stderr}"
-        );
-        stderr
+        berth_testkit::docker::run_fails(&self.host, &self.config, args)
     }
 }
 
 /// Imports a busybox root file system into `daemon` as `reference`.
 fn import_busybox(daemon: &Berthd, cli: &Cli, reference: &str) {
-    let root = daemon.dir.path().join("rootfs");
-    if !root.exists() {
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static must be installed (/bin/busybox)");
-        for applet in ["sh", "ls", "echo", "cat", "true"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    let tar = daemon.dir.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    cli.ok(&["import", tar.to_str().unwrap(), reference]);
+    berth_testkit::docker::import_busybox(
+        &cli.host,
+        &cli.config,
+        daemon.dir.path(),
+        APPLETS,
+        &[],
+        reference,
+    );
 }
 
 /// The `sha256:...` after `digest: ` in push output (or `Digest: ` in pull output).
@@ -122,7 +96,7 @@ fn digest_in(output: &str) -> String {
 /// Seeds `registry` with `busybox:latest` pushed by a throwaway berthd;
 /// returns the pushed manifest digest.
 fn seed(registry: &TestRegistry) -> String {
-    let seeder = Berthd::start();
+    let seeder = start_berthd();
     let cli = Cli::new(&seeder);
     let reference = format!("{}/busybox:latest", registry.host());
     import_busybox(&seeder, &cli, &reference);
@@ -143,7 +117,7 @@ fn pull_push_and_pull_by_digest_with_the_docker_cli() {
     let registry = TestRegistry::start(None);
     let pushed = seed(&registry);
     let host = registry.host();
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let cli = Cli::new(&daemon);
     let reference = format!("{host}/busybox:latest");
 
@@ -214,7 +188,7 @@ fn the_progress_stream_has_dockerds_messages_and_concurrent_pulls_succeed() {
     let registry = TestRegistry::start(None);
     let pushed = seed(&registry);
     let image = format!("{}/busybox", registry.host());
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
 
     // Two pulls of the same image at once: both succeed.
     let messages: Vec<Vec<serde_json::Value>> = std::thread::scope(|s| {
@@ -286,11 +260,7 @@ fn the_progress_stream_has_dockerds_messages_and_concurrent_pulls_succeed() {
     );
 
     // The pull shows in the event stream.
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
+    let until = common::now() + 1;
     let events = request(
         &daemon.socket,
         "GET",
@@ -312,7 +282,7 @@ fn a_client_leaving_mid_pull_does_not_hurt_the_daemon() {
     let registry = TestRegistry::start(None);
     seed(&registry);
     let image = format!("{}/busybox", registry.host());
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     {
         let mut stream = UnixStream::connect(&daemon.socket).unwrap();
         stream
@@ -375,7 +345,7 @@ fn a_corrupt_layer_fails_inside_the_stream() {
     let len = std::fs::metadata(&layer).unwrap().len();
     std::fs::write(&layer, vec![0u8; len as usize]).unwrap();
 
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let image = format!("{}/busybox", registry.host());
     // The manifest resolves, so the answer is a 200 stream ending in an error.
     let messages = pull_messages(&daemon, &image, "latest");
@@ -394,7 +364,7 @@ fn a_corrupt_layer_fails_inside_the_stream() {
 fn login_push_and_pull_with_an_htpasswd_registry() {
     let registry = TestRegistry::start(Some(("berth", "s3cret")));
     let host = registry.host();
-    let daemon = Berthd::start();
+    let daemon = start_berthd();
     let cli = Cli::new(&daemon);
 
     let (status, stdout, stderr) = cli.run(
@@ -420,52 +390,27 @@ fn login_push_and_pull_with_an_htpasswd_registry() {
     // The CLI now sends the credentials in X-Registry-Auth.
     let out = cli.ok(&["push", &reference]);
     let pushed = digest_in(&out);
-    let other = Berthd::start();
+    let other = start_berthd();
     let other_cli = Cli::with_config(&other, &cli.config);
     let out = other_cli.ok(&["pull", &reference]);
     assert_eq!(digest_in(&out), pushed, "{out}");
     // A daemon asked without credentials is refused by the registry.
-    let anonymous = Berthd::start();
+    let anonymous = start_berthd();
     Cli::new(&anonymous).fails(&["pull", &reference]);
 }
 
 #[test]
 fn docker_py_pulls_and_pushes() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker, pytest"])
-        .output()
-        .expect("running python3");
-    assert!(
-        probe.status.success(),
-        "docker-py or pytest is missing: run `pip install docker pytest`: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
     let registry = TestRegistry::start(None);
     let pushed = seed(&registry);
-    let daemon = Berthd::start();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_pull.py");
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            script,
-        ])
-        .env("BERTHD_HOST", daemon.host())
-        .env("BERTH_TEST_REGISTRY", registry.host())
-        .env("BERTH_TEST_DIGEST", &pushed)
-        .env_remove("DOCKER_HOST")
-        .output()
-        .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pytest failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let daemon = start_berthd();
+    run_pytest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_pull.py"),
+        &[
+            ("BERTHD_HOST", OsStr::new(&daemon.host())),
+            ("BERTH_TEST_REGISTRY", OsStr::new(&registry.host())),
+            ("BERTH_TEST_DIGEST", OsStr::new(&pushed)),
+        ],
+        3,
     );
-    assert!(stdout.contains("3 passed"), "{stdout}");
 }

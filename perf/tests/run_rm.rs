@@ -4,20 +4,12 @@
 //! metric and a note saying why, and nothing left behind (network
 //! namespace, cgroups, daemons).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Stdio};
 
+use common::read_report;
 use serde_json::Value;
-
-fn file_with_ext(dir: &Path, ext: &str) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    assert_eq!(files.len(), 1, "expected one .{ext} file: {files:?}");
-    files.into_iter().next().unwrap()
-}
 
 fn scenario<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["scenarios"]
@@ -93,8 +85,7 @@ fn run_rm_and_cli_ps_measure_or_explain_every_engine() {
         "berth-perf failed: {}\n{stderr}",
         output.status
     );
-    let json = std::fs::read_to_string(file_with_ext(out.path(), "json")).unwrap();
-    let report: Value = serde_json::from_str(&json).unwrap();
+    let report = read_report(out.path());
 
     let run_rm = scenario(&report, "run-rm");
     let names: Vec<&str> = run_rm["engines"]

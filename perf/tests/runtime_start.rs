@@ -2,8 +2,12 @@
 //! the installed peers (needs root, like the runtimes themselves) and checks
 //! the JSON report and the Markdown table.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
+
+use common::{file_with_ext, read_report};
 
 fn installed(name: &str) -> bool {
     [
@@ -16,21 +20,6 @@ fn installed(name: &str) -> bool {
     ]
     .iter()
     .any(|d| Path::new(d).join(name).is_file())
-}
-
-fn file_with_ext(dir: &Path, ext: &str) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    assert_eq!(
-        files.len(),
-        1,
-        "expected one .{ext} file in {}: {files:?}",
-        dir.display()
-    );
-    files.into_iter().next().unwrap()
 }
 
 #[test]
@@ -61,8 +50,7 @@ fn runtime_start_against_installed_peers() {
         output.status
     );
 
-    let json = std::fs::read_to_string(file_with_ext(out.path(), "json")).unwrap();
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let report = read_report(out.path());
     assert_eq!(report["schema_version"], 2);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     let scenarios = report["scenarios"].as_array().unwrap();

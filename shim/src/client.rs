@@ -153,6 +153,11 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Client> {
     if opts.stdin {
         cmd.arg("--stdin");
     }
+    // glibc's per-thread cache keeps freed chunks that `malloc_trim` cannot
+    // return: creating the container leaves ~110 KiB there, for the life
+    // of an idle shim. Without it an idle shim's private memory is ~40%
+    // smaller. (The container's processes get the spec's environment.)
+    cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(OwnedFd::from(theirs)))
         .stderr(stderr);

@@ -40,6 +40,27 @@ fn echo_goes_to_json_file_log() {
 }
 
 #[test]
+fn container_gets_the_spec_environment_not_the_shims() {
+    // The shim runs with a malloc tunable of its own (see client::spawn).
+    let (f, code) = run_to_exit(&["env"]);
+    assert_eq!(code, 0);
+    let mut env: Vec<String> = f
+        .log_entries()
+        .into_iter()
+        .filter(|(stream, _)| stream == "stdout")
+        .map(|(_, line)| line.trim_end().to_owned())
+        .collect();
+    env.sort();
+    let spec_env = f.bundle.config["process"]["env"].as_array().unwrap();
+    let mut want: Vec<String> = spec_env
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(env, want);
+}
+
+#[test]
 fn exit_codes_follow_docker() {
     assert_eq!(run_to_exit(&["true"]).1, 0);
     assert_eq!(run_to_exit(&["sh", "-c", "exit 3"]).1, 3);

@@ -45,7 +45,9 @@ struct Record {
     parent: Option<String>,
     /// Nanoseconds since the Unix epoch.
     created: u64,
-    /// Measured at commit; `None` while the snapshot can change.
+    /// Measured by the first `usage` call after the commit (not at commit:
+    /// walking a fresh layer costs a stat per file on a pull's critical
+    /// path); `None` until then and while the snapshot can change.
     usage: Option<(u64, u64)>,
 }
 
@@ -277,6 +279,26 @@ impl OverlaySnapshotter {
         }
     }
 
+    /// Stores the usage of a committed snapshot, unless the snapshot changed
+    /// (was removed, or the key now names another) since it was measured.
+    fn cache_usage(&self, key: &str, id: u64, usage: &Usage) -> Result<(), SnapshotError> {
+        let txn = self.db.begin_write().map_err(meta_err)?;
+        {
+            let mut table = txn.open_table(SNAPSHOTS).map_err(meta_err)?;
+            let Some(mut record) = get(&table, key)? else {
+                return Ok(());
+            };
+            if record.id != id || record.usage.is_some() {
+                return Ok(());
+            }
+            record.usage = Some((usage.size, usage.inodes));
+            table
+                .insert(key, encode(&record).as_slice())
+                .map_err(meta_err)?;
+        }
+        txn.commit().map_err(meta_err)
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, SnapshotError>,
@@ -362,15 +384,6 @@ impl Snapshotter for OverlaySnapshotter {
         key: &str,
         parent: Option<&str>,
     ) -> Result<(), SnapshotError> {
-        // Measured before the write transaction, which must stay short; the
-        // snapshot is not written to once its writer asks for the commit.
-        let id = self.read(|t| {
-            let record = get_existing(t, key)?;
-            require_kind(&record, key, Kind::Active)?;
-            Ok(record.id)
-        })?;
-        let usage = disk_usage(&self.fs_dir(id))?;
-
         let txn = self.db.begin_write().map_err(meta_err)?;
         {
             let mut table = txn.open_table(SNAPSHOTS).map_err(meta_err)?;
@@ -394,7 +407,7 @@ impl Snapshotter for OverlaySnapshotter {
                 kind: Kind::Committed,
                 parent: parent.map(str::to_owned),
                 created: now_nanos(),
-                usage: Some((usage.size, usage.inodes)),
+                usage: None,
             };
             table.remove(key).map_err(meta_err)?;
             table
@@ -449,10 +462,15 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
         let record = self.read(|t| get_existing(t, key))?;
-        match record.usage {
-            Some((size, inodes)) => Ok(Usage { size, inodes }),
-            None => disk_usage(&self.fs_dir(record.id)),
+        if let Some((size, inodes)) = record.usage {
+            return Ok(Usage { size, inodes });
         }
+        // Measured outside the write transaction, which must stay short.
+        let usage = disk_usage(&self.fs_dir(record.id))?;
+        if record.kind == Kind::Committed {
+            self.cache_usage(key, record.id, &usage)?;
+        }
+        Ok(usage)
     }
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {

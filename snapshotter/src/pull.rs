@@ -308,7 +308,9 @@ where
             progress,
         ));
     }
+    let pacer = WritebackPacer::start(target.snapshots.clone());
     let results = futures_util::future::join_all(tasks).await;
+    drop(pacer);
     // From here on the snapshots are removed or committed by blocking
     // tasks that run to the end even if this future is dropped.
     uncommitted.disarm();
@@ -856,5 +858,40 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Writes the unpacked files back while layers are still being unpacked:
+/// a thread that `syncfs`es the snapshotter's filesystem over and over
+/// until dropped. Without it the kernel starts writing only when the final
+/// `syncfs` asks (the dirty limits of a large machine are never reached
+/// by one image), so the whole write-back would come after the unpack
+/// instead of beside it.
+struct WritebackPacer {
+    stop: Arc<AtomicBool>,
+}
+
+impl WritebackPacer {
+    fn start<S: Snapshotter + Send + Sync + 'static>(snapshots: Arc<S>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if snapshots.sync().is_err() {
+                        break;
+                    }
+                }
+            });
+        drop(spawned);
+        Self { stop }
+    }
+}
+
+impl Drop for WritebackPacer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }

@@ -10,8 +10,8 @@
 //! each time a new pull resumes the partial ingest with a range request.
 
 mod common {
-    pub mod images;
-    pub mod registry;
+    pub(crate) mod layers;
+    pub mod servers;
 }
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -31,11 +31,13 @@ use berth_core::{
 use berth_snapshotter::conformance::{Mounted, TempDir};
 use berth_snapshotter::pull::{self, Progress, PullError, PullTarget};
 use berth_snapshotter::{Kind, OverlaySnapshotter, Snapshotter};
-use common::images::{
+use berth_testkit::image::{
     Blob, LAYER_GZIP, LAYER_TAR, LAYER_ZSTD, OCI_INDEX, OCI_MANIFEST, Tar, TestImage, busybox_tar,
-    gzip, index_of, rich_tars, zstd,
+    gzip, index_of, zstd,
 };
-use common::registry::{CannedServer, TestRegistry, ThrottleProxy, TokenService};
+use berth_testkit::registry::TestRegistry;
+use common::layers::rich_tars;
+use common::servers::{CannedServer, ThrottleProxy, TokenService};
 
 fn client() -> RegistryClient {
     RegistryClient::new(RegistryConfig::default()).unwrap()

@@ -1,5 +1,7 @@
-//! The HTTP layer: one pooled hyper client (HTTPS with the system's roots,
-//! or plain HTTP for insecure registries), request bodies that can be
+//! The HTTP layer: pooled hyper clients (plain HTTP for insecure
+//! registries; HTTPS with the system's roots, built on the first HTTPS
+//! request, since reading and parsing the roots costs ~150 ms that a pull
+//! from a loopback registry never needs), request bodies that can be
 //! replayed, and bounded retries with exponential backoff.
 //!
 //! Only failures that another attempt can fix are retried: connection
@@ -8,6 +10,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -113,29 +116,45 @@ impl RetryPolicy {
     }
 }
 
+type HttpsClient = Client<HttpsConnector<HttpConnector>, ReqBody>;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, ReqBody>,
+    http: Client<HttpConnector, ReqBody>,
+    /// Built by the first HTTPS request (a failure is not kept: the next
+    /// request tries again).
+    https: Arc<Mutex<Option<HttpsClient>>>,
     user_agent: HeaderValue,
     retry: RetryPolicy,
 }
 
 impl Transport {
     pub(crate) fn new(user_agent: &str, retry: RetryPolicy) -> Result<Self, RegistryError> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(RegistryError::TlsRoots)?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let user_agent =
             HeaderValue::from_str(user_agent).unwrap_or_else(|_| HeaderValue::from_static("berth"));
         Ok(Self {
-            client,
+            http,
+            https: Arc::default(),
             user_agent,
             retry,
         })
+    }
+
+    fn https(&self) -> Result<HttpsClient, RegistryError> {
+        let mut https = self.https.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = &*https {
+            return Ok(client.clone());
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(RegistryError::TlsRoots)?
+            .https_only()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        *https = Some(client.clone());
+        Ok(client)
     }
 
     /// Sends one request, retrying connection errors, 5xx and 429.
@@ -149,6 +168,10 @@ impl Transport {
         let uri: Uri = url.parse().map_err(|_| RegistryError::InvalidUrl {
             url: url.to_owned(),
         })?;
+        let https = match uri.scheme_str() {
+            Some("https") => Some(self.https()?),
+            _ => None,
+        };
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -170,7 +193,11 @@ impl Transport {
                     .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
             let last = attempt >= attempts;
-            match self.client.request(request).await {
+            let response = match &https {
+                Some(client) => client.request(request).await,
+                None => self.http.request(request).await,
+            };
+            match response {
                 Ok(response) => {
                     let status = response.status();
                     let retryable =
@@ -277,6 +304,35 @@ mod tests {
             resolve_location("http://h/v2/a/blobs/uploads/", "x"),
             "http://h/v2/a/blobs/uploads/x"
         );
+    }
+
+    #[tokio::test]
+    async fn https_client_is_built_by_the_first_https_request() {
+        let once = RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let t = Transport::new("test", once).expect("transport");
+        assert!(
+            t.https.lock().unwrap().is_none(),
+            "no TLS roots read up front"
+        );
+        // A closed port: the request reaches the connector, which fails to
+        // connect (not to load roots or to parse the URL).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("https://127.0.0.1:{port}/v2/");
+        let err = t
+            .send(&Method::GET, &url, &HeaderMap::new(), &Body::Empty)
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            matches!(err, RegistryError::Transport { attempts: 1, .. }),
+            "{err:?}"
+        );
+        assert!(t.https.lock().unwrap().is_some(), "client kept for reuse");
     }
 
     #[test]

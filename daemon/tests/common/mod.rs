@@ -1,121 +1,40 @@
-//! Test harness: a real `berthd` on a temp socket and data root, and a tiny
-//! HTTP/1.1 client over the unix socket.
+//! Test harness: a real `berthd` (berth-testkit's) on a temp socket and
+//! data root, a tiny HTTP/1.1 client over the unix socket, and the docker
+//! CLI with the tests' config dir.
 
 #![allow(dead_code)] // each test file uses a subset
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A running berthd, killed (and reaped) on drop.
-pub(crate) struct Berthd {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) socket: PathBuf,
-    pub(crate) data_root: PathBuf,
-    pub(crate) exec_root: PathBuf,
-    child: Option<Child>,
+pub(crate) use berth_testkit::berthd::Berthd;
+
+/// A berthd of this crate on a temp socket and data root (it cannot run
+/// containers: see containers.rs for one that can).
+pub(crate) fn start_berthd() -> Berthd {
+    Berthd::builder(env!("CARGO_BIN_EXE_berthd")).start()
 }
 
 pub(crate) fn berthd_command(socket: &Path, data_root: &Path, exec_root: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berthd"));
-    cmd.arg("--socket")
-        .arg(socket)
-        .arg("--data-root")
-        .arg(data_root)
-        .arg("--exec-root")
-        .arg(exec_root)
-        .arg("--log-level")
-        .arg("warn")
-        // Never pick up the host's /etc/berth/berthd.toml.
-        .arg("--config")
-        .arg("/dev/null")
-        // No default network: these daemons share the host's network
-        // namespace (tests/networks.rs runs berthd in scratch ones).
-        .arg("--bridge")
-        .arg("none")
-        .stdin(Stdio::null());
-    cmd
+    berth_testkit::berthd::berthd_command(
+        Path::new(env!("CARGO_BIN_EXE_berthd")),
+        socket,
+        data_root,
+        exec_root,
+    )
 }
 
-impl Berthd {
-    pub(crate) fn start() -> Berthd {
-        let dir = tempfile::Builder::new()
-            .prefix("berthd-test")
-            .tempdir()
-            .unwrap();
-        let socket = dir.path().join("sock/berth.sock");
-        let data_root = dir.path().join("root");
-        let exec_root = dir.path().join("run");
-        let child = berthd_command(&socket, &data_root, &exec_root)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning berthd");
-        let mut daemon = Berthd {
-            dir,
-            socket,
-            data_root,
-            exec_root,
-            child: Some(child),
-        };
-        daemon.wait_ready();
-        daemon
-    }
+/// Requests over the daemon's socket.
+pub(crate) trait BerthdRequest {
+    fn request(&self, method: &str, path: &str) -> HttpResponse;
+}
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("berthd exited before serving: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("berthd did not create {} in time", self.socket.display());
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    pub(crate) fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    pub(crate) fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
-    }
-
-    /// Sends SIGTERM and waits for the exit (a hang guard of 20 s).
-    pub(crate) fn terminate(&mut self) -> ExitStatus {
-        self.signal(rustix::process::Signal::TERM);
-        let child = self.child.as_mut().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
-            }
-            assert!(Instant::now() < deadline, "berthd ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub(crate) fn request(&self, method: &str, path: &str) -> HttpResponse {
+impl BerthdRequest for Berthd {
+    fn request(&self, method: &str, path: &str) -> HttpResponse {
         request(&self.socket, method, path, &[], b"")
-    }
-}
-
-impl Drop for Berthd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -216,22 +135,30 @@ pub(crate) fn request(
     response
 }
 
+/// The docker CLI's config dir for these tests (no host credentials).
+pub(crate) fn docker_config() -> PathBuf {
+    berth_testkit::docker::temp_config("berthd-test-docker-config")
+}
+
 /// Runs the real docker CLI against `host`, returning (status, stdout, stderr).
 pub(crate) fn docker(host: &str, args: &[&str]) -> (ExitStatus, String, String) {
-    let output = Command::new("docker")
-        .arg("-H")
-        .arg(host)
-        .args(args)
-        .env_remove("DOCKER_API_VERSION")
-        .env(
-            "DOCKER_CONFIG",
-            std::env::temp_dir().join("berthd-test-docker-config"),
-        )
-        .output()
-        .expect("running the docker CLI");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    berth_testkit::docker::run(host, &docker_config(), args)
+}
+
+/// Runs the docker CLI against `host`, insists on success, returns stdout.
+pub(crate) fn docker_ok(host: &str, args: &[&str]) -> String {
+    berth_testkit::docker::run_ok(host, &docker_config(), args)
+}
+
+/// Runs the docker CLI against `host`, insists on failure, returns stderr.
+pub(crate) fn docker_fails(host: &str, args: &[&str]) -> String {
+    berth_testkit::docker::run_fails(host, &docker_config(), args)
+}
+
+/// Seconds since the epoch, for `--since`/`--until`.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

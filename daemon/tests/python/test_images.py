@@ -5,7 +5,6 @@ with it; run through `cargo test -p berth-daemon --test images`, which
 starts berthd.
 """
 import io
-import os
 import tarfile
 
 import docker
@@ -23,13 +22,6 @@ def busybox_rootfs():
             link.linkname = "busybox"
             tar.addfile(link)
     return out.getvalue()
-
-
-@pytest.fixture
-def client():
-    c = docker.DockerClient(base_url=os.environ["BERTHD_HOST"], version="auto")
-    yield c
-    c.close()
 
 
 @pytest.fixture

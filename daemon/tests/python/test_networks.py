@@ -1,25 +1,21 @@
 """docker-py (the real Python SDK) against berthd's network endpoints.
 
-BERTHD_HOST names the daemon; run through `cargo test -p berth-daemon
---test networks`, which starts berthd in a scratch network namespace and
-imports a `busybox` image.
+The `client` fixture (conftest.py) talks to BERTHD_HOST; run through
+`cargo test -p berth-daemon --test networks`, which starts berthd in a
+scratch network namespace and imports a `busybox` image.
 """
-import os
-
 import docker
 import pytest
 
 
-@pytest.fixture
-def client():
-    c = docker.DockerClient(base_url=os.environ["BERTHD_HOST"], version="auto")
-    yield c
-    for container in c.containers.list(all=True):
+@pytest.fixture(autouse=True)
+def cleanup(client):
+    yield
+    for container in client.containers.list(all=True):
         container.remove(force=True)
-    for network in c.networks.list():
+    for network in client.networks.list():
         if network.name not in ("bridge", "host", "none"):
             network.remove()
-    c.close()
 
 
 def test_create_list_get_and_remove(client):

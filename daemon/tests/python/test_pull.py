@@ -14,13 +14,6 @@ REGISTRY = os.environ["BERTH_TEST_REGISTRY"]
 DIGEST = os.environ["BERTH_TEST_DIGEST"]
 
 
-@pytest.fixture
-def client():
-    c = docker.DockerClient(base_url=os.environ["BERTHD_HOST"], version="auto")
-    yield c
-    c.close()
-
-
 def test_images_pull_returns_the_tagged_image(client):
     image = client.images.pull(f"{REGISTRY}/busybox", tag="latest")
     assert f"{REGISTRY}/busybox:latest" in image.tags

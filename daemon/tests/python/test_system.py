@@ -3,18 +3,10 @@
 BERTHD_HOST names the daemon, e.g. unix:///tmp/x/berth.sock; run through
 `cargo test -p berth-daemon --test docker_py`, which starts berthd.
 """
-import os
 import time
 
 import docker
 import pytest
-
-
-@pytest.fixture
-def client():
-    c = docker.DockerClient(base_url=os.environ["BERTHD_HOST"], version="auto")
-    yield c
-    c.close()
 
 
 def test_version(client):

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::run_rm::{Client, measure, start_berthd};
+use super::fleet::{Client, measure, start_berthd};
 use super::{Context, Sample, Scenario, rounds};
 use crate::engine::{self, BERTH};
 use crate::peers::Dockerd;
@@ -47,7 +47,7 @@ impl Scenario for CliPs {
                     .to_string()
             });
         // ps needs no image: berthd is started without importing one.
-        let berthd = start_berthd(&dir.join("berthd"), None, &berth_cli, &docker_cli, None);
+        let berthd = start_berthd(&dir.join("berthd"), None, &berth_cli, &docker_cli);
         let dockerd = match (&docker_cli, engine::which("dockerd")) {
             (Err(why), _) => Err(why.clone()),
             (Ok(_), None) => Err("dockerd (docker.io) not installed".to_string()),

@@ -189,7 +189,7 @@ fn parent_pid(stat: &str) -> Option<u32> {
 }
 
 /// `Pss` of a process in KiB, from `/proc/<pid>/smaps_rollup`.
-fn pss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn pss_kib(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_pss(&text).with_context(|| format!("no Pss line in {path}"))

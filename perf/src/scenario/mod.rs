@@ -12,7 +12,10 @@
 
 mod cli_ps;
 mod daemon_idle;
+mod density;
+mod fleet;
 mod pull_cold;
+mod run_concurrent;
 mod run_rm;
 mod runtime_concurrent;
 mod runtime_exec;
@@ -101,7 +104,9 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(pull_cold::PullCold),
         Box::new(daemon_idle::DaemonIdle),
         Box::new(run_rm::RunRm),
+        Box::new(run_concurrent::RunConcurrent),
         Box::new(cli_ps::CliPs),
+        Box::new(density::Density),
     ]
 }
 

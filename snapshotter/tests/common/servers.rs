@@ -1,139 +1,17 @@
-//! Registry fixtures for the pull tests (copied from core's
-//! `tests/common/registry.rs` and cut down): a real `docker-registry` on a
-//! free loopback port (killed on drop), a canned-answer HTTP server for what
-//! a real registry refuses to store (a manifest that is not JSON), and a
-//! throttling TCP proxy that makes a download last long enough to interrupt.
+//! Servers for the pull tests besides berth-testkit's real registry: a
+//! canned-answer HTTP server for what a real registry refuses to store (a
+//! manifest that is not JSON), a throttling TCP proxy that makes a download
+//! last long enough to interrupt, and a token service for a registry with
+//! `auth: token`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-use berth_core::Digest;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `docker-registry serve` process with its own storage.
-#[derive(Debug)]
-pub struct TestRegistry {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl TestRegistry {
-    /// Starts a registry; with `htpasswd = Some((user, pass))` it requires Basic auth.
-    pub fn start(htpasswd: Option<(&str, &str)>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut auth = String::new();
-        if let Some((user, pass)) = htpasswd {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, pass])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "htpasswd failed");
-            let path = dir.path().join("htpasswd");
-            std::fs::write(&path, &out.stdout).unwrap();
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                path.display()
-            );
-        }
-        Self::start_in(dir, &auth)
-    }
-
-    /// Starts a registry whose config has `auth` (YAML, an `auth:` section).
-    pub fn start_with_auth(auth: &str) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), auth)
-    }
-
-    fn start_in(dir: tempfile::TempDir, auth: &str) -> Self {
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.path().join("storage").display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let mut reg = Self {
-            dir,
-            port,
-            child: None,
-        };
-        reg.spawn();
-        reg
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(self.dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        self.child = Some(child);
-        wait_listening(self.port);
-    }
-
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A reference `127.0.0.1:PORT/<rest>`.
-    pub fn reference(&self, rest: &str) -> berth_core::Reference {
-        berth_core::Reference::parse(&format!("{}/{rest}", self.host())).unwrap()
-    }
-
-    /// Where the registry keeps the bytes of blob `digest`.
-    pub fn blob_data_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.dir
-            .path()
-            .join("storage/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(&hex)
-            .join("data")
-    }
-
-    /// Starts the registry again on the same port and storage.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::time::Duration;
 
 /// A loopback TCP listener whose accept loop runs on a thread until drop.
 #[derive(Debug)]

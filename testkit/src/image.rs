@@ -1,9 +1,7 @@
-//! Fixture images built by the tests: tar layers with every kind of entry a
-//! real image has, compressed with gzip or zstd, plus configs, manifests and
-//! indexes, pushed with the registry client or written as an OCI layout
-//! (for `umoci unpack`).
-
-#![allow(dead_code, unreachable_pub)]
+//! Fixture images: tar layers with every kind of entry a real image has
+//! (`Tar`), busybox from `busybox-static`, gzip and zstd, configs,
+//! manifests and indexes, pushed with Berth's registry client or written
+//! as an OCI image layout (for `umoci` and `skopeo`).
 
 use std::io::Write;
 use std::path::Path;
@@ -40,6 +38,12 @@ impl Blob {
 
 /// Builds an uncompressed layer tar.
 pub struct Tar(tar::Builder<Vec<u8>>);
+
+impl std::fmt::Debug for Tar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tar").finish_non_exhaustive()
+    }
+}
 
 impl Default for Tar {
     fn default() -> Self {
@@ -165,78 +169,6 @@ pub fn busybox_tar() -> Vec<u8> {
     t.finish()
 }
 
-/// Three layers exercising whiteouts, opaque directories, hard links,
-/// symlinks, a device node, a fifo, xattrs, owners, special mode bits and
-/// names longer than the 100 bytes of a tar header.
-pub fn rich_tars() -> Vec<Vec<u8>> {
-    let long_dir = format!("long/{}", "d".repeat(120));
-    let long_file = format!("{long_dir}/{}", "f".repeat(90));
-    let base = Tar::new()
-        .dir("etc/", 0o755)
-        .file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
-        .xattr_file(
-            "etc/labelled",
-            b"has xattrs\n",
-            &[("user.berth.test", b"hello"), ("user.other", b"x")],
-        )
-        .dir("home/", 0o755)
-        .dir("home/user/", 0o750)
-        .owned_file("home/user/secret", 0o600, (1000, 1000), b"s3cret\n")
-        .dir("usr/", 0o755)
-        .dir("usr/bin/", 0o755)
-        .file("usr/bin/tool", 0o755, b"#!/bin/sh\necho tool\n")
-        .file("usr/bin/setuid", 0o4755, b"setuid\n")
-        .hardlink("usr/bin/tool-link", "usr/bin/tool")
-        .symlink("usr/bin/sh", "tool")
-        .symlink("etc/abs", "/usr/bin/tool")
-        .symlink("etc/dangling", "/nowhere/at/all")
-        .dir("tmp/", 0o1777)
-        .dir("dev/", 0o755)
-        .chardev("dev/null", 1, 3)
-        .dir("run/", 0o755)
-        .fifo("run/fifo")
-        .dir("var/", 0o755)
-        .dir("var/lib/", 0o755)
-        .file("var/lib/gone.txt", 0o644, b"removed by layer 2\n")
-        .file("var/lib/kept.txt", 0o644, b"kept\n")
-        .dir("var/cache/", 0o755)
-        .file("var/cache/a", 0o644, b"a\n")
-        .dir("opaque/", 0o755)
-        .file("opaque/old1", 0o644, b"old\n")
-        .file("opaque/old2", 0o644, b"old\n")
-        .dir("long/", 0o755)
-        .dir(&format!("{long_dir}/"), 0o755)
-        .file(&long_file, 0o644, b"long name\n")
-        .symlink("long-link", &long_file)
-        .finish();
-    let upper = Tar::new()
-        .dir("etc/", 0o755)
-        .file(
-            "etc/passwd",
-            0o644,
-            b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
-        )
-        .dir("var/", 0o755)
-        .dir("var/lib/", 0o755)
-        .file("var/lib/.wh.gone.txt", 0o644, b"")
-        .file("var/.wh.cache", 0o644, b"")
-        .dir("opaque/", 0o755)
-        .file("opaque/.wh..wh..opq", 0o644, b"")
-        .file("opaque/new", 0o644, b"new\n")
-        .dir("usr/", 0o755)
-        .dir("usr/bin/", 0o755)
-        .file("usr/bin/added", 0o755, b"added\n")
-        .hardlink("usr/bin/added-link", "usr/bin/added")
-        .finish();
-    let top = Tar::new()
-        .dir("etc/", 0o700)
-        .symlink("etc/passwd-link", "passwd")
-        .dir("srv/", 0o755)
-        .owned_file("srv/data", 0o640, (33, 33), &vec![b'x'; 100_000])
-        .finish();
-    vec![base, upper, top]
-}
-
 /// An image: layers, config and manifest.
 #[derive(Debug, Clone)]
 pub struct TestImage {
@@ -247,15 +179,26 @@ pub struct TestImage {
 }
 
 impl TestImage {
-    /// The image of `tars`, each compressed with `compress` and labelled
-    /// `media_type`.
+    /// The amd64 image of `tars`, each compressed with `compress` and
+    /// labelled `media_type`.
     pub fn build(tars: &[Vec<u8>], compress: fn(&[u8]) -> Vec<u8>, media_type: &str) -> Self {
+        Self::build_for(tars, compress, media_type, "amd64")
+    }
+
+    /// [`TestImage::build`] for `architecture` (the layers are the same;
+    /// the config, and so the manifest, differ).
+    pub fn build_for(
+        tars: &[Vec<u8>],
+        compress: fn(&[u8]) -> Vec<u8>,
+        media_type: &str,
+        architecture: &str,
+    ) -> Self {
         let layers = tars
             .iter()
             .map(|t| Blob::new(media_type, compress(t)))
             .collect();
         let diff_ids = tars.iter().map(|t| Digest::of(t)).collect();
-        Self::from_layers(layers, diff_ids, "amd64")
+        Self::from_layers(layers, diff_ids, architecture)
     }
 
     pub fn from_layers(layers: Vec<Blob>, diff_ids: Vec<Digest>, architecture: &str) -> Self {
@@ -349,4 +292,32 @@ pub fn index_of(images: &[&TestImage]) -> Blob {
     let index =
         serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     Blob::new(OCI_INDEX, serde_json::to_vec(&index).unwrap())
+}
+
+/// Writes an OCI image layout whose `tag` names the multi-platform `index`
+/// over `images`.
+pub fn write_oci_index_layout(dir: &Path, images: &[&TestImage], index: &Blob, tag: &str) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for image in images {
+        for blob in image.layers.iter().chain([&image.config, &image.manifest]) {
+            std::fs::write(blobs.join(blob.digest.hex()), &blob.data).unwrap();
+        }
+    }
+    std::fs::write(blobs.join(index.digest.hex()), &index.data).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout_index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_INDEX,
+            "digest": index.digest.to_string(),
+            "size": index.data.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&layout_index).unwrap(),
+    )
+    .unwrap();
 }
