@@ -300,6 +300,19 @@ fn default_bridge_ports_files_none_and_container_mode() {
         "lo is up as with Docker: {out}"
     );
 
+    // --network host: the (scratch) host's interfaces, berth0 among them.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(out.contains(": berth0:"), "{out}");
+
     // -p ip:host:ctr, reached on 127.0.0.1 through DNAT.
     d.ok(&[
         "run",
