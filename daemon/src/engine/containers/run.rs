@@ -23,7 +23,6 @@ use berth_snapshotter::Snapshotter;
 use oci_spec::runtime::{Mount, MountBuilder};
 use tokio::sync::oneshot;
 
-use super::network::PreparedNetwork;
 use super::{
     Container, ContainerError, ContainerStore, Lifecycle, Record, Status, io_err, lock, now_nanos,
 };
@@ -114,7 +113,8 @@ impl ContainerStore {
     }
 
     /// Mounts the rootfs, writes the bundle, spawns the shim.
-    fn launch(&self, record: &Record, network: PreparedNetwork) -> Result<Client, ContainerError> {
+    fn launch(&self, container: &Container, record: &Record) -> Result<Client, ContainerError> {
+        let network = self.prepare_network(container, record)?;
         let id = &record.id;
         let rootfs = self.rootfs_path(id);
         std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
@@ -217,35 +217,32 @@ impl ContainerStore {
         if matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(false);
         }
-        let started = self
-            .prepare_network(container, &record)
-            .and_then(|network| self.launch(&record, network))
-            .and_then(|client| {
-                for pending in lock(&container.pending_attaches).drain(..) {
-                    let attached = client
-                        .attach(pending.stdin, pending.close_stdin)
-                        .map_err(|e| e.to_string());
-                    let _ = pending.reply.send(attached);
+        let started = self.launch(container, &record).and_then(|client| {
+            for pending in lock(&container.pending_attaches).drain(..) {
+                let attached = client
+                    .attach(pending.stdin, pending.close_stdin)
+                    .map_err(|e| e.to_string());
+                let _ = pending.reply.send(attached);
+            }
+            let pid = client
+                .start()
+                .and_then(|()| client.state())
+                .map(|state| state.pid);
+            match pid {
+                Ok(pid) => Ok((client, pid)),
+                Err(err) => {
+                    let _ = client.shutdown();
+                    let _ = unmount(&self.rootfs_path(&record.id));
+                    Err(match err {
+                        ClientError::Shim { message, .. } => ContainerError::Start {
+                            id: record.id.clone(),
+                            message,
+                        },
+                        other => shim_err(&record.id)(other),
+                    })
                 }
-                let pid = client
-                    .start()
-                    .and_then(|()| client.state())
-                    .map(|state| state.pid);
-                match pid {
-                    Ok(pid) => Ok((client, pid)),
-                    Err(err) => {
-                        let _ = client.shutdown();
-                        let _ = unmount(&self.rootfs_path(&record.id));
-                        Err(match err {
-                            ClientError::Shim { message, .. } => ContainerError::Start {
-                                id: record.id.clone(),
-                                message,
-                            },
-                            other => shim_err(&record.id)(other),
-                        })
-                    }
-                }
-            });
+            }
+        });
         let (client, pid) = match started {
             Ok(done) => done,
             Err(err) => {
