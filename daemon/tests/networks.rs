@@ -601,6 +601,30 @@ fn user_networks_names_isolation_and_bad_input() {
     d.ok(&["network", "disconnect", "back", "srv"]);
     isolated("api");
 
+    // Published ports work from a user network too.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "back",
+        "-p",
+        "18085:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18085/"),
+        "hello from berth\n"
+    );
+    d.ok(&["rm", "-f", "pub"]);
+
     // --internal: no default route out.
     d.ok(&["network", "create", "--internal", "priv"]);
     assert_eq!(
