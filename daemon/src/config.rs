@@ -11,6 +11,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/berthd.toml";
 const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+const DEFAULT_BRIDGE: &str = "berth0";
 
 /// Command line of `berthd`.
 #[derive(Debug, Parser)]
@@ -39,6 +40,10 @@ pub struct Args {
     /// Loopback registries always are.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// Bridge of the default network, or `none` for no default network
+    /// (containers then get an empty network namespace) [default: berth0]
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
 }
 
 /// How much `berthd` logs to stderr.
@@ -75,6 +80,7 @@ struct FileConfig {
     exec_root: Option<PathBuf>,
     log_level: Option<LogLevel>,
     insecure_registries: Option<Vec<String>>,
+    bridge: Option<String>,
 }
 
 /// The settings `berthd` runs with, after merging flags, file and defaults.
@@ -90,6 +96,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Registries spoken to over plain HTTP (flags and file together).
     pub insecure_registries: Vec<String>,
+    /// The default network's bridge; `None` for `--bridge none`.
+    pub bridge: Option<String>,
 }
 
 /// Why the configuration could not be loaded.
@@ -150,6 +158,12 @@ impl Config {
                 .into_iter()
                 .chain(args.insecure_registries)
                 .collect(),
+            bridge: Some(
+                args.bridge
+                    .or(file.bridge)
+                    .unwrap_or_else(|| DEFAULT_BRIDGE.into()),
+            )
+            .filter(|b| b != "none"),
         })
     }
 }
@@ -228,6 +242,20 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.insecure_registries, ["reg.lan:5000", "other.lan"]);
+    }
+
+    #[test]
+    fn bridge_defaults_to_berth0_and_none_disables_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "bridge = \"br-file\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let empty = Config::load(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(empty.bridge.as_deref(), Some("berth0"));
+        let from_file = Config::load(args(&["--config", path])).unwrap();
+        assert_eq!(from_file.bridge.as_deref(), Some("br-file"));
+        let none = Config::load(args(&["--config", path, "--bridge", "none"])).unwrap();
+        assert_eq!(none.bridge, None);
     }
 
     #[test]

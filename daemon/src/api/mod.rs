@@ -19,6 +19,7 @@ mod containers;
 pub(crate) mod containers_types;
 mod error;
 mod images;
+mod networks;
 mod query;
 mod registry;
 mod response;
@@ -135,6 +136,7 @@ impl App {
         images::routes(&mut router);
         registry::routes(&mut router);
         containers::routes(&mut router);
+        networks::routes(&mut router);
         App { engine, router }
     }
 

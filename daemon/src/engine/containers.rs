@@ -20,6 +20,7 @@
 
 pub(crate) mod exec;
 mod list;
+pub(crate) mod network;
 pub(crate) mod pause;
 pub(crate) mod run;
 mod stats;
@@ -110,6 +111,8 @@ pub(crate) enum ContainerError {
     },
     #[error("internal error: container {0} task failed")]
     Task(&'static str),
+    #[error(transparent)]
+    Network(Box<super::networks::NetError>),
 }
 
 impl ContainerError {
@@ -139,6 +142,7 @@ impl ContainerError {
                 _ => ErrorKind::Internal,
             },
             Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+            Self::Network(e) => e.kind(),
         }
     }
 }
@@ -227,6 +231,9 @@ pub(crate) struct Record {
     pub(crate) state: State,
     #[serde(default)]
     pub(crate) restart_count: i64,
+    /// The networks it is on, primary first, with live endpoints.
+    #[serde(default)]
+    pub(crate) networks: Vec<(String, super::networks::Attachment)>,
 }
 
 impl Record {
@@ -357,6 +364,7 @@ pub(crate) struct ContainerStore {
     shim_binary: PathBuf,
     events: Arc<EventBus>,
     images: Arc<Stores>,
+    networks: Arc<super::networks::Networks>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
 }
@@ -386,6 +394,7 @@ impl ContainerStore {
         exec_root: &Path,
         events: Arc<EventBus>,
         images: Arc<Stores>,
+        networks: Arc<super::networks::Networks>,
     ) -> Result<Arc<ContainerStore>, ContainerError> {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
@@ -400,6 +409,7 @@ impl ContainerStore {
             shim_binary: shim_binary(),
             events,
             images,
+            networks,
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
         });
@@ -426,6 +436,13 @@ impl ContainerStore {
         for container in all {
             run::restore(&store, &container);
         }
+        let running = store
+            .all()
+            .into_iter()
+            .filter(|c| c.is_running())
+            .map(|c| c.id.clone())
+            .collect();
+        store.networks.reconcile(&running);
         Ok(store)
     }
 
@@ -612,6 +629,13 @@ impl ContainerStore {
             .unwrap_or_default();
         spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
         let (path, args) = spec::command_of(&request.config)?;
+        let networks = self.networks.attachments_for(
+            &request.host_config.network_mode,
+            request
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref()),
+        )?;
         self.reserve_name(&name, &id)?;
         let record = Record {
             id: id.clone(),
@@ -625,6 +649,7 @@ impl ContainerStore {
             top_layer: image.image.layers.last().map(|l| l.chain_id.to_string()),
             state: State::default(),
             restart_count: 0,
+            networks,
         };
         let made = self.prepare_layer(&record, &image.image).and_then(|()| {
             let dir = self.dir(&id);
@@ -865,6 +890,7 @@ impl Engine {
         {
             Ok(record) => {
                 self.containers.release_name(&old_name, &container.id);
+                self.containers.rename_network_names(&record);
                 self.containers
                     .publish("rename", &record, &[("oldName", old_name.clone())]);
                 Ok(())

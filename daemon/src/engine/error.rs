@@ -45,6 +45,8 @@ pub(crate) enum EngineError {
     Images(super::images::ImageError),
     #[error("opening the container store: {0}")]
     Containers(Box<super::containers::ContainerError>),
+    #[error("starting networking: {0}")]
+    Networks(Box<super::networks::NetError>),
 }
 
 impl EngineError {
@@ -53,6 +55,7 @@ impl EngineError {
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::Images(e) => e.kind(),
             EngineError::Containers(e) => e.kind(),
+            EngineError::Networks(e) => e.kind(),
             EngineError::Filter(_) | EngineError::SinceAfterUntil { .. } => {
                 ErrorKind::InvalidArgument
             }
