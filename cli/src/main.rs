@@ -1,8 +1,9 @@
 //! `berth`: a docker-compatible CLI, a thin client of the Docker Engine API served by berthd (or
 //! any Docker-API daemon).
 //!
-//! Startup does only what the command needs: argument parsing, then (lazily, on the first API
-//! call) one `HEAD /_ping` for version negotiation. No async runtime: see `client.rs`.
+//! Startup does only what the command needs: parsing the arguments of the one subcommand that
+//! runs (the others are deferred), then the API calls, without a version ping (see
+//! `client.rs`). No async runtime.
 
 mod auth;
 mod cli;

@@ -19,6 +19,7 @@ mod containers;
 pub(crate) mod containers_types;
 mod error;
 mod images;
+mod networks;
 mod query;
 mod registry;
 mod response;
@@ -137,6 +138,7 @@ impl App {
         registry::routes(&mut router);
         containers::routes(&mut router);
         volumes::routes(&mut router);
+        networks::routes(&mut router);
         App { engine, router }
     }
 

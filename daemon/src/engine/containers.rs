@@ -21,6 +21,7 @@
 pub(crate) mod exec;
 mod list;
 mod mounts;
+pub(crate) mod network;
 pub(crate) mod pause;
 pub(crate) mod run;
 mod stats;
@@ -114,6 +115,8 @@ pub(crate) enum ContainerError {
     },
     #[error("internal error: container {0} task failed")]
     Task(&'static str),
+    #[error(transparent)]
+    Network(Box<super::networks::NetError>),
 }
 
 impl ContainerError {
@@ -144,6 +147,7 @@ impl ContainerError {
                 _ => ErrorKind::Internal,
             },
             Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+            Self::Network(e) => e.kind(),
         }
     }
 }
@@ -235,6 +239,9 @@ pub(crate) struct Record {
     /// Binds, volumes and `--mount`s, resolved at create.
     #[serde(default)]
     pub(crate) mount_points: Vec<MountPoint>,
+    /// The networks it is on, primary first, with live endpoints.
+    #[serde(default)]
+    pub(crate) networks: Vec<(String, super::networks::Attachment)>,
 }
 
 impl Record {
@@ -366,6 +373,7 @@ pub(crate) struct ContainerStore {
     events: Arc<EventBus>,
     images: Arc<Stores>,
     volumes: Arc<VolumeStore>,
+    networks: Arc<super::networks::Networks>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
 }
@@ -396,6 +404,7 @@ impl ContainerStore {
         events: Arc<EventBus>,
         images: Arc<Stores>,
         volumes: Arc<VolumeStore>,
+        networks: Arc<super::networks::Networks>,
     ) -> Result<Arc<ContainerStore>, ContainerError> {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
@@ -411,6 +420,7 @@ impl ContainerStore {
             events,
             images,
             volumes,
+            networks,
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
         });
@@ -446,6 +456,13 @@ impl ContainerStore {
             run::restore(&store, &container);
         }
         store.volumes.unmount_idle();
+        let running = store
+            .all()
+            .into_iter()
+            .filter(|c| c.is_running())
+            .map(|c| c.id.clone())
+            .collect();
+        store.networks.reconcile(&running);
         Ok(store)
     }
 
@@ -633,6 +650,13 @@ impl ContainerStore {
         spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
         let (path, args) = spec::command_of(&request.config)?;
         let mut mount_points = self.plan_mounts(&request)?;
+        let networks = self.networks.attachments_for(
+            &request.host_config.network_mode,
+            request
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref()),
+        )?;
         self.reserve_name(&name, &id)?;
         let made_volumes = match self.volumes.claim(&id, &mut mount_points) {
             Ok(created) => created,
@@ -654,6 +678,7 @@ impl ContainerStore {
             state: State::default(),
             restart_count: 0,
             mount_points,
+            networks,
         };
         let made = self
             .prepare_layer(&record, &image.image)
@@ -919,6 +944,7 @@ impl Engine {
         {
             Ok(record) => {
                 self.containers.release_name(&old_name, &container.id);
+                self.containers.rename_network_names(&record);
                 self.containers
                     .publish("rename", &record, &[("oldName", old_name.clone())]);
                 Ok(())

@@ -47,6 +47,8 @@ pub(crate) enum EngineError {
     Containers(Box<super::containers::ContainerError>),
     #[error("opening the volume store: {0}")]
     Volumes(super::volumes::VolumeError),
+    #[error("starting networking: {0}")]
+    Networks(Box<super::networks::NetError>),
 }
 
 impl EngineError {
@@ -56,6 +58,7 @@ impl EngineError {
             EngineError::Images(e) => e.kind(),
             EngineError::Containers(e) => e.kind(),
             EngineError::Volumes(e) => e.kind(),
+            EngineError::Networks(e) => e.kind(),
             EngineError::Filter(_) | EngineError::SinceAfterUntil { .. } => {
                 ErrorKind::InvalidArgument
             }

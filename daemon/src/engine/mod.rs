@@ -8,6 +8,7 @@ pub(crate) mod filters;
 pub(crate) mod host;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod networks;
 pub(crate) mod spec;
 pub(crate) mod volumes;
 
@@ -30,6 +31,8 @@ pub(crate) struct EngineConfig {
     pub(crate) exec_root: PathBuf,
     /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback.
     pub(crate) insecure_registries: Vec<String>,
+    /// The default network's bridge; `None` (`--bridge none`): no default network.
+    pub(crate) default_bridge: Option<String>,
 }
 
 /// Container totals by state, for `GET /info`.
@@ -54,6 +57,7 @@ pub(crate) struct Engine {
     host: HostFacts,
     events: Arc<EventBus>,
     images: ImageStore,
+    networks: Arc<networks::Networks>,
     containers: Arc<containers::ContainerStore>,
     volumes: Arc<volumes::VolumeStore>,
     started: SystemTime,
@@ -72,12 +76,22 @@ impl Engine {
             events.clone(),
         )
         .map_err(EngineError::Volumes)?;
+        let networks = Arc::new(networks::Networks::new(
+            &config.data_root,
+            &config.exec_root,
+            config.default_bridge.clone(),
+            events.clone(),
+        ));
+        networks
+            .start()
+            .map_err(|e| EngineError::Networks(Box::new(e)))?;
         let containers = containers::ContainerStore::open(
             &config.data_root,
             &config.exec_root,
             events.clone(),
             images.stores().clone(),
             volumes.clone(),
+            networks.clone(),
         )
         .map_err(|e| EngineError::Containers(Box::new(e)))?;
         Ok(Engine {
@@ -86,6 +100,7 @@ impl Engine {
             host,
             events,
             images,
+            networks,
             containers,
             volumes,
             started: SystemTime::now(),
@@ -104,6 +119,10 @@ impl Engine {
 
     pub(crate) fn host(&self) -> &HostFacts {
         &self.host
+    }
+
+    pub(crate) fn networks(&self) -> &Arc<networks::Networks> {
+        &self.networks
     }
 
     pub(crate) fn events(&self) -> &EventBus {

@@ -10,7 +10,7 @@ use crate::engine::filters::Filters;
 
 /// Filters `GET /containers/json` accepts.
 const LIST_FILTERS: &[&str] = &[
-    "id", "name", "label", "status", "ancestor", "exited", "before", "since", "volume",
+    "id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
 ];
 
 /// What `GET /containers/json` asks for.
@@ -111,6 +111,12 @@ impl Engine {
                         r.mount_points
                             .iter()
                             .any(|m| m.source == v || m.destination == v)
+                    })
+                    && filters.any_or_absent("network", |n| {
+                        r.host_config.network_mode == n
+                            || r.networks
+                                .iter()
+                                .any(|(name, a)| name == n || a.network_id.starts_with(n))
                     })
                     && before.is_none_or(|b| r.created < b)
                     && since.is_none_or(|s| r.created > s)

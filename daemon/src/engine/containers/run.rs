@@ -27,7 +27,7 @@ use super::{
 };
 use crate::api::containers_types::validate::parse_signal;
 use crate::engine::Engine;
-use crate::engine::spec::{self, NetworkFiles, SpecInput};
+use crate::engine::spec::{self, SpecInput};
 use crate::log;
 
 /// An attach waiting for the container's next start.
@@ -75,44 +75,9 @@ impl ContainerStore {
         self.shim_root.join(&id[..32.min(id.len())])
     }
 
-    /// `hostname`, `hosts` and `resolv.conf` for the container, as dockerd
-    /// writes them into the container's directory.
-    fn network_files(&self, record: &Record) -> Result<NetworkFiles, ContainerError> {
-        let dir = self.dir(&record.id);
-        let hostname = dir.join("hostname");
-        let hosts = dir.join("hosts");
-        let resolv = dir.join("resolv.conf");
-        let write =
-            |path: &Path, text: String| std::fs::write(path, text).map_err(io_err("writing", path));
-        write(&hostname, format!("{}\n", record.config.hostname))?;
-        write(
-            &hosts,
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n",
-                record.config.hostname
-            ),
-        )?;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // The host's loopback resolvers are unreachable from the container's
-        // own network namespace.
-        let kept: Vec<&str> = host_resolv
-            .lines()
-            .filter(|l| !(l.starts_with("nameserver") && (l.contains("127.") || l.contains("::1"))))
-            .collect();
-        write(&resolv, kept.join("\n") + "\n")?;
-        let mode = record.host_config.network_mode.as_str();
-        if mode == "host" {
-            return Ok(NetworkFiles::default());
-        }
-        Ok(NetworkFiles {
-            resolv_conf: Some(resolv),
-            hostname: Some(hostname),
-            hosts: Some(hosts),
-        })
-    }
-
     /// Mounts the rootfs, writes the bundle, spawns the shim.
-    fn launch(&self, record: &Record) -> Result<Client, ContainerError> {
+    fn launch(&self, container: &Container, record: &Record) -> Result<Client, ContainerError> {
+        let network = self.prepare_network(container, record)?;
         let id = &record.id;
         let rootfs = self.rootfs_path(id);
         std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
@@ -120,7 +85,6 @@ impl ContainerStore {
         let mounts = self.images.snapshots.mounts(id)?;
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
-            let network_files = self.network_files(record)?;
             let (extra_mounts, host) = self.prepare_mounts(record)?;
             let spec = spec::build_spec(&SpecInput {
                 config: &record.config,
@@ -128,10 +92,10 @@ impl ContainerStore {
                 rootfs: &rootfs,
                 cgroups_path: Some(PathBuf::from(format!("/berth/{id}"))),
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-                network_files,
+                network_files: network.files,
                 extra_mounts,
                 init_binary: None,
-                network_ns_path: None,
+                network_ns_path: network.netns_path,
             })?;
             let bundle = self.run_dir(id);
             let config_path = bundle.join("config.json");
@@ -215,7 +179,7 @@ impl ContainerStore {
         if matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(false);
         }
-        let started = self.launch(&record).and_then(|client| {
+        let started = self.launch(container, &record).and_then(|client| {
             for pending in lock(&container.pending_attaches).drain(..) {
                 let attached = client
                     .attach(pending.stdin, pending.close_stdin)
@@ -245,6 +209,7 @@ impl ContainerStore {
             Ok(done) => done,
             Err(err) => {
                 self.volumes.deactivate(&container.id);
+                self.release_network(container);
                 // Docker records a failed start as an exit: 127 for a
                 // missing command, 126 for one that cannot run.
                 let text = err.to_string();
@@ -415,6 +380,7 @@ pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
         let _ = unmount(&rootfs);
     }
     store.volumes.deactivate(&container.id);
+    store.release_network(container);
 }
 
 fn spawn_monitor(store: Arc<ContainerStore>, container: Arc<Container>, client: Client) {
@@ -462,6 +428,7 @@ pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     match berth_shim::connect(&state_dir) {
         Ok(client) => {
             *lock(&container.shim) = Some(client.clone());
+            store.restore_network(&record);
             spawn_monitor(store.clone(), container.clone(), client);
         }
         Err(err) => {
