@@ -2,7 +2,7 @@
 //! data root, socket and an imported busybox). The assertions are about berth's behaviour;
 //! where berthd (API 1.47, moby 28 semantics) legitimately answers differently from the
 //! dockerd 20.10 these steps were first written against, the comment says so.
-//! Commands berthd does not serve yet (cp, login, networks) stay in private_dockerd.rs.
+//! Commands berthd does not serve yet (cp, login) stay in private_dockerd.rs.
 //!
 //! One test runs the steps in order so only one daemon is started.
 
@@ -484,7 +484,19 @@ fn commands_against_berthd() {
     assert_eq!(ok(h, &["volume", "ls", "-q"]), "t-vol\n");
     assert_eq!(ok(h, &["volume", "rm", "t-vol"]), "t-vol\n");
     assert_eq!(ok(h, &["volume", "ls", "-q"]), "");
-    // (networks: berthd serves none yet; see private_dockerd.rs)
+    // networks
+    let net_id = ok(h, &["network", "create", "t-net"]);
+    assert_eq!(net_id.trim().len(), 64);
+    assert!(
+        ok(h, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+            .lines()
+            .any(|l| l == "t-net bridge")
+    );
+    assert_eq!(
+        ok(h, &["network", "inspect", "-f", "{{.Name}}", "t-net"]),
+        "t-net\n"
+    );
+    assert_eq!(ok(h, &["network", "rm", "t-net"]), "t-net\n");
 
     // --sig-proxy: a SIGTERM to berth reaches the container, whose status berth exits with
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
