@@ -70,6 +70,8 @@ pub(crate) enum Command {
     Cp(CpArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Pause all processes within one or more containers
     Pause(ContainersArgs),
     /// Unpause all processes within one or more containers
@@ -160,6 +162,8 @@ pub(crate) enum ContainerCommand {
     Stats(StatsArgs),
     Cp(CpArgs),
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     Pause(ContainersArgs),
     Unpause(ContainersArgs),
 }
@@ -422,6 +426,13 @@ pub(crate) struct TopArgs {
     /// ps options
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PortArgs {
+    pub(crate) container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub(crate) port: Option<String>,
 }
 
 #[derive(Debug, Args)]
