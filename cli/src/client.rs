@@ -5,8 +5,10 @@
 //! concurrent directions, which two OS threads do simply. Without tokio/hyper the binary stays small
 //! and `berth version` does no work beyond connect/write/read (see the report for hyperfine numbers).
 //!
-//! The client speaks what the docker CLI speaks: `HEAD /_ping` unversioned, then every call as
-//! `/v<negotiated>/...`; errors `{"message": ...}` become [`Error::Api`].
+//! Every call goes as `/v<version>/...`: the first one with our version, without the docker
+//! CLI's `HEAD /_ping` first (a daemon too old for it refuses, and the call is sent again with
+//! the daemon's version; streamed uploads, which cannot be sent twice, ping first). Errors
+//! `{"message": ...}` become [`Error::Api`].
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -91,6 +93,17 @@ pub(crate) struct Body {
 pub(crate) struct Hijacked {
     pub(crate) reader: BufReader<UnixStream>,
     pub(crate) writer: UnixStream,
+}
+
+/// The version in moby's refusal of a too new client ("client version 1.47
+/// is too new. Maximum supported API version is 1.41").
+fn max_version_of(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("Maximum supported API version is ")?;
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!v.is_empty() && message.contains("too new")).then_some(v)
 }
 
 /// Characters left alone by [`encode_query`]; the rest are %-escaped.
@@ -236,6 +249,40 @@ impl Client {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<Response, Error> {
+        // Not negotiated yet and the body can be sent twice: skip the ping and
+        // try our version; a daemon that is older says so, and the request
+        // goes again with its version (one round trip saved on every
+        // command against a current daemon).
+        if self.version.is_none() && !matches!(payload, Payload::Tar(_)) {
+            let replay = match &payload {
+                Payload::Json(v) => Payload::Json(v),
+                _ => Payload::None,
+            };
+            let path = format!("/v{DEFAULT_API_VERSION}{path_and_query}");
+            let resp = self.raw_request(method, &path, headers, payload)?;
+            // The daemon's version, when older than ours (moby sends it on
+            // every answer, also the refusal).
+            let older = resp
+                .header("api-version")
+                .filter(|v| version_less(v, DEFAULT_API_VERSION))
+                .map(str::to_string);
+            let result = resp.check();
+            let refused = match &result {
+                // A HEAD refusal has no body to name the version.
+                Err(Error::Api {
+                    status: 400,
+                    message,
+                }) => max_version_of(message).or_else(|| older.clone()),
+                _ => None,
+            };
+            if let Some(v) = refused {
+                self.version = Some(v);
+                let path = format!("/v{}{}", self.version()?, path_and_query);
+                return self.raw_request(method, &path, headers, replay)?.check();
+            }
+            self.version = Some(older.unwrap_or_else(|| DEFAULT_API_VERSION.to_string()));
+            return result;
+        }
         let path = format!("/v{}{}", self.version()?, path_and_query);
         let resp = self.raw_request(method, &path, headers, payload)?;
         resp.check()
@@ -621,6 +668,16 @@ mod tests {
         assert!(version_less("1.41", "1.47"));
         assert!(!version_less("1.51", "1.47"));
         assert!(!version_less("1.47", "1.47"));
+    }
+
+    #[test]
+    fn too_new_refusals_name_the_daemons_version() {
+        let moby = "client version 1.47 is too new. Maximum supported API version is 1.41";
+        assert_eq!(max_version_of(moby).as_deref(), Some("1.41"));
+        let too_old = "client version 1.10 is too old. Minimum supported API version is 1.24, \
+                       please upgrade your client to a newer version";
+        assert_eq!(max_version_of(too_old), None);
+        assert_eq!(max_version_of("No such container: x"), None);
     }
 
     #[test]

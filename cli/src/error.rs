@@ -33,6 +33,10 @@ pub(crate) enum Error {
     Usage(String),
     #[error("No such object: {0}")]
     NoSuchObject(String),
+    /// The command found nothing to show, as docker reports with status 1 (`port` of a port that
+    /// is not published).
+    #[error("{0}")]
+    NotFound(String),
     #[error("writing output: {0}")]
     Output(io::Error),
     /// Not an error: the command wants the process to exit with this status (container exit code).
@@ -47,7 +51,7 @@ impl Error {
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Exit(code) => *code,
-            Error::NoSuchObject(_) | Error::InStream(_) => 1,
+            Error::NoSuchObject(_) | Error::NotFound(_) | Error::InStream(_) => 1,
             _ => 125,
         }
     }

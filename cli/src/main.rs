@@ -1,8 +1,9 @@
 //! `berth`: a docker-compatible CLI, a thin client of the Docker Engine API served by berthd (or
 //! any Docker-API daemon).
 //!
-//! Startup does only what the command needs: argument parsing, then (lazily, on the first API
-//! call) one `HEAD /_ping` for version negotiation. No async runtime: see `client.rs`.
+//! Startup does only what the command needs: parsing the arguments of the one subcommand that
+//! runs (the others are deferred), then the API calls, without a version ping (see
+//! `client.rs`). No async runtime.
 
 mod auth;
 mod cli;
@@ -175,6 +176,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Diff(a) => commands::files::diff(&mut ctx, a),
         Command::Commit(a) => commands::files::commit(&mut ctx, a),
         Command::Rename(a) => c::rename(&mut ctx, a),
+        Command::Port(a) => c::port(&mut ctx, a),
         Command::Pause(a) => c::simple_post(&mut ctx, a, "pause"),
         Command::Unpause(a) => c::simple_post(&mut ctx, a, "unpause"),
         Command::Pull(a) => i::pull(&mut ctx, a),
@@ -209,6 +211,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             ContainerCommand::Diff(a) => commands::files::diff(&mut ctx, a),
             ContainerCommand::Commit(a) => commands::files::commit(&mut ctx, a),
             ContainerCommand::Rename(a) => c::rename(&mut ctx, a),
+            ContainerCommand::Port(a) => c::port(&mut ctx, a),
             ContainerCommand::Pause(a) => c::simple_post(&mut ctx, a, "pause"),
             ContainerCommand::Unpause(a) => c::simple_post(&mut ctx, a, "unpause"),
         },
@@ -244,6 +247,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             VolumeCommand::Ls(a) => commands::volume::ls(&mut ctx, a),
             VolumeCommand::Rm(a) => commands::volume::rm(&mut ctx, a),
             VolumeCommand::Inspect(a) => commands::network::inspect(&mut ctx, a, "volume"),
+            VolumeCommand::Prune(a) => commands::volume::prune(&mut ctx, a),
         },
         Command::Completion(a) => {
             let mut cmd = Cli::command();

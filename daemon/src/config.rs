@@ -11,6 +11,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/berthd.toml";
 const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+const DEFAULT_BRIDGE: &str = "berth0";
 
 /// Command line of `berthd`.
 #[derive(Debug, Parser)]
@@ -39,6 +40,10 @@ pub struct Args {
     /// Loopback registries always are.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// Bridge of the default network, or `none` for no default network
+    /// (containers then get an empty network namespace) [default: berth0]
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
 }
 
 /// How much `berthd` logs to stderr.
@@ -75,6 +80,7 @@ struct FileConfig {
     exec_root: Option<PathBuf>,
     log_level: Option<LogLevel>,
     insecure_registries: Option<Vec<String>>,
+    bridge: Option<String>,
 }
 
 /// The settings `berthd` runs with, after merging flags, file and defaults.
@@ -90,6 +96,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Registries spoken to over plain HTTP (flags and file together).
     pub insecure_registries: Vec<String>,
+    /// The default network's bridge; `None` for `--bridge none`.
+    pub bridge: Option<String>,
 }
 
 /// Why the configuration could not be loaded.
@@ -124,19 +132,25 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        // Absolute from here on: the paths end up in OCI specs and shim
+        // arguments, read by processes with another working directory.
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         Ok(Config {
-            socket: args
-                .socket
-                .or(file.socket)
-                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
-            data_root: args
-                .data_root
-                .or(file.data_root)
-                .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
-            exec_root: args
-                .exec_root
-                .or(file.exec_root)
-                .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            socket: absolute(
+                args.socket
+                    .or(file.socket)
+                    .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            ),
+            data_root: absolute(
+                args.data_root
+                    .or(file.data_root)
+                    .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            ),
+            exec_root: absolute(
+                args.exec_root
+                    .or(file.exec_root)
+                    .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            ),
             log_level: args.log_level.or(file.log_level).unwrap_or(LogLevel::Info),
             insecure_registries: file
                 .insecure_registries
@@ -144,6 +158,12 @@ impl Config {
                 .into_iter()
                 .chain(args.insecure_registries)
                 .collect(),
+            bridge: Some(
+                args.bridge
+                    .or(file.bridge)
+                    .unwrap_or_else(|| DEFAULT_BRIDGE.into()),
+            )
+            .filter(|b| b != "none"),
         })
     }
 }
@@ -165,6 +185,25 @@ mod tests {
 
     fn args(list: &[&str]) -> Args {
         Args::parse_from(std::iter::once("berthd").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let config = Config::load(args(&[
+            "--config",
+            "/dev/null",
+            "--data-root",
+            "rel/data",
+            "--exec-root",
+            "./exec",
+            "--socket",
+            "b.sock",
+        ]))
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.data_root, cwd.join("rel/data"));
+        assert_eq!(config.exec_root, cwd.join("exec"));
+        assert_eq!(config.socket, cwd.join("b.sock"));
     }
 
     #[test]
@@ -203,6 +242,20 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.insecure_registries, ["reg.lan:5000", "other.lan"]);
+    }
+
+    #[test]
+    fn bridge_defaults_to_berth0_and_none_disables_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "bridge = \"br-file\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let empty = Config::load(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(empty.bridge.as_deref(), Some("berth0"));
+        let from_file = Config::load(args(&["--config", path])).unwrap();
+        assert_eq!(from_file.bridge.as_deref(), Some("br-file"));
+        let none = Config::load(args(&["--config", path, "--bridge", "none"])).unwrap();
+        assert_eq!(none.bridge, None);
     }
 
     #[test]

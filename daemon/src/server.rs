@@ -169,6 +169,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             data_root: config.data_root.clone(),
             exec_root: config.exec_root.clone(),
             insecure_registries: config.insecure_registries.clone(),
+            default_bridge: config.bridge.clone(),
         })
         .map_err(|e: EngineError| ServeError::Engine(e.to_string()))?,
     );
@@ -273,6 +274,7 @@ mod tests {
                 data_root: dir.to_owned(),
                 exec_root: dir.to_owned(),
                 insecure_registries: Vec::new(),
+                default_bridge: None,
             })
             .unwrap(),
         )

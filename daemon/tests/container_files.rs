@@ -53,11 +53,16 @@ impl Daemon {
         stderr
     }
 
-    /// No mount of ours is left (the stopped-container paths mount and
-    /// detach the rootfs).
+    /// No rootfs is mounted but those of the `running` containers (the
+    /// stopped-container paths mount and detach at once).
     fn assert_no_mounts_but_running(&self, running: usize) {
         let mounts = mounts_under(self.0.dir.path());
-        assert_eq!(mounts.len(), running, "{mounts:?}");
+        let rootfs = mounts.iter().filter(|m| m.ends_with("rootfs")).count();
+        assert_eq!(rootfs, running, "{mounts:?}");
+        let views = mounts
+            .iter()
+            .filter(|m| m.to_string_lossy().contains("/view-"));
+        assert_eq!(views.count(), 0, "{mounts:?}");
     }
 }
 
@@ -301,6 +306,33 @@ fn cp_errors_are_dockers() {
     d.ok(&["cp", "binds:/data/inside-ro", work.path().to_str().unwrap()]);
     assert_eq!(read(&work.path().join("inside-ro")), "ro\n");
     d.ok(&["rm", "-f", "binds"]);
+
+    // A named volume too: what is copied in is in the volume.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vols",
+        "-v",
+        "filesvol:/vol",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["cp", file, "vols:/vol/in-volume"]);
+    d.ok(&["rm", "-f", "vols"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "filesvol:/vol",
+            "busybox",
+            "cat",
+            "/vol/in-volume"
+        ]),
+        "f\n"
+    );
 
     // The API's statuses.
     let resp = common::request(

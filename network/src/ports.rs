@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::OwnedFd;
 
-use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, getsockname, socket_with};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NetworkError, Result};
@@ -174,8 +174,15 @@ fn bind_port(spec: &PortSpec) -> Result<(OwnedFd, u16)> {
     let fd: OwnedFd = match spec.protocol {
         Protocol::Udp => UdpSocket::bind(addr).map_err(in_use)?.into(),
         Protocol::Tcp => {
-            let fd = socket(AddressFamily::INET, SocketType::STREAM, None)
-                .map_err(|e| in_use(e.into()))?;
+            // Close-on-exec: shims and containers spawned later must not
+            // inherit it (they would hold the port after berthd exits).
+            let fd = socket_with(
+                AddressFamily::INET,
+                SocketType::STREAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .map_err(|e| in_use(e.into()))?;
             // No SO_REUSEADDR: Linux lets two non-listening sockets that
             // both set it share a port, which would defeat the reservation.
             bind(&fd, &addr).map_err(|e| in_use(e.into()))?;

@@ -185,6 +185,17 @@ fn dockerd_base_command(dir: &Path) -> (Command, PathBuf) {
 /// file (so a host's /etc/berth/berthd.toml does not apply), and the socket
 /// path.
 pub(crate) fn berthd_command(bin: &Path, dir: &Path) -> anyhow::Result<(Command, PathBuf)> {
+    // No default network: berthd runs in the host's namespace here and
+    // must not add its bridge and nftables table there.
+    berthd_command_with_bridge(bin, dir, "none")
+}
+
+/// [`berthd_command`] with the default network on bridge `bridge`.
+pub(crate) fn berthd_command_with_bridge(
+    bin: &Path,
+    dir: &Path,
+    bridge: &str,
+) -> anyhow::Result<(Command, PathBuf)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let config = dir.join("berthd.toml");
     fs::write(&config, "").with_context(|| format!("writing {}", config.display()))?;
@@ -198,7 +209,7 @@ pub(crate) fn berthd_command(bin: &Path, dir: &Path) -> anyhow::Result<(Command,
         .arg(dir.join("data"))
         .arg("--exec-root")
         .arg(dir.join("exec"))
-        .args(["--log-level", "error"]);
+        .args(["--log-level", "error", "--bridge", bridge]);
     Ok((cmd, socket))
 }
 
@@ -287,6 +298,20 @@ impl Berthd {
     /// `PATH`.
     pub(crate) fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
         let (cmd, socket) = berthd_command(bin, dir)?;
+        Self::start_with(cmd, dir, socket)
+    }
+
+    /// berthd inside `netns` with its default bridge (`berth0`): the
+    /// bridge, veths and nftables table stay in that namespace.
+    pub(crate) fn start_in(bin: &Path, dir: &Path, netns: &NetNs) -> anyhow::Result<Self> {
+        let (mut cmd, socket) = berthd_command_with_bridge(bin, dir, "berth0")?;
+        let ns = fs::File::open(netns.path())
+            .with_context(|| format!("opening {}", netns.path().display()))?;
+        crate::sys::enter_netns_on_exec(&mut cmd, ns);
+        Self::start_with(cmd, dir, socket)
+    }
+
+    fn start_with(cmd: Command, dir: &Path, socket: PathBuf) -> anyhow::Result<Self> {
         let mut daemon = Daemon::spawn("berthd", cmd, dir, socket.clone())?;
         daemon.wait_until_up(Duration::from_secs(60))?;
         Ok(Self {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::cleanup::{remove_leftovers, stop};
 
-/// `<binary> --socket .. --data-root .. --exec-root .. --log-level warn`,
-/// never reading the host's /etc/berth/berthd.toml; stdin is null.
+/// `<binary> --socket .. --data-root .. --exec-root .. --log-level warn
+/// --bridge none`, never reading the host's /etc/berth/berthd.toml; stdin
+/// is null.
 pub fn berthd_command(binary: &Path, socket: &Path, data_root: &Path, exec_root: &Path) -> Command {
     let mut cmd = Command::new(binary);
     cmd.arg("--socket")
@@ -27,6 +28,10 @@ pub fn berthd_command(binary: &Path, socket: &Path, data_root: &Path, exec_root:
         // Never pick up the host's /etc/berth/berthd.toml.
         .arg("--config")
         .arg("/dev/null")
+        // No default network: these daemons share the host's network
+        // namespace (daemon/tests/networks.rs runs berthd in scratch ones).
+        .arg("--bridge")
+        .arg("none")
         .stdin(Stdio::null());
     cmd
 }

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::Ctx;
 use crate::cli::{
-    AttachArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, RunArgs,
-    StartArgs, StopArgs, TopArgs,
+    AttachArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
+    RunArgs, StartArgs, StopArgs, TopArgs,
 };
 use crate::client::{Hijacked, Payload, Query, Response, encode_path};
 use crate::error::{Error, start_failure_status};
@@ -362,6 +362,11 @@ fn create_body(a: &RunArgs, image: &str, cmd: &[String]) -> Result<Value, Error>
             volumes.insert(v.clone(), json!({}));
         }
     }
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| crate::commands::mount::parse(m))
+        .collect::<Result<Vec<Value>, Error>>()?;
     let tmpfs: Map<String, Value> = a
         .tmpfs
         .iter()
@@ -402,6 +407,8 @@ fn create_body(a: &RunArgs, image: &str, cmd: &[String]) -> Result<Value, Error>
         "ReadonlyRootfs": a.read_only,
         "SecurityOpt": if a.security_opt.is_empty() { Value::Null } else { json!(a.security_opt) },
         "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
+        "Mounts": if mounts.is_empty() { Value::Null } else { json!(mounts) },
+        "VolumesFrom": if a.volumes_from.is_empty() { Value::Null } else { json!(a.volumes_from) },
         "MemorySwappiness": -1,
     });
     if a.init {
@@ -847,6 +854,63 @@ pub(crate) fn rename(ctx: &mut Ctx, a: RenameArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `docker port`: the published bindings from inspect.
+pub(crate) fn port(ctx: &mut Ctx, a: PortArgs) -> Result<(), Error> {
+    let info = ctx
+        .client
+        .get_json(&format!("{}/json", path_of(&a.container)))?;
+    for line in port_lines(&info, a.port.as_deref(), &a.container)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `80/tcp -> 0.0.0.0:8080` per binding, sorted by port; with `wanted` (`80` or `80/udp`) only
+/// the host addresses of that port, and an error naming it when it has none.
+fn port_lines(info: &Value, wanted: Option<&str>, container: &str) -> Result<Vec<String>, Error> {
+    let mut bindings: Vec<(u16, String, String)> = Vec::new();
+    let ports = info["NetworkSettings"]["Ports"].as_object();
+    for (key, list) in ports.into_iter().flatten() {
+        let (num, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        for b in list.as_array().into_iter().flatten() {
+            let ip = match b["HostIp"].as_str().unwrap_or("") {
+                "" => "0.0.0.0".to_string(),
+                v6 if v6.contains(':') => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            let host_port = b["HostPort"].as_str().unwrap_or("");
+            bindings.push((
+                num.parse().unwrap_or(0),
+                format!("{num}/{proto}"),
+                format!("{ip}:{host_port}"),
+            ));
+        }
+    }
+    bindings.sort();
+    let Some(wanted) = wanted else {
+        return Ok(bindings
+            .into_iter()
+            .map(|(_, key, host)| format!("{key} -> {host}"))
+            .collect());
+    };
+    let wanted = if wanted.contains('/') {
+        wanted.to_string()
+    } else {
+        format!("{wanted}/tcp")
+    };
+    let hosts: Vec<String> = bindings
+        .into_iter()
+        .filter(|(_, key, _)| *key == wanted)
+        .map(|(_, _, host)| host)
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::NotFound(format!(
+            "No public port '{wanted}' published for {container}"
+        )));
+    }
+    Ok(hosts)
+}
+
 pub(crate) fn top(ctx: &mut Ctx, a: TopArgs) -> Result<(), Error> {
     let q = Query::new()
         .add_if(!a.ps_args.is_empty(), "ps_args", a.ps_args.join(" "))
@@ -1044,6 +1108,41 @@ pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_lists_bindings_like_docker() {
+        // NetworkSettings.Ports as dockerd (and berthd) answer it.
+        let info = serde_json::json!({"NetworkSettings": {"Ports": {
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}],
+            "9000/udp": [{"HostIp": "0.0.0.0", "HostPort": "9000"},
+                         {"HostIp": "::", "HostPort": "9000"}],
+            "443/tcp": null,
+            "8080/tcp": [{"HostIp": "", "HostPort": "32768"}]
+        }}});
+        assert_eq!(
+            port_lines(&info, None, "web").unwrap(),
+            [
+                "80/tcp -> 127.0.0.1:18081",
+                "8080/tcp -> 0.0.0.0:32768",
+                "9000/udp -> 0.0.0.0:9000",
+                "9000/udp -> [::]:9000",
+            ]
+        );
+        assert_eq!(
+            port_lines(&info, Some("80"), "web").unwrap(),
+            ["127.0.0.1:18081"]
+        );
+        assert_eq!(
+            port_lines(&info, Some("9000/udp"), "web").unwrap(),
+            ["0.0.0.0:9000", "[::]:9000"]
+        );
+        let err = port_lines(&info, Some("443"), "web").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "No public port '443/tcp' published for web"
+        );
+        assert_eq!(err.exit_code(), 1);
+    }
 
     #[test]
     fn ports_parse_and_render() {

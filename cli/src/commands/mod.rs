@@ -6,6 +6,7 @@ pub(crate) mod files;
 pub(crate) mod image;
 pub(crate) mod login;
 pub(crate) mod man;
+pub(crate) mod mount;
 pub(crate) mod network;
 pub(crate) mod stats;
 pub(crate) mod system;

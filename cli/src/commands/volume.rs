@@ -1,14 +1,15 @@
-//! `volume create|ls|rm` (inspect is shared with networks).
+//! `volume create|ls|rm|prune` (inspect is shared with networks).
 
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::cli::{VolumeCreateArgs, VolumeLsArgs, VolumeRmArgs};
+use crate::cli::{VolumeCreateArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs};
 use crate::client::{Query, encode_path};
 use crate::commands::network::key_values;
 use crate::error::Error;
 use crate::output::{filters_json, print, println};
 use crate::template::{ListFormat, row};
+use crate::units::human_size_prec;
 
 pub(crate) fn create(ctx: &mut Ctx, a: VolumeCreateArgs) -> Result<(), Error> {
     let body = json!({
@@ -92,4 +93,52 @@ pub(crate) fn rm(ctx: &mut Ctx, a: VolumeRmArgs) -> Result<(), Error> {
         }
     }
     if failed { Err(Error::Exit(1)) } else { Ok(()) }
+}
+
+/// `volume prune`: anonymous volumes no container uses (all unused ones
+/// with `-a`), as docker prints it.
+pub(crate) fn prune(ctx: &mut Ctx, a: VolumePruneArgs) -> Result<(), Error> {
+    if !a.force {
+        let what = if a.all {
+            "all local volumes"
+        } else {
+            "anonymous local volumes"
+        };
+        eprint!(
+            "WARNING! This will remove {what} not used by at least one container.\nAre you sure you want to continue? [y/N] "
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let mut filters: serde_json::Map<String, Value> = filters_json(&a.filter)?
+        .and_then(|f| serde_json::from_str(&f).ok())
+        .unwrap_or_default();
+    if a.all {
+        filters.insert("all".into(), json!({"true": true}));
+    }
+    let q = if filters.is_empty() {
+        String::new()
+    } else {
+        Query::new()
+            .add("filters", Value::Object(filters).to_string())
+            .render()
+    };
+    let v = ctx.client.post_empty(&format!("/volumes/prune{q}"))?;
+    let deleted: Vec<&str> = v["VolumesDeleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !deleted.is_empty() {
+        println(&format!("Deleted Volumes:\n{}\n", deleted.join("\n")))?;
+    }
+    let reclaimed = v["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    println(&format!(
+        "Total reclaimed space: {}",
+        human_size_prec(reclaimed, 4)
+    ))
 }

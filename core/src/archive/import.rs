@@ -40,7 +40,7 @@ pub struct ImportConfig {
     pub labels: BTreeMap<String, String>,
     /// `EXPOSE`: ports as `80/tcp`.
     pub exposed_ports: Vec<String>,
-    /// `VOLUME`: paths.
+    /// `VOLUME`s: paths that get a volume in every container.
     pub volumes: Vec<String>,
     /// `STOPSIGNAL`.
     pub stop_signal: Option<String>,

@@ -17,8 +17,8 @@ use serde_json::json;
 use super::body::{MAX_JSON_BODY, read_json};
 use super::containers_types::{
     ContainerInspect, ContainerState, ContainerSummary, CreateRequest, CreateResponse,
-    EndpointSettings, GraphDriver, NetworkSettings, SummaryHostConfig, SummaryNetworkSettings,
-    rfc3339_nano, summary_command, unix_seconds,
+    EndpointSettings, GraphDriver, NetworkSettings, PortBinding, SummaryHostConfig,
+    SummaryNetworkSettings, SummaryPort, rfc3339_nano, summary_command, unix_seconds,
 };
 use super::error::status_for;
 use super::response::{empty_body, json, json_lines, json_with_status};
@@ -28,6 +28,7 @@ use crate::engine::containers::exec::ExecConfig;
 use crate::engine::containers::run::WaitCondition;
 use crate::engine::containers::{ContainerError, ListOptions, Record, Status, from_nanos};
 use crate::engine::logs::{LogOptions, log_stream};
+use crate::engine::networks::DEFAULT_NETWORK;
 
 pub(crate) fn routes(router: &mut Router) {
     router
@@ -108,13 +109,144 @@ async fn create(call: Call) -> ApiResult {
 }
 
 fn networks(engine: &Engine, record: &Record) -> BTreeMap<String, EndpointSettings> {
-    let _ = engine;
     let mode = record.host_config.network_mode.as_str();
     let mut networks = BTreeMap::new();
-    if matches!(mode, "bridge" | "host" | "none") {
-        networks.insert(mode.to_owned(), EndpointSettings::default());
+    if matches!(mode, "host" | "none") {
+        let network_id = engine
+            .networks()
+            .find(mode)
+            .map(|v| v.meta.id)
+            .unwrap_or_default();
+        networks.insert(
+            mode.to_owned(),
+            EndpointSettings {
+                network_id,
+                ..EndpointSettings::default()
+            },
+        );
+    }
+    let short_id = &record.id[..12.min(record.id.len())];
+    for (name, attachment) in &record.networks {
+        let endpoint = attachment.endpoint.as_ref();
+        let user = name != DEFAULT_NETWORK;
+        let mut dns_names = vec![
+            record.name.trim_start_matches('/').to_owned(),
+            short_id.to_owned(),
+        ];
+        dns_names.extend(attachment.aliases.iter().cloned());
+        networks.insert(
+            name.clone(),
+            EndpointSettings {
+                ipam_config: attachment
+                    .ipv4
+                    .map(|ip| json!({ "IPv4Address": ip.to_string() })),
+                links: None,
+                aliases: (!attachment.aliases.is_empty()).then(|| attachment.aliases.clone()),
+                mac_address: String::new(),
+                network_id: attachment.network_id.clone(),
+                endpoint_id: endpoint.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+                gateway: endpoint
+                    .and_then(|e| e.gateway)
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
+                ip_address: endpoint.map(|e| e.address.to_string()).unwrap_or_default(),
+                ip_prefix_len: endpoint.map_or(0, |e| u32::from(e.subnet.prefix())),
+                dns_names: (user && endpoint.is_some()).then_some(dns_names),
+            },
+        );
     }
     networks
+}
+
+/// Published ports as `docker port` reads them: every exposed or bound
+/// port, with its host bindings while the container runs.
+fn ports(record: &Record) -> BTreeMap<String, Option<Vec<PortBinding>>> {
+    let mut ports: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
+    let key = |k: &str| {
+        if k.contains('/') {
+            k.to_owned()
+        } else {
+            format!("{k}/tcp")
+        }
+    };
+    for k in record.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+        ports.insert(key(k), None);
+    }
+    for k in record
+        .host_config
+        .port_bindings
+        .iter()
+        .flat_map(|p| p.keys())
+    {
+        ports.insert(key(k), None);
+    }
+    for (_, attachment) in &record.networks {
+        for p in attachment.endpoint.iter().flat_map(|e| &e.ports) {
+            ports
+                .entry(format!("{}/{}", p.container_port, p.protocol))
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port.to_string(),
+                });
+        }
+    }
+    ports
+}
+
+fn network_settings(engine: &Engine, record: &Record) -> NetworkSettings {
+    let mut settings = NetworkSettings {
+        networks: networks(engine, record),
+        ports: ports(record),
+        ..NetworkSettings::default()
+    };
+    if record.networks.iter().any(|(_, a)| a.endpoint.is_some()) {
+        settings.sandbox_id = record.id.clone();
+        settings.sandbox_key = engine
+            .networks()
+            .netns_path(&record.id)
+            .display()
+            .to_string();
+    }
+    // The deprecated top-level fields describe the default bridge only.
+    if let Some(endpoint) = record
+        .networks
+        .iter()
+        .find(|(n, _)| n == DEFAULT_NETWORK)
+        .and_then(|(_, a)| a.endpoint.as_ref())
+    {
+        settings.bridge = String::new();
+        settings.endpoint_id = endpoint.endpoint_id.clone();
+        settings.ip_address = endpoint.address.to_string();
+        settings.ip_prefix_len = u32::from(endpoint.subnet.prefix());
+        settings.gateway = endpoint.gateway.map(|g| g.to_string()).unwrap_or_default();
+    }
+    settings
+}
+
+/// `Ports` of the container list.
+fn summary_ports(record: &Record) -> Vec<SummaryPort> {
+    let mut out = Vec::new();
+    for (key, bindings) in ports(record) {
+        let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let private_port = port.parse().unwrap_or(0);
+        match bindings {
+            Some(list) => out.extend(list.into_iter().map(|b| SummaryPort {
+                ip: b.host_ip,
+                private_port,
+                public_port: b.host_port.parse().ok(),
+                r#type: proto.to_owned(),
+            })),
+            None => out.push(SummaryPort {
+                ip: String::new(),
+                private_port,
+                public_port: None,
+                r#type: proto.to_owned(),
+            }),
+        }
+    }
+    out
 }
 
 pub(super) fn inspect_of(engine: &Engine, record: Record) -> ContainerInspect {
@@ -164,11 +296,8 @@ pub(super) fn inspect_of(engine: &Engine, record: Record) -> ContainerInspect {
         },
         size_rw: None,
         size_root_fs: None,
-        mounts: Vec::new(),
-        network_settings: NetworkSettings {
-            networks: networks(engine, &record),
-            ..NetworkSettings::default()
-        },
+        mounts: super::volumes::mounts_of(engine, &record),
+        network_settings: network_settings(engine, &record),
         config: record.config,
     }
 }
@@ -194,7 +323,7 @@ async fn list(call: Call) -> ApiResult {
             image_id: record.image_id.clone(),
             command: summary_command(&record.path, &record.args),
             created: unix_seconds(from_nanos(record.created)),
-            ports: Vec::new(),
+            ports: summary_ports(&record),
             size_rw: None,
             size_root_fs: None,
             labels: record
@@ -213,7 +342,7 @@ async fn list(call: Call) -> ApiResult {
             network_settings: SummaryNetworkSettings {
                 networks: networks(&call.engine, &record),
             },
-            mounts: Vec::new(),
+            mounts: super::volumes::mounts_of(&call.engine, &record),
         })
         .collect();
     Ok(json(&summaries))
@@ -221,7 +350,7 @@ async fn list(call: Call) -> ApiResult {
 
 async fn remove(call: Call) -> ApiResult {
     call.engine
-        .container_delete(&id(&call), call.query.bool("force"))
+        .container_delete(&id(&call), call.query.bool("force"), call.query.bool("v"))
         .await?;
     Ok(no_content())
 }

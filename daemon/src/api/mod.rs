@@ -20,12 +20,14 @@ mod containers;
 pub(crate) mod containers_types;
 mod error;
 mod images;
+mod networks;
 mod query;
 mod registry;
 mod response;
 mod router;
 mod system;
 mod types;
+mod volumes;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -136,6 +138,8 @@ impl App {
         images::routes(&mut router);
         registry::routes(&mut router);
         containers::routes(&mut router);
+        volumes::routes(&mut router);
+        networks::routes(&mut router);
         archive::routes(&mut router);
         App { engine, router }
     }

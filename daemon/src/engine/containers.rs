@@ -22,6 +22,8 @@ pub(crate) mod archive;
 pub(crate) mod exec;
 mod fstree;
 mod list;
+mod mounts;
+pub(crate) mod network;
 pub(crate) mod pause;
 pub(crate) mod run;
 mod stats;
@@ -43,6 +45,7 @@ use super::events::{Event, EventType};
 use super::images::{ImageError, Stores};
 use super::logs::LogError;
 use super::spec::{self, ImageDefaults, SpecError};
+use super::volumes::{self, MountPoint, VolumeError, VolumeStore};
 use super::{ContainerCounts, Engine, ErrorKind, EventBus};
 use crate::api::containers_types::{
     ContainerConfig, CreateRequest, HostConfig, StatusFacts, status_text,
@@ -99,6 +102,8 @@ pub(crate) enum ContainerError {
     Mount(#[from] berth_core::MountError),
     #[error(transparent)]
     Logs(#[from] LogError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     #[error("shim of container {id}: {source}")]
     Shim {
         id: String,
@@ -112,6 +117,8 @@ pub(crate) enum ContainerError {
     },
     #[error("internal error: container {0} task failed")]
     Task(&'static str),
+    #[error(transparent)]
+    Network(Box<super::networks::NetError>),
 }
 
 impl ContainerError {
@@ -134,6 +141,7 @@ impl ContainerError {
             Self::Unpack(e) => e.kind().into(),
             Self::Mount(e) => e.kind().into(),
             Self::Logs(e) => e.kind(),
+            Self::Volume(e) => e.kind(),
             Self::Shim { source, .. } => match source.kind() {
                 berth_shim::protocol::ErrorKind::NotFound => ErrorKind::NotFound,
                 berth_shim::protocol::ErrorKind::Conflict => ErrorKind::Conflict,
@@ -141,6 +149,7 @@ impl ContainerError {
                 _ => ErrorKind::Internal,
             },
             Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+            Self::Network(e) => e.kind(),
         }
     }
 }
@@ -229,6 +238,12 @@ pub(crate) struct Record {
     pub(crate) state: State,
     #[serde(default)]
     pub(crate) restart_count: i64,
+    /// Binds, volumes and `--mount`s, resolved at create.
+    #[serde(default)]
+    pub(crate) mount_points: Vec<MountPoint>,
+    /// The networks it is on, primary first, with live endpoints.
+    #[serde(default)]
+    pub(crate) networks: Vec<(String, super::networks::Attachment)>,
 }
 
 impl Record {
@@ -359,6 +374,8 @@ pub(crate) struct ContainerStore {
     shim_binary: PathBuf,
     events: Arc<EventBus>,
     images: Arc<Stores>,
+    volumes: Arc<VolumeStore>,
+    networks: Arc<super::networks::Networks>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
 }
@@ -388,6 +405,8 @@ impl ContainerStore {
         exec_root: &Path,
         events: Arc<EventBus>,
         images: Arc<Stores>,
+        volumes: Arc<VolumeStore>,
+        networks: Arc<super::networks::Networks>,
     ) -> Result<Arc<ContainerStore>, ContainerError> {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
@@ -402,13 +421,15 @@ impl ContainerStore {
             shim_binary: shim_binary(),
             events,
             images,
+            volumes,
+            networks,
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
         });
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
             let path = entry.path().join("config.json");
-            let record: Record = match std::fs::read(&path)
+            let mut record: Record = match std::fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             {
@@ -418,6 +439,14 @@ impl ContainerStore {
                     continue;
                 }
             };
+            if record.mount_points.is_empty() {
+                record.mount_points = volumes::mounts::legacy_binds(&record.host_config);
+            }
+            store.volumes.register(
+                &record.id,
+                &record.mount_points,
+                record.state.status.is_running(),
+            );
             let mut table = lock(&store.table);
             table.names.insert(record.name.clone(), record.id.clone());
             table
@@ -428,6 +457,14 @@ impl ContainerStore {
         for container in all {
             run::restore(&store, &container);
         }
+        store.volumes.unmount_idle();
+        let running = store
+            .all()
+            .into_iter()
+            .filter(|c| c.is_running())
+            .map(|c| c.id.clone())
+            .collect();
+        store.networks.reconcile(&running);
         Ok(store)
     }
 
@@ -614,7 +651,22 @@ impl ContainerStore {
             .unwrap_or_default();
         spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
         let (path, args) = spec::command_of(&request.config)?;
+        let mut mount_points = self.plan_mounts(&request)?;
+        let networks = self.networks.attachments_for(
+            &request.host_config.network_mode,
+            request
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref()),
+        )?;
         self.reserve_name(&name, &id)?;
+        let made_volumes = match self.volumes.claim(&id, &mut mount_points) {
+            Ok(created) => created,
+            Err(err) => {
+                self.release_name(&name, &id);
+                return Err(err.into());
+            }
+        };
         let record = Record {
             id: id.clone(),
             name: name.clone(),
@@ -627,16 +679,26 @@ impl ContainerStore {
             top_layer: image.image.layers.last().map(|l| l.chain_id.to_string()),
             state: State::default(),
             restart_count: 0,
+            mount_points,
+            networks,
         };
-        let made = self.prepare_layer(&record, &image.image).and_then(|()| {
-            let dir = self.dir(&id);
-            std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
-            self.persist(&record)
-        });
+        let made = self
+            .prepare_layer(&record, &image.image)
+            .and_then(|()| self.populate_volumes(&record))
+            .and_then(|()| {
+                let dir = self.dir(&id);
+                std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
+                self.persist(&record)
+            });
         if let Err(err) = made {
             let _ = self.images.snapshots.remove(&id);
             let _ = std::fs::remove_dir_all(self.dir(&id));
+            let _ = std::fs::remove_dir_all(self.run_dir(&id));
             self.release_name(&name, &id);
+            self.volumes.release(&id, &record.mount_points, false);
+            for volume in made_volumes {
+                let _ = self.volumes.remove(&volume, true);
+            }
             return Err(err);
         }
         self.publish("create", &record, &[]);
@@ -644,6 +706,18 @@ impl ContainerStore {
             .by_id
             .insert(id.clone(), Arc::new(Container::new(record)));
         Ok((id, warnings))
+    }
+
+    /// The new container's mount points (see [`volumes::mounts`]).
+    fn plan_mounts(&self, request: &CreateRequest) -> Result<Vec<MountPoint>, ContainerError> {
+        let mut from = Vec::new();
+        for spec in request.host_config.volumes_from.iter().flatten() {
+            let (reference, read_only) =
+                volumes::mounts::parse_volumes_from(spec).map_err(ContainerError::InvalidConfig)?;
+            from.push((self.get(reference)?.record().mount_points, read_only));
+        }
+        volumes::mounts::plan(&request.config, &request.host_config, from)
+            .map_err(ContainerError::InvalidConfig)
     }
 
     /// Unpacks the image's layers that have no snapshot yet (an image
@@ -685,8 +759,9 @@ impl ContainerStore {
         Ok(())
     }
 
-    /// Removes a stopped container: shim, mounts, writable layer, files, name.
-    fn remove(&self, container: &Container) -> Result<(), ContainerError> {
+    /// Removes a stopped container: shim, mounts, writable layer, files,
+    /// name, volume references (and its anonymous volumes with `volumes`).
+    fn remove(&self, container: &Container, volumes: bool) -> Result<(), ContainerError> {
         let _op = lock(&container.op);
         if container.lifecycle.borrow().removed {
             return Ok(());
@@ -709,6 +784,8 @@ impl ContainerStore {
             }
         }
         lock(&self.execs).retain(|_, e| e.container_id != record.id);
+        self.volumes
+            .release(&record.id, &record.mount_points, volumes);
         self.publish("destroy", &record, &[]);
         container.lifecycle.send_modify(|l| {
             l.removed = true;
@@ -821,11 +898,13 @@ impl Engine {
         Ok(self.containers.get(reference)?.record())
     }
 
-    /// `DELETE /containers/{id}`: `force` kills a running container first.
+    /// `DELETE /containers/{id}`: `force` kills a running container first;
+    /// `volumes` removes its anonymous volumes (`rm -v`).
     pub(crate) async fn container_delete(
         &self,
         reference: &str,
         force: bool,
+        volumes: bool,
     ) -> Result<(), ContainerError> {
         let container = self.containers.get(reference)?;
         if container.is_running() {
@@ -838,7 +917,7 @@ impl Engine {
             self.container_kill_and_wait(&container, 9, Duration::from_secs(30))
                 .await?;
         }
-        self.containers_blocking("remove", move |store| store.remove(&container))
+        self.containers_blocking("remove", move |store| store.remove(&container, volumes))
             .await
     }
 
@@ -867,6 +946,7 @@ impl Engine {
         {
             Ok(record) => {
                 self.containers.release_name(&old_name, &container.id);
+                self.containers.rename_network_names(&record);
                 self.containers
                     .publish("rename", &record, &[("oldName", old_name.clone())]);
                 Ok(())

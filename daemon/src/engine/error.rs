@@ -47,6 +47,10 @@ pub(crate) enum EngineError {
     Images(super::images::ImageError),
     #[error("opening the container store: {0}")]
     Containers(Box<super::containers::ContainerError>),
+    #[error("opening the volume store: {0}")]
+    Volumes(super::volumes::VolumeError),
+    #[error("starting networking: {0}")]
+    Networks(Box<super::networks::NetError>),
 }
 
 impl EngineError {
@@ -55,6 +59,8 @@ impl EngineError {
             EngineError::Io { .. } => ErrorKind::Internal,
             EngineError::Images(e) => e.kind(),
             EngineError::Containers(e) => e.kind(),
+            EngineError::Volumes(e) => e.kind(),
+            EngineError::Networks(e) => e.kind(),
             EngineError::Filter(_) | EngineError::SinceAfterUntil { .. } => {
                 ErrorKind::InvalidArgument
             }

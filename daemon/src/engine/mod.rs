@@ -8,7 +8,9 @@ pub(crate) mod filters;
 pub(crate) mod host;
 pub(crate) mod images;
 pub(crate) mod logs;
+pub(crate) mod networks;
 pub(crate) mod spec;
+pub(crate) mod volumes;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub(crate) struct EngineConfig {
     pub(crate) exec_root: PathBuf,
     /// Registries (`host[:port]`) spoken to over plain HTTP besides loopback.
     pub(crate) insecure_registries: Vec<String>,
+    /// The default network's bridge; `None` (`--bridge none`): no default network.
+    pub(crate) default_bridge: Option<String>,
 }
 
 /// Container totals by state, for `GET /info`.
@@ -53,7 +57,9 @@ pub(crate) struct Engine {
     host: HostFacts,
     events: Arc<EventBus>,
     images: ImageStore,
+    networks: Arc<networks::Networks>,
     containers: Arc<containers::ContainerStore>,
+    volumes: Arc<volumes::VolumeStore>,
     started: SystemTime,
     shutting_down: watch::Sender<bool>,
 }
@@ -64,11 +70,28 @@ impl Engine {
         let host = HostFacts::gather(&config.data_root);
         let images = ImageStore::open(&config.data_root).map_err(EngineError::Images)?;
         let events = Arc::new(EventBus::default());
+        let volumes = volumes::VolumeStore::open(
+            &config.data_root,
+            images.stores().metadata.clone(),
+            events.clone(),
+        )
+        .map_err(EngineError::Volumes)?;
+        let networks = Arc::new(networks::Networks::new(
+            &config.data_root,
+            &config.exec_root,
+            config.default_bridge.clone(),
+            events.clone(),
+        ));
+        networks
+            .start()
+            .map_err(|e| EngineError::Networks(Box::new(e)))?;
         let containers = containers::ContainerStore::open(
             &config.data_root,
             &config.exec_root,
             events.clone(),
             images.stores().clone(),
+            volumes.clone(),
+            networks.clone(),
         )
         .map_err(|e| EngineError::Containers(Box::new(e)))?;
         Ok(Engine {
@@ -77,7 +100,9 @@ impl Engine {
             host,
             events,
             images,
+            networks,
             containers,
+            volumes,
             started: SystemTime::now(),
             shutting_down: watch::channel(false).0,
         })
@@ -94,6 +119,10 @@ impl Engine {
 
     pub(crate) fn host(&self) -> &HostFacts {
         &self.host
+    }
+
+    pub(crate) fn networks(&self) -> &Arc<networks::Networks> {
+        &self.networks
     }
 
     pub(crate) fn events(&self) -> &EventBus {

@@ -294,7 +294,8 @@ pub(crate) struct SpecInput<'a> {
     pub(crate) extra_mounts: Vec<Mount>,
     /// The static init for `--init`, see the module docs.
     pub(crate) init_binary: Option<&'a Path>,
-    /// `container:<id>` network mode: the other container's netns.
+    /// The namespace to join: the one berthd made for the container's
+    /// endpoints, or the other container's for `container:<id>`.
     pub(crate) network_ns_path: Option<PathBuf>,
 }
 
@@ -402,7 +403,8 @@ pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let mut namespaces = vec![namespace(LinuxNamespaceType::Mount)?];
     if !host_network {
         let mut net = namespace(LinuxNamespaceType::Network)?;
-        if net_mode.starts_with("container:") {
+        // A bridge endpoint's namespace, or `container:<id>`'s.
+        if input.network_ns_path.is_some() {
             net.set_path(input.network_ns_path.clone());
         }
         namespaces.push(net);

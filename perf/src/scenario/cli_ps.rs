@@ -47,7 +47,7 @@ impl Scenario for CliPs {
                     .to_string()
             });
         // ps needs no image: berthd is started without importing one.
-        let berthd = start_berthd(&dir.join("berthd"), None, &berth_cli, &docker_cli);
+        let berthd = start_berthd(&dir.join("berthd"), None, &berth_cli, &docker_cli, None);
         let dockerd = match (&docker_cli, engine::which("dockerd")) {
             (Err(why), _) => Err(why.clone()),
             (Ok(_), None) => Err("dockerd (docker.io) not installed".to_string()),

@@ -65,7 +65,6 @@ impl Fleet {
                     .to_string()
             });
         let berth_cgroups_before = host::child_cgroups(&host::cgroup_dirs("berth"));
-        let berthd = start_berthd(&dir.join("berthd"), Some(&tarball), &berth_cli, &docker_cli);
         let netns = NetNs::create(&format!("{}net", ctx.id_prefix)).map_err(|e| format!("{e:#}"));
         let docker_cgroup = format!("/{}docker", ctx.id_prefix);
         let podman_cgroup = format!("/{}podman", ctx.id_prefix);
@@ -73,6 +72,15 @@ impl Fleet {
             Ok(_) => start_dockerd(&dir.join("dockerd"), &tarball, &netns, &docker_cgroup),
             Err(why) => Err(why.clone()),
         };
+        // After dockerd, so berthd's bridge picks a subnet clear of docker0's
+        // route (berthd avoids routes; dockerd's docker0 may not).
+        let berthd = start_berthd(
+            &dir.join("berthd"),
+            Some(&tarball),
+            &berth_cli,
+            &docker_cli,
+            netns.as_ref().ok(),
+        );
         let podman = engine::which("podman")
             .ok_or_else(|| "podman not installed".to_string())
             .and_then(|bin| {
@@ -94,6 +102,17 @@ impl Fleet {
         })
     }
 
+    /// Why berthd has no default bridge (it runs in the private namespace
+    /// with `berth0` when there is one).
+    pub(super) fn berthd_no_bridge(&self) -> Option<String> {
+        self.netns.as_ref().err().map(|why| {
+            format!(
+                "no private network namespace ({why}); berthd runs with --bridge none so its \
+                 berth0 and nftables table stay off the host"
+            )
+        })
+    }
+
     /// berthd's socket, or why there is none.
     pub(super) fn berthd_socket(&self) -> Result<PathBuf, String> {
         self.berthd
@@ -111,6 +130,13 @@ impl Fleet {
     /// Notes on how the peers were set up, for the report.
     pub(super) fn setup_notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
+        if self.berthd.is_ok() && self.netns.is_ok() {
+            notes.push(
+                "berth, docker-berthd: berthd runs in the same private network namespace with \
+                 its default bridge (berth0, the nftables table `ip berth`, all inside it)"
+                    .into(),
+            );
+        }
         if let Ok(d) = &self.dockerd
             && d.no_bridge.is_none()
         {
@@ -277,12 +303,14 @@ fn rootfs_tarball(rootfs: &Path, tarball: &Path) -> anyhow::Result<()> {
 }
 
 /// A private berthd, with the busybox image imported from `tarball` if
-/// given (with Berth's CLI if built, else the docker CLI).
+/// given (with Berth's CLI if built, else the docker CLI); inside `netns`
+/// with its default bridge when given, else with `--bridge none`.
 pub(super) fn start_berthd(
     dir: &Path,
     tarball: Option<&Path>,
     berth_cli: &Result<PathBuf, String>,
     docker_cli: &Result<PathBuf, String>,
+    netns: Option<&NetNs>,
 ) -> Result<Berthd, String> {
     let bin = engine::sibling("berthd")
         .or_else(|| engine::which("berthd"))
@@ -291,7 +319,11 @@ pub(super) fn start_berthd(
              berth-daemon)"
                 .to_string()
         })?;
-    let berthd = Berthd::start(&bin, dir).map_err(|e| format!("{e:#}"))?;
+    let berthd = match netns {
+        Some(ns) => Berthd::start_in(&bin, dir, ns),
+        None => Berthd::start(&bin, dir),
+    }
+    .map_err(|e| format!("{e:#}"))?;
     let Some(tarball) = tarball else {
         return Ok(berthd);
     };

@@ -24,8 +24,6 @@ use crate::report::ScenarioReport;
 
 const NONE: &str = "none";
 const BRIDGE: &str = "bridge";
-/// Why berthd's engines have no `bridge` metric.
-const BERTHD_NO_BRIDGE: &str = "berthd: bridge networking not wired yet";
 
 #[derive(Debug)]
 pub(crate) struct RunRm;
@@ -74,7 +72,7 @@ impl Scenario for RunRm {
                 both(&fleet.berth_cli, &berthd_socket).map(|(bin, socket)| Runner::Client {
                     client: Client::Berth(bin),
                     socket,
-                    no_bridge: Some(BERTHD_NO_BRIDGE.into()),
+                    no_bridge: fleet.berthd_no_bridge(),
                 }),
             ),
             (
@@ -82,7 +80,7 @@ impl Scenario for RunRm {
                 both(&fleet.docker_cli, &berthd_socket).map(|(_, socket)| Runner::Client {
                     client: Client::Docker,
                     socket,
-                    no_bridge: Some(BERTHD_NO_BRIDGE.into()),
+                    no_bridge: fleet.berthd_no_bridge(),
                 }),
             ),
             (

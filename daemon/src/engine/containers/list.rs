@@ -10,7 +10,7 @@ use crate::engine::filters::Filters;
 
 /// Filters `GET /containers/json` accepts.
 const LIST_FILTERS: &[&str] = &[
-    "id", "name", "label", "status", "ancestor", "exited", "before", "since",
+    "id", "name", "label", "status", "ancestor", "exited", "before", "since", "network", "volume",
 ];
 
 /// What `GET /containers/json` asks for.
@@ -106,6 +106,18 @@ impl Engine {
                                     .trim_start_matches("sha256:")
                                     .starts_with(a.as_str())
                         }))
+                    // `volume`: a volume name, a bind source or a mount destination.
+                    && filters.any_or_absent("volume", |v| {
+                        r.mount_points
+                            .iter()
+                            .any(|m| m.source == v || m.destination == v)
+                    })
+                    && filters.any_or_absent("network", |n| {
+                        r.host_config.network_mode == n
+                            || r.networks
+                                .iter()
+                                .any(|(name, a)| name == n || a.network_id.starts_with(n))
+                    })
                     && before.is_none_or(|b| r.created < b)
                     && since.is_none_or(|s| r.created > s)
             })
@@ -156,7 +168,7 @@ impl Engine {
             }
             let store = self.containers.clone();
             let id = record.id.clone();
-            self.containers_blocking("prune", move |_| store.remove(&container))
+            self.containers_blocking("prune", move |_| store.remove(&container, false))
                 .await?;
             removed.push(id);
         }

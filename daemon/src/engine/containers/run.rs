@@ -20,7 +20,6 @@ use berth_core::{mount_all, unmount};
 use berth_shim::client::{Attach, LogOptions as ShimLogOptions, SpawnOptions};
 use berth_shim::{Client, ClientError};
 use berth_snapshotter::Snapshotter;
-use oci_spec::runtime::{Mount, MountBuilder};
 use tokio::sync::oneshot;
 
 use super::{
@@ -28,7 +27,7 @@ use super::{
 };
 use crate::api::containers_types::validate::parse_signal;
 use crate::engine::Engine;
-use crate::engine::spec::{self, NetworkFiles, SpecInput};
+use crate::engine::spec::{self, SpecInput};
 use crate::log;
 
 /// An attach waiting for the container's next start.
@@ -65,42 +64,6 @@ fn shim_err(id: &str) -> impl FnOnce(ClientError) -> ContainerError {
     move |source| ContainerError::Shim { id, source }
 }
 
-/// Docker's `-v /host:/container[:ro]` binds (named volumes are not
-/// supported yet).
-fn bind_mounts(binds: &[String]) -> Result<Vec<Mount>, ContainerError> {
-    let mut out = Vec::new();
-    for bind in binds {
-        let parts: Vec<&str> = bind.split(':').collect();
-        let (source, dest, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => {
-                return Err(ContainerError::InvalidConfig(format!(
-                    "invalid volume specification: '{bind}'"
-                )));
-            }
-        };
-        if !source.starts_with('/') {
-            return Err(ContainerError::InvalidConfig(format!(
-                "named volumes are not supported by berthd yet: '{bind}'"
-            )));
-        }
-        let mut options = vec!["rbind".to_owned()];
-        let modes: Vec<&str> = mode.split(',').filter(|m| !m.is_empty()).collect();
-        options.push(if modes.contains(&"ro") { "ro" } else { "rw" }.to_owned());
-        options.push("rprivate".to_owned());
-        let mount = MountBuilder::default()
-            .destination(dest)
-            .typ("bind")
-            .source(source)
-            .options(options)
-            .build()
-            .map_err(|e| ContainerError::InvalidConfig(format!("bind {bind}: {e}")))?;
-        out.push(mount);
-    }
-    Ok(out)
-}
-
 impl ContainerStore {
     pub(super) fn rootfs_path(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("rootfs")
@@ -112,44 +75,9 @@ impl ContainerStore {
         self.shim_root.join(&id[..32.min(id.len())])
     }
 
-    /// `hostname`, `hosts` and `resolv.conf` for the container, as dockerd
-    /// writes them into the container's directory.
-    fn network_files(&self, record: &Record) -> Result<NetworkFiles, ContainerError> {
-        let dir = self.dir(&record.id);
-        let hostname = dir.join("hostname");
-        let hosts = dir.join("hosts");
-        let resolv = dir.join("resolv.conf");
-        let write =
-            |path: &Path, text: String| std::fs::write(path, text).map_err(io_err("writing", path));
-        write(&hostname, format!("{}\n", record.config.hostname))?;
-        write(
-            &hosts,
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n",
-                record.config.hostname
-            ),
-        )?;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // The host's loopback resolvers are unreachable from the container's
-        // own network namespace.
-        let kept: Vec<&str> = host_resolv
-            .lines()
-            .filter(|l| !(l.starts_with("nameserver") && (l.contains("127.") || l.contains("::1"))))
-            .collect();
-        write(&resolv, kept.join("\n") + "\n")?;
-        let mode = record.host_config.network_mode.as_str();
-        if mode == "host" {
-            return Ok(NetworkFiles::default());
-        }
-        Ok(NetworkFiles {
-            resolv_conf: Some(resolv),
-            hostname: Some(hostname),
-            hosts: Some(hosts),
-        })
-    }
-
     /// Mounts the rootfs, writes the bundle, spawns the shim.
-    fn launch(&self, record: &Record) -> Result<Client, ContainerError> {
+    fn launch(&self, container: &Container, record: &Record) -> Result<Client, ContainerError> {
+        let network = self.prepare_network(container, record)?;
         let id = &record.id;
         let rootfs = self.rootfs_path(id);
         std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
@@ -157,19 +85,17 @@ impl ContainerStore {
         let mounts = self.images.snapshots.mounts(id)?;
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
-            let network_files = self.network_files(record)?;
-            let extra_mounts =
-                bind_mounts(record.host_config.binds.as_deref().unwrap_or_default())?;
+            let (extra_mounts, host) = self.prepare_mounts(record)?;
             let spec = spec::build_spec(&SpecInput {
                 config: &record.config,
-                host: &record.host_config,
+                host: &host,
                 rootfs: &rootfs,
                 cgroups_path: Some(PathBuf::from(format!("/berth/{id}"))),
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-                network_files,
+                network_files: network.files,
                 extra_mounts,
                 init_binary: None,
-                network_ns_path: None,
+                network_ns_path: network.netns_path,
             })?;
             let bundle = self.run_dir(id);
             let config_path = bundle.join("config.json");
@@ -253,7 +179,7 @@ impl ContainerStore {
         if matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(false);
         }
-        let started = self.launch(&record).and_then(|client| {
+        let started = self.launch(container, &record).and_then(|client| {
             for pending in lock(&container.pending_attaches).drain(..) {
                 let attached = client
                     .attach(pending.stdin, pending.close_stdin)
@@ -282,6 +208,8 @@ impl ContainerStore {
         let (client, pid) = match started {
             Ok(done) => done,
             Err(err) => {
+                self.volumes.deactivate(&container.id);
+                self.release_network(container);
                 // Docker records a failed start as an exit: 127 for a
                 // missing command, 126 for one that cannot run.
                 let text = err.to_string();
@@ -309,7 +237,7 @@ impl ContainerStore {
                 });
                 drop(op);
                 if record.is_ok_and(|r| r.host_config.auto_remove)
-                    && let Err(e) = self.remove(container)
+                    && let Err(e) = self.remove(container, true)
                 {
                     log::warning!("auto-removing container {}: {e}", container.id);
                 }
@@ -357,7 +285,7 @@ impl ContainerStore {
             l.exit_code = code;
         });
         if record.host_config.auto_remove
-            && let Err(err) = self.remove(container)
+            && let Err(err) = self.remove(container, true)
         {
             log::warning!("auto-removing container {}: {err}", container.id);
         }
@@ -451,6 +379,8 @@ pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
     if rootfs.exists() {
         let _ = unmount(&rootfs);
     }
+    store.volumes.deactivate(&container.id);
+    store.release_network(container);
 }
 
 fn spawn_monitor(store: Arc<ContainerStore>, container: Arc<Container>, client: Client) {
@@ -490,7 +420,7 @@ pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     let record = container.record();
     if !record.state.status.is_running() {
         if record.state.status == Status::Removing {
-            let _ = store.remove(container);
+            let _ = store.remove(container, false);
         }
         return;
     }
@@ -498,6 +428,7 @@ pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     match berth_shim::connect(&state_dir) {
         Ok(client) => {
             *lock(&container.shim) = Some(client.clone());
+            store.restore_network(&record);
             spawn_monitor(store.clone(), container.clone(), client);
         }
         Err(err) => {
@@ -740,17 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn binds_become_rbind_mounts() {
-        let mounts = bind_mounts(&["/tmp:/data:ro".to_owned()]).unwrap();
-        assert_eq!(mounts[0].destination(), Path::new("/data"));
-        assert!(
-            mounts[0]
-                .options()
-                .as_ref()
-                .unwrap()
-                .contains(&"ro".to_owned())
-        );
-        assert!(bind_mounts(&["vol:/data".to_owned()]).is_err());
+    fn wait_conditions_parse() {
         assert!(WaitCondition::parse("bogus").is_err());
         assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
     }

@@ -175,6 +175,8 @@ mod tests {
             "WORKDIR /srv",
             "USER 1000:1000",
             "LABEL org.x=\"y z\" tier=web",
+            r#"VOLUME ["/data"]"#,
+            "VOLUME /logs /cache",
         ])
         .unwrap();
         assert_eq!(config.cmd, Some(vec!["/bin/sh".to_owned()]));

@@ -1,0 +1,825 @@
+//! Networks through the real docker CLI against a berthd that runs inside
+//! a scratch network namespace the test creates: its bridges, veths and
+//! nftables table live and die there, so the host's network is never
+//! touched. The API socket is a file, reachable from the test's namespace;
+//! curl to published ports runs inside the scratch namespace (nsenter).
+//!
+//! Covered: the default bridge (address, route, files, NAT'd published
+//! ports on 127.0.0.1, `-p`, `-p ctr`, `-P`, a taken port), `--network
+//! none` and `container:<name>`, user networks (names and aliases through
+//! the embedded DNS, isolation between networks, connect/disconnect,
+//! inspect, events), bad input, and what is left after removal and after
+//! a `kill -9` of berthd with containers running (addresses kept, ports
+//! republished, nothing stale).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_network::NetNs;
+use berth_testkit::cleanup::remove_leftovers;
+use berth_testkit::pytest::run_pytest;
+use common::docker;
+
+/// A berthd (its shim is berthd itself) in its own network namespace.
+struct NetDaemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    netns: PathBuf,
+    child: Option<Child>,
+}
+
+impl NetDaemon {
+    fn start() -> NetDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-net")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_berthd"),
+            dir.path().join("bin/berth-shim"),
+        )
+        .unwrap();
+        let netns = dir.path().join("host-netns");
+        NetNs::create(&netns).unwrap();
+        let mut daemon = NetDaemon {
+            socket: dir.path().join("sock/berth.sock"),
+            netns,
+            dir,
+            child: None,
+        };
+        // A fresh namespace has `lo` down; a real host has it up.
+        let up = daemon.in_ns(&["ip", "link", "set", "lo", "up"]);
+        assert!(up.status.success(), "{}", text(&up.stderr));
+        daemon.spawn();
+        daemon.busybox();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let root = self.dir.path();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns.display()))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--data-root")
+            .arg(root.join("root"))
+            .arg("--exec-root")
+            .arg(root.join("run"))
+            .args(["--log-level", "warn", "--config", "/dev/null"])
+            .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning berthd under nsenter");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berthd exited before serving: {status}");
+            }
+            assert!(Instant::now() < deadline, "berthd did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9` (containers keep running under their shims), then a new berthd.
+    fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.spawn();
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        docker(&self.host(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = self.docker(args);
+        assert!(
+            status.success(),
+            "docker {args:?} failed ({status}): {stderr}\nstdout: {stdout}"
+        );
+        stdout
+    }
+
+    /// Runs docker, insists on failure, returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = self.docker(args);
+        assert!(!status.success(), "docker {args:?} succeeded: {stdout}");
+        stderr
+    }
+
+    /// A command in the scratch "host" namespace.
+    fn in_ns(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.netns.display()))
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn curl(&self, url: &str) -> Option<String> {
+        let out = self.in_ns(&["curl", "-s", "-m", "3", url]);
+        out.status.success().then(|| text(&out.stdout))
+    }
+
+    /// Polls `url` from the scratch namespace until it answers (a server
+    /// just started may not listen yet).
+    fn curl_eventually(&self, url: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(body) = self.curl(url) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{url} never answered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn links(&self) -> Vec<String> {
+        let out = self.in_ns(&["ip", "-o", "link", "show"]);
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_owned())
+            .collect()
+    }
+
+    fn ruleset(&self) -> String {
+        text(&self.in_ns(&["nft", "list", "table", "ip", "berth"]).stdout)
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", "--type", "container", name]);
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.remove(0)
+    }
+
+    fn ip_on(&self, container: &str, network: &str) -> String {
+        self.inspect(container)["NetworkSettings"]["Networks"][network]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn busybox(&self) {
+        let root = self.dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("www")).unwrap();
+        std::fs::write(root.join("www/index.html"), "hello from berth\n").unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static must be installed (/bin/busybox)");
+        for applet in [
+            "sh", "cat", "sleep", "true", "ip", "httpd", "wget", "nc", "nslookup", "hostname",
+            "seq",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tar = self.dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.ok(&[
+            "import",
+            "--change",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox",
+        ]);
+    }
+}
+
+impl Drop for NetDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let (_, ids, _) = self.docker(&["ps", "-aq", "--no-trunc"]);
+            for id in ids.split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Container namespaces (mounts under the temp dir) go with the
+        // rest; the "host" namespace takes its links and nft table along.
+        remove_leftovers(self.dir.path(), Some(&self.dir.path().join("run/runtime")));
+        let _ = NetNs::remove(&self.netns);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn veths(links: &[String]) -> Vec<&String> {
+    links.iter().filter(|l| l.starts_with("vb")).collect()
+}
+
+/// What berthd leaves when no container runs: base chains only.
+fn assert_no_container_rules(ruleset: &str) {
+    assert!(!ruleset.contains("chain ctr-"), "{ruleset}");
+    assert!(!ruleset.contains("dnat to"), "{ruleset}");
+}
+
+#[test]
+fn default_bridge_ports_files_none_and_container_mode() {
+    let d = NetDaemon::start();
+    let bridge = d.ok(&["network", "inspect", "bridge"]);
+    let bridge: serde_json::Value = serde_json::from_str::<Vec<serde_json::Value>>(&bridge)
+        .unwrap()
+        .remove(0);
+    let subnet = bridge["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    let gateway = bridge["IPAM"]["Config"][0]["Gateway"].as_str().unwrap();
+    assert!(d.links().contains(&"berth0".to_owned()), "{:?}", d.links());
+
+    // Address, default route and the three files.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box1",
+        "--add-host",
+        "db.example:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/hostname /etc/resolv.conf",
+    ]);
+    let prefix = subnet
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .rsplit_once('.')
+        .unwrap()
+        .0;
+    assert!(out.contains(&format!("inet {prefix}.")), "{out}");
+    assert!(
+        out.contains(&format!("default via {gateway} dev eth0")),
+        "{out}"
+    );
+    assert!(out.contains("\tbox1\n"), "hosts names the container: {out}");
+    assert!(out.contains("10.1.2.3\tdb.example"), "{out}");
+    assert!(out.contains("\nbox1\n"), "{out}");
+    assert!(out.contains("nameserver "), "{out}");
+
+    // --network none: only lo, up.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let links: Vec<&str> = out.lines().filter_map(|l| l.split(": ").nth(1)).collect();
+    assert_eq!(links, ["lo"], "{out}");
+    assert!(
+        out.contains("<LOOPBACK,UP,"),
+        "lo is up as with Docker: {out}"
+    );
+
+    // --network host: the (scratch) host's interfaces, berth0 among them.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(out.contains(": berth0:"), "{out}");
+
+    // -p ip:host:ctr, reached on 127.0.0.1 through DNAT.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18080:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18080/"),
+        "hello from berth\n"
+    );
+    assert_eq!(d.ok(&["port", "web"]).trim(), "80/tcp -> 127.0.0.1:18080");
+    let web = d.inspect("web");
+    let ns = &web["NetworkSettings"];
+    assert_eq!(ns["Gateway"], gateway);
+    assert!(
+        ns["IPAddress"].as_str().unwrap().starts_with(prefix),
+        "{ns}"
+    );
+    assert_eq!(ns["Networks"]["bridge"]["NetworkID"], bridge["Id"]);
+    assert_eq!(
+        ns["Ports"]["80/tcp"][0],
+        serde_json::json!({"HostIp": "127.0.0.1", "HostPort": "18080"})
+    );
+    // Published on 127.0.0.1 only: not on the bridge's address.
+    let (status, out, _) = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        "-T",
+        "2",
+        &format!("http://{gateway}:18080/"),
+    ]);
+    assert!(!status.success() && out.is_empty(), "{out}");
+
+    // The same host port again: a clear error at start, nothing left over.
+    let err = d.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        "127.0.0.1:18080:80",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert!(err.contains("18080") && err.contains("in use"), "{err}");
+    d.ok(&["rm", "-f", "web2"]);
+
+    // -p ctr (random host port) and -P with an exposed port.
+    d.ok(&[
+        "run", "-d", "--name", "rand", "-p", "80", "--expose", "8080", "-P", "busybox", "httpd",
+        "-f", "-p", "80", "-h", "/www",
+    ]);
+    let ports = d.ok(&["port", "rand"]);
+    let host_port = |ctr: &str| -> u16 {
+        ports
+            .lines()
+            .find(|l| l.starts_with(ctr))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {ctr} in {ports}"))
+    };
+    let random = host_port("80/tcp");
+    assert!(random > 0);
+    assert!(host_port("8080/tcp") > 0);
+    assert_eq!(
+        d.curl_eventually(&format!("http://127.0.0.1:{random}/")),
+        "hello from berth\n"
+    );
+    // From another container, through the host's address on the bridge.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{gateway}:{random}/"),
+    ]);
+    assert_eq!(out, "hello from berth\n");
+
+    // container:<name> shares web's namespace.
+    let web_ip = ns["IPAddress"].as_str().unwrap();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains(&format!("inet {web_ip}/")), "{out}");
+
+    // Removal takes rules, veths and namespaces with it.
+    assert!(d.ruleset().contains("dnat to"), "{}", d.ruleset());
+    d.ok(&["rm", "-f", "web", "rand"]);
+    assert_no_container_rules(&d.ruleset());
+    assert!(d.curl("http://127.0.0.1:18080/").is_none());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !veths(&d.links()).is_empty() {
+        assert!(Instant::now() < deadline, "veths left: {:?}", d.links());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let netns_dir = d.dir.path().join("run/netns");
+    let left: Vec<PathBuf> = std::fs::read_dir(&netns_dir)
+        .map(|e| e.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn user_networks_names_isolation_and_bad_input() {
+    let d = NetDaemon::start();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.ok(&["network", "create", "front"]);
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.123.0.0/24",
+        "--gateway",
+        "10.123.0.254",
+        "--label",
+        "tier=back",
+        "back",
+    ]);
+
+    // Bad input, each a clear error.
+    let err = d.fails(&["network", "create", "--subnet", "10.123.0.128/25", "clash"]);
+    assert!(
+        err.contains("overlaps") && err.contains("10.123.0.0/24"),
+        "{err}"
+    );
+    let err = d.fails(&["network", "create", "--subnet", "10.9.0.0/33", "bad"]);
+    assert!(
+        err.contains("invalid CIDR") && err.contains("10.9.0.0/33"),
+        "{err}"
+    );
+    let err = d.fails(&["network", "create", "--subnet", "10.9.0.1/16", "bad"]);
+    assert!(err.contains("invalid CIDR"), "{err}");
+    let err = d.fails(&["network", "create", "front"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = d.fails(&["network", "rm", "bridge"]);
+    assert!(err.contains("pre-defined"), "{err}");
+    let err = d.fails(&["network", "rm", "nosuch"]);
+    assert!(err.contains("not found"), "{err}");
+    // (Through the API: the CLI takes any 404 at create for a missing image.)
+    let response = common::request(
+        &d.socket,
+        "POST",
+        "/containers/create",
+        &[("Content-Type", "application/json")],
+        br#"{"Image":"busybox","HostConfig":{"NetworkMode":"nosuch"}}"#,
+    );
+    assert_eq!(response.status, 404, "{}", response.text());
+    assert_eq!(response.json()["message"], "network nosuch not found");
+
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for line in [
+        "back bridge",
+        "bridge bridge",
+        "front bridge",
+        "host host",
+        "none null",
+    ] {
+        assert!(ls.lines().any(|l| l == line), "{line} missing in {ls}");
+    }
+    let filtered = d.ok(&["network", "ls", "-q", "--filter", "label=tier=back"]);
+    assert_eq!(filtered.lines().count(), 1, "{filtered}");
+    let back: serde_json::Value =
+        serde_json::from_str::<Vec<serde_json::Value>>(&d.ok(&["network", "inspect", "back"]))
+            .unwrap()
+            .remove(0);
+    assert_eq!(back["IPAM"]["Config"][0]["Subnet"], "10.123.0.0/24");
+    assert_eq!(back["IPAM"]["Config"][0]["Gateway"], "10.123.0.254");
+
+    // A server on `front` with an alias; a client finds it by both names.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let srv_ip = d.ip_on("srv", "front");
+    assert_eq!(
+        d.curl_eventually(&format!("http://{srv_ip}/")),
+        "hello from berth\n"
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; wget -qO- http://srv/; wget -qO- http://www/",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(
+        out.ends_with("hello from berth\nhello from berth\n"),
+        "{out}"
+    );
+    let front: serde_json::Value =
+        serde_json::from_str::<Vec<serde_json::Value>>(&d.ok(&["network", "inspect", "front"]))
+            .unwrap()
+            .remove(0);
+    let members: Vec<&str> = front["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["srv"]);
+    let on_front = d.ok(&["ps", "--filter", "network=front", "--format", "{{.Names}}"]);
+    assert_eq!(on_front, "srv\n");
+
+    // From `back`: neither the name nor the address of srv.
+    let isolated = |what: &str| {
+        let (status, out, _) = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            "busybox",
+            "wget",
+            "-qO-",
+            "-T",
+            "2",
+            &format!("http://{what}/"),
+        ]);
+        assert!(!status.success() && !out.contains("hello"), "{what}: {out}");
+    };
+    isolated("srv");
+    isolated(&srv_ip);
+
+    // Connect srv to back: now reachable there by name; disconnect undoes it.
+    d.ok(&["network", "connect", "--alias", "api", "back", "srv"]);
+    let back_ip = d.ip_on("srv", "back");
+    assert!(back_ip.starts_with("10.123.0."), "{back_ip}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://api/",
+    ]);
+    assert_eq!(out, "hello from berth\n");
+    let err = d.fails(&["network", "connect", "back", "srv"]);
+    assert!(err.contains("already exists"), "{err}");
+    d.ok(&["network", "disconnect", "back", "srv"]);
+    isolated("api");
+
+    // Published ports work from a user network too.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "back",
+        "-p",
+        "18085:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18085/"),
+        "hello from berth\n"
+    );
+    d.ok(&["rm", "-f", "pub"]);
+
+    // --internal: no default route out.
+    d.ok(&["network", "create", "--internal", "priv"]);
+    assert_eq!(
+        d.ok(&["network", "inspect", "priv", "--format", "{{.Internal}}"]),
+        "true\n"
+    );
+    let out = d.ok(&["run", "--rm", "--network", "priv", "busybox", "ip", "route"]);
+    assert!(!out.contains("default"), "{out}");
+    d.ok(&["network", "rm", "priv"]);
+
+    // A rename shows in the DNS at once.
+    d.ok(&["rename", "srv", "srv2"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://srv2/",
+    ]);
+    assert_eq!(out, "hello from berth\n");
+
+    // A running container of the default bridge connected to `front`
+    // switches to the embedded DNS and finds srv2.
+    d.ok(&["run", "-d", "--name", "edge", "busybox", "sleep", "60"]);
+    d.ok(&["network", "connect", "front", "edge"]);
+    let out = d.ok(&[
+        "exec",
+        "edge",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; wget -qO- http://srv2/",
+    ]);
+    assert!(out.contains("nameserver 127.0.0.11"), "{out}");
+    assert!(out.ends_with("hello from berth\n"), "{out}");
+    d.ok(&["rm", "-f", "edge"]);
+
+    // In use: refused; after the container goes, removed with its bridge.
+    let err = d.fails(&["network", "rm", "front"]);
+    assert!(err.contains("active endpoints"), "{err}");
+    d.ok(&["rm", "-f", "srv2"]);
+    d.ok(&["network", "rm", "front"]);
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("back"), "{pruned}");
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls, "bridge\nhost\nnone\n");
+    let links = d.links();
+    assert!(
+        !links.iter().any(|l| l.starts_with("br-")) && veths(&links).is_empty(),
+        "{links:?}"
+    );
+    let ruleset = d.ruleset();
+    assert!(!ruleset.contains("br-"), "{ruleset}");
+    assert_no_container_rules(&ruleset);
+
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &started,
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    for line in [
+        "create front",
+        "create back",
+        "connect front",
+        "connect back",
+        "disconnect back",
+        "destroy front",
+        "destroy back",
+    ] {
+        assert!(
+            events.lines().any(|l| l == line),
+            "{line} missing in {events}"
+        );
+    }
+}
+
+#[test]
+fn crash_restart_keeps_addresses_and_ports_and_cleans_up() {
+    let mut d = NetDaemon::start();
+    d.ok(&["network", "create", "--subnet", "10.124.0.0/24", "n1"]);
+    d.ok(&[
+        "run", "-d", "--name", "web-a", "-p", "18081:80", "busybox", "httpd", "-f", "-p", "80",
+        "-h", "/www",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web-b",
+        "--network",
+        "n1",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    // Exits while berthd is down: its endpoint must not outlive it.
+    d.ok(&[
+        "run", "-d", "--name", "short", "-p", "18082:80", "busybox", "sleep", "2",
+    ]);
+    let a_ip = d.ip_on("web-a", "bridge");
+    let b_ip = d.ip_on("web-b", "n1");
+    let short_id = d.inspect("short")["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18081/"),
+        "hello from berth\n"
+    );
+
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Wait for `short` to exit while no berthd runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let short_shim = d.dir.path().join("run/shim").join(&short_id[..32]);
+    while !short_shim.join("exit.json").exists() {
+        assert!(Instant::now() < deadline, "short did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.spawn();
+
+    // Same addresses; the published port works again (rules rebuilt).
+    assert_eq!(d.ip_on("web-a", "bridge"), a_ip);
+    assert_eq!(d.ip_on("web-b", "n1"), b_ip);
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18081/"),
+        "hello from berth\n"
+    );
+    // The exited one loses its port, endpoint and namespace (its exit is
+    // collected from its shim right after the restart).
+    let short_netns = d.dir.path().join("run/netns").join(&short_id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while short_netns.exists() {
+        assert!(Instant::now() < deadline, "{} left", short_netns.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.curl("http://127.0.0.1:18082/").is_none());
+    assert!(!d.ruleset().contains("18082"), "{}", d.ruleset());
+    // Names still resolve on n1 and allocations were kept: a newcomer
+    // gets a fresh address.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://web-b/; ip -o -4 addr show eth0",
+    ]);
+    assert!(out.starts_with("hello from berth\n"), "{out}");
+    assert!(!out.contains(&format!("inet {b_ip}/")), "{out}");
+    let out = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(!out.contains(&format!("inet {a_ip}/")), "{out}");
+
+    // A second crash with containers running, then everything removed.
+    d.crash_and_restart();
+    d.ok(&["rm", "-f", "web-a", "web-b", "short"]);
+    d.ok(&["network", "rm", "n1"]);
+    assert_no_container_rules(&d.ruleset());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !veths(&d.links()).is_empty() {
+        assert!(Instant::now() < deadline, "veths left: {:?}", d.links());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<PathBuf> = std::fs::read_dir(d.dir.path().join("run/netns"))
+        .map(|e| e.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn docker_py_networks_api() {
+    let d = NetDaemon::start();
+    run_pytest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_networks.py"),
+        &[("BERTHD_HOST", OsStr::new(&d.host()))],
+        3,
+    );
+}
