@@ -334,6 +334,49 @@ fn cp_errors_are_dockers() {
         "f\n"
     );
 
+    // A stopped container's volumes and bind mounts are mounted for the
+    // copy too (read-only ones refuse it), and unmounted after.
+    let ro_bind = format!("{}:/data:ro", ro.path().display());
+    d.ok(&[
+        "run",
+        "--name",
+        "stopped-vols",
+        "-v",
+        "filesvol2:/vol",
+        "-v",
+        &ro_bind,
+        "busybox",
+        "true",
+    ]);
+    d.ok(&["cp", file, "stopped-vols:/vol/while-stopped"]);
+    let err = d.fails(&["cp", file, "stopped-vols:/data/x"]);
+    assert!(err.contains("mounted volume is marked read-only"), "{err}");
+    assert!(!ro.path().join("x").exists());
+    let out = work.path().join("from-stopped-volume");
+    d.ok(&["cp", "stopped-vols:/data/inside-ro", out.to_str().unwrap()]);
+    assert_eq!(read(&out), "ro\n");
+    d.ok(&["rm", "stopped-vols"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "filesvol2:/vol",
+            "busybox",
+            "cat",
+            "/vol/while-stopped"
+        ]),
+        "f\n"
+    );
+    d.assert_no_mounts_but_running(1);
+    let leftover = mounts_under(d.0.dir.path());
+    assert!(
+        !leftover
+            .iter()
+            .any(|m| m.starts_with(ro.path()) || m.ends_with("_data")),
+        "{leftover:?}"
+    );
+
     // The API's statuses.
     let resp = common::request(
         &d.0.socket,

@@ -13,8 +13,9 @@
 //!   so they need no lock and never hold up a start; a copy in mounts the
 //!   real overlay on the (unused) bundle rootfs under the container's
 //!   `op` lock, so no start mounts the same upper directory meanwhile.
-//!   Volumes are not mounted then, as in Docker's view of a stopped
-//!   container's rootfs.
+//!   The container's bind mounts and plain local volumes are bound into
+//!   that tree first (read-only where the mount is, or for reads), and
+//!   the tree is held through a detached clone (`open_tree`).
 //! - `export` reads the rootfs alone (no volumes), as Docker does.
 //!
 //! Every path the client names is resolved with `openat2(RESOLVE_IN_ROOT)`
@@ -349,17 +350,34 @@ fn read_only(mounts: &[berth_core::Mount]) -> Vec<berth_core::Mount> {
         .collect()
 }
 
-/// Mounts `mounts` on `dir`, opens it, and detaches the mount at once:
-/// the descriptor keeps it alive until it closes, and nothing stays
-/// mounted.
-fn mount_and_detach(mounts: &[berth_core::Mount], dir: &Path) -> Result<OwnedFd, FsError> {
+/// Mounts `mounts` on `dir`, lets `submount` add the container's volumes
+/// beneath it, takes a detached clone of that tree (`open_tree`, which
+/// keeps the submounts connected, unlike a lazy unmount) and unmounts the
+/// original at once: the clone's descriptor keeps it alive until it
+/// closes, and nothing stays mounted.
+fn mount_and_detach(
+    mounts: &[berth_core::Mount],
+    dir: &Path,
+    submount: impl FnOnce(&OwnedFd) -> Result<(), FsError>,
+) -> Result<OwnedFd, FsError> {
     std::fs::create_dir_all(dir).map_err(|e| FsError::Io {
         what: "creating",
         path: dir.display().to_string(),
         source: e,
     })?;
     berth_core::mount_all(mounts, dir).map_err(ContainerError::from)?;
-    let fd = open_path(dir);
+    let fd = open_path(dir).and_then(|fd| submount(&fd)).and_then(|()| {
+        use rustix::mount::OpenTreeFlags;
+        let flags = OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+        rustix::mount::open_tree(rustix::fs::CWD, dir, flags).map_err(|e| FsError::Io {
+            what: "cloning the mount tree of",
+            path: dir.display().to_string(),
+            source: e.into(),
+        })
+    });
+    // MNT_DETACH takes the volumes mounted beneath along.
     if let Err(e) = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH) {
         log::warning!("detaching {}: {e}", dir.display());
     }
@@ -407,7 +425,12 @@ impl ContainerStore {
                 "view-{}",
                 VIEWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ));
-            let fd = mount_and_detach(&read_only(&mounts), &dir);
+            let fd = mount_and_detach(&read_only(&mounts), &dir, |root| {
+                if access.volumes {
+                    self.mount_volumes(&record, root, false)?;
+                }
+                Ok(())
+            });
             let _ = std::fs::remove_dir(&dir);
             return f(&root(fd?));
         }
@@ -420,8 +443,62 @@ impl ContainerStore {
         }
         let rootfs = self.rootfs_path(&container.id);
         let _ = berth_core::unmount(&rootfs);
-        let fd = mount_and_detach(&mounts, &rootfs)?;
+        let record = container.record();
+        let fd = mount_and_detach(&mounts, &rootfs, |root| {
+            self.mount_volumes(&record, root, true)
+        })?;
         f(&root(fd))
+    }
+
+    /// Binds a stopped container's bind mounts and plain local volumes
+    /// onto their destinations in its mounted `root` (resolved inside it;
+    /// a missing destination or source is skipped), read-only unless
+    /// `write` and the mount is writable. Volumes with driver options
+    /// (mounted only while in use) and tmpfs mounts are left out.
+    fn mount_volumes(
+        &self,
+        record: &super::Record,
+        root: &OwnedFd,
+        write: bool,
+    ) -> Result<(), FsError> {
+        use crate::engine::volumes::MountKind;
+        use rustix::mount::MountFlags;
+        let failed = |what: &'static str, path: &str, e: Errno| FsError::Io {
+            what,
+            path: path.to_owned(),
+            source: e.into(),
+        };
+        for point in &record.mount_points {
+            let source = match point.kind {
+                MountKind::Bind => PathBuf::from(&point.source),
+                MountKind::Volume => match self.volumes.get(&point.source) {
+                    Ok(v) if v.options.as_ref().is_none_or(|o| o.is_empty()) => {
+                        self.volumes.data_path(&point.source)
+                    }
+                    _ => continue,
+                },
+                MountKind::Tmpfs => continue,
+            };
+            let Ok(dest) = openat2_in_root(root, &point.destination, OFlags::empty()) else {
+                continue;
+            };
+            if !source.exists() {
+                continue;
+            }
+            let target = PathBuf::from(format!("/proc/self/fd/{}", dest.as_raw_fd()));
+            rustix::mount::mount_bind_recursive(&source, &target)
+                .map_err(|e| failed("binding for the copy", &point.destination, e))?;
+            if write && point.rw {
+                continue;
+            }
+            // Reopened, the path is the new mount's root: remount that.
+            let bound = openat2_in_root(root, &point.destination, OFlags::empty())
+                .map_err(|e| failed("opening", &point.destination, e))?;
+            let path = PathBuf::from(format!("/proc/self/fd/{}", bound.as_raw_fd()));
+            rustix::mount::mount_remount(&path, MountFlags::BIND | MountFlags::RDONLY, "")
+                .map_err(|e| failed("read-only remount for the copy", &point.destination, e))?;
+        }
+        Ok(())
     }
 
     /// `PUT /containers/{id}/archive`: extracts `tar` into the directory
