@@ -408,6 +408,15 @@ fn cp_errors_are_dockers() {
     assert_eq!(resp.status, 403, "{}", resp.text());
     let resp = common::request(&d.0.socket, "GET", "/containers/c3/archive", &[], b"");
     assert_eq!(resp.status, 400);
+    let resp = common::request(
+        &d.0.socket,
+        "PUT",
+        "/containers/c3/archive?path=/etc",
+        &[],
+        b"not a tar at all",
+    );
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("copying into /etc"), "{}", resp.text());
 }
 
 #[test]

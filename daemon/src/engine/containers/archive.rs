@@ -60,7 +60,7 @@ pub(crate) enum FsError {
     ReadOnlyRootfs,
     #[error("mounted volume is marked read-only")]
     ReadOnlyVolume,
-    #[error("copying into {path}: {source}")]
+    #[error("copying into {path}: {}", chain(source))]
     Extract { path: String, source: ApplyError },
     #[error("{what} {path}: {source}")]
     Io {
@@ -86,6 +86,9 @@ impl FsError {
                 ApplyError::Io { source, .. } if source.raw_os_error() == Some(libc_erofs()) => {
                     ErrorKind::Forbidden
                 }
+                // A body that is not a whole tar is the client's error (a
+                // client gone mid-upload never sees the status).
+                ApplyError::Read { .. } => ErrorKind::InvalidArgument,
                 other => other.kind().into(),
             },
             Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
@@ -93,6 +96,18 @@ impl FsError {
             Self::Image(e) => e.kind(),
         }
     }
+}
+
+/// An error and its causes, `: `-joined.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn libc_erofs() -> i32 {
