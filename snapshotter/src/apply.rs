@@ -494,7 +494,9 @@ impl Applier<'_> {
                 let Some(name) = ext.key_bytes().strip_prefix(PAX_XATTR_PREFIX) else {
                     continue;
                 };
-                if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                // overlayfs' own metadata is not the layer's to set; an empty
+                // PAX value deletes the keyword (POSIX), as Go's tar reads it.
+                if name.starts_with(OVERLAY_XATTR_PREFIX) || ext.value_bytes().is_empty() {
                     continue;
                 }
                 rustix::fs::fsetxattr(fd, name, ext.value_bytes(), XattrFlags::empty())

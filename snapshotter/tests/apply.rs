@@ -79,6 +79,8 @@ fn round_trip_of_every_entry_type() {
     b.append_data(&mut h, "tmp", &[][..]).unwrap();
     b.append_pax_extensions([
         ("SCHILY.xattr.user.k", &b"v"[..]),
+        // An empty PAX value deletes the keyword (POSIX pax; Go's archive/tar drops it).
+        ("SCHILY.xattr.user.empty", &b""[..]),
         ("SCHILY.xattr.trusted.t", &b"t"[..]),
         ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
     ])
@@ -151,6 +153,7 @@ fn round_trip_of_every_entry_type() {
     assert_eq!(xattr(&suid, "user.k").as_deref(), Some(&b"v"[..]));
     assert_eq!(xattr(&suid, "trusted.t").as_deref(), Some(&b"t"[..]));
     assert_eq!(xattr(&suid, "trusted.overlay.redirect"), None);
+    assert_eq!(xattr(&suid, "user.empty"), None);
     let hard = fs::symlink_metadata(dest.join("tmp/hard")).unwrap();
     assert_eq!(hard.ino(), m.ino());
 
