@@ -160,6 +160,22 @@ fn cp_copies_files_and_directories_both_ways() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
 
+    // A paused container is copied from and committed as it is (and
+    // stays paused).
+    d.ok(&["pause", "c1"]);
+    d.ok(&["cp", "c1:/in/f.txt", &local("from-paused")]);
+    assert_eq!(read(&work.path().join("from-paused")), "hello\n");
+    d.ok(&["commit", "c1", "paused:1"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "c1"]),
+        "paused\n"
+    );
+    d.ok(&["unpause", "c1"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "paused:1", "cat", "/in/f.txt"]),
+        "hello\n"
+    );
+
     // A stopped container: its rootfs is mounted for the copy and nothing
     // stays mounted afterwards.
     d.ok(&["stop", "-t", "0", "c1"]);
@@ -239,6 +255,17 @@ fn cp_paths_stay_inside_the_container() {
         assert!(resp.text().contains("escapes"), "{what}: {}", resp.text());
         assert!(!Path::new("/escaped").exists());
     }
+
+    // A symlink loop is a clear 400.
+    d.ok(&["exec", "c2", "ln", "-s", "/loop", "/loop"]);
+    let resp = common::request(
+        &d.0.socket,
+        "HEAD",
+        "/containers/c2/archive?path=/loop/x",
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 400);
 
     // A relative symlink climbing out stays inside too.
     d.ok(&["exec", "c2", "ln", "-s", "../../../../../../etc", "/up"]);

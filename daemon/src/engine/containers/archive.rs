@@ -59,6 +59,8 @@ pub(crate) enum FsError {
     PathNotFound { path: String, container: String },
     #[error("{path}: not a directory")]
     NotADirectory { path: String },
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: String },
     #[error("extraction point is not a directory")]
     ExtractNotADirectory,
     #[error("container rootfs is marked read-only")]
@@ -85,7 +87,9 @@ impl FsError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Self::PathNotFound { .. } => ErrorKind::NotFound,
-            Self::NotADirectory { .. } | Self::ExtractNotADirectory => ErrorKind::InvalidArgument,
+            Self::NotADirectory { .. } | Self::SymlinkLoop { .. } | Self::ExtractNotADirectory => {
+                ErrorKind::InvalidArgument
+            }
             Self::ReadOnlyRootfs | Self::ReadOnlyVolume => ErrorKind::Forbidden,
             Self::Extract { source, .. } => match source {
                 ApplyError::Io { source, .. } if source.raw_os_error() == Some(erofs()) => {
@@ -254,6 +258,9 @@ impl Root {
         match e {
             Errno::NOENT => self.not_found(path),
             Errno::NOTDIR => FsError::NotADirectory {
+                path: path.to_owned(),
+            },
+            Errno::LOOP => FsError::SymlinkLoop {
                 path: path.to_owned(),
             },
             other => FsError::Io {
