@@ -166,6 +166,23 @@ fn run_prints_output_and_returns_exit_codes() {
     ]);
     assert!(status.success());
     assert_eq!(stdout, "bar /bin 13\n");
+
+    // --init: docker-init (tini, from PATH as dockerd finds it) is pid 1 and
+    // runs the command; the exit status still comes through.
+    let (status, stdout, stderr) = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' </proc/1/cmdline; exit 4",
+    ]);
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "/sbin/docker-init -- sh -c tr '\\0' ' ' </proc/1/cmdline; exit 4"
+    );
     d.assert_clean_after_rm_all();
 }
 

@@ -372,6 +372,8 @@ pub(crate) struct ContainerStore {
     /// `<exec_root>/shim`: the shims' state directories.
     shim_root: PathBuf,
     shim_binary: PathBuf,
+    /// The static init bound in for `--init`, if this host has one.
+    init_binary: Option<PathBuf>,
     events: Arc<EventBus>,
     images: Arc<Stores>,
     volumes: Arc<VolumeStore>,
@@ -397,6 +399,15 @@ fn shim_binary() -> PathBuf {
     PathBuf::from("berth-shim")
 }
 
+/// The init for `--init`, as dockerd finds it: `docker-init` from `PATH`
+/// (Debian's docker.io and tini packages link it to `tini-static`).
+fn init_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("docker-init"))
+        .find(|candidate| candidate.is_file())
+}
+
 impl ContainerStore {
     /// Loads every record under `<data_root>/containers` and reconnects to
     /// the shims of running containers (see [`run`] for live restore).
@@ -419,6 +430,7 @@ impl ContainerStore {
             runtime_root: exec_root.join("runtime"),
             shim_root: exec_root.join("shim"),
             shim_binary: shim_binary(),
+            init_binary: init_binary(),
             events,
             images,
             volumes,

@@ -29,8 +29,8 @@
 //! `--init`: when `HostConfig.Init` is set and the caller passes
 //! [`SpecInput::init_binary`], the binary is bind-mounted read-only at
 //! `/sbin/docker-init` and the command becomes `/sbin/docker-init -- cmd...`,
-//! as dockerd does with `docker-init` (tini). Without a binary, `Init` is
-//! ignored: berthd has no static init to bind yet.
+//! as dockerd does with `docker-init` (tini, found on `PATH` like dockerd).
+//! Without one, `Init` is refused with dockerd's error.
 
 // The container engine that calls this is the next step.
 #![allow(dead_code)]
@@ -108,6 +108,9 @@ pub(crate) const READONLY_PATHS: &[&str] = &[
 pub(crate) enum SpecError {
     #[error("No command specified")]
     NoCommand,
+    /// `--init` on a host without `docker-init` (dockerd's wording).
+    #[error("exec: \"docker-init\": executable file not found in $PATH")]
+    NoInit,
     #[error("unable to find user {0}: no matching entries in passwd file")]
     UserNotFound(String),
     #[error("unable to find group {0}: no matching entries in group file")]
@@ -137,6 +140,7 @@ impl SpecError {
         match self {
             SpecError::RootfsFile { .. } | SpecError::Oci(_) => ErrorKind::Internal,
             SpecError::NoCommand
+            | SpecError::NoInit
             | SpecError::UserNotFound(_)
             | SpecError::GroupNotFound(_)
             | SpecError::TmpfsOption(_)
@@ -318,9 +322,8 @@ pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let mut argv = vec![path];
     argv.extend(args);
     let mut init_mount = None;
-    if host.init == Some(true)
-        && let Some(init) = input.init_binary
-    {
+    if host.init == Some(true) {
+        let init = input.init_binary.ok_or(SpecError::NoInit)?;
         argv.splice(0..0, [INIT_PATH_IN_CONTAINER.to_owned(), "--".to_owned()]);
         init_mount = Some(
             MountBuilder::default()

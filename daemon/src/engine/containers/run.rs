@@ -94,7 +94,7 @@ impl ContainerStore {
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
                 network_files: network.files,
                 extra_mounts,
-                init_binary: None,
+                init_binary: self.init_binary.as_deref(),
                 network_ns_path: network.netns_path,
             })?;
             let bundle = self.run_dir(id);
