@@ -216,6 +216,24 @@ impl Metric {
 }
 
 impl ScenarioReport {
+    /// A scenario's report from its results, summaries and ratios filled.
+    pub(crate) fn finished(
+        name: &str,
+        description: String,
+        engines: Vec<EngineResult>,
+        notes: Vec<String>,
+    ) -> Self {
+        let mut report = Self {
+            name: name.into(),
+            description,
+            baseline: None,
+            engines,
+            notes,
+        };
+        report.finish();
+        report
+    }
+
     /// Fills summaries, peaks, the baseline and every ratio to it.
     pub(crate) fn finish(&mut self) {
         for m in self.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {

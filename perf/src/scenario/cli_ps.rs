@@ -82,15 +82,12 @@ impl Scenario for CliPs {
         crate::sys::reap_exited();
         let _ = fs::remove_dir_all(&dir);
 
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
-            notes: Vec::new(),
-        };
-        report.finish();
-        Ok(report)
+            Vec::new(),
+        ))
     }
 }
 

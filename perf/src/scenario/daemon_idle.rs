@@ -91,15 +91,12 @@ impl Scenario for DaemonIdle {
             .map(|(engine, procs)| format!("{engine}: pss sums {procs}"))
             .collect();
         let _ = fs::remove_dir_all(&base);
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

@@ -121,6 +121,14 @@ impl Fleet {
             .map_err(Clone::clone)
     }
 
+    /// dockerd's socket, or why there is none.
+    pub(super) fn dockerd_socket(&self) -> Result<PathBuf, String> {
+        self.dockerd
+            .as_ref()
+            .map(|d| d.daemon.socket().to_path_buf())
+            .map_err(Clone::clone)
+    }
+
     /// Where the state of `daemon` (`berthd`, `dockerd` or `podman`) lives:
     /// every process of that engine names it on its command line.
     pub(super) fn state_dir(&self, daemon: &str) -> PathBuf {

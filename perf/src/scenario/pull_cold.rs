@@ -137,15 +137,12 @@ impl Scenario for PullCold {
             engines.push(result);
         }
         drop(registry);
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

@@ -43,11 +43,7 @@ impl Scenario for RunConcurrent {
         let fleet = Fleet::start(ctx, &dir)?;
         let mut notes = fleet.setup_notes();
         let berthd = fleet.berthd_socket();
-        let dockerd = fleet
-            .dockerd
-            .as_ref()
-            .map(|d| d.daemon.socket().to_path_buf())
-            .map_err(Clone::clone);
+        let dockerd = fleet.dockerd_socket();
         // Each engine: how to build one client command.
         let engines: Vec<(&'static str, Result<MakeClient<'_>, String>)> = vec![
             (
@@ -86,15 +82,12 @@ impl Scenario for RunConcurrent {
             samples
         });
         notes.extend(fleet.shutdown(ctx));
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

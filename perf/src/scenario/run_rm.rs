@@ -129,15 +129,12 @@ impl Scenario for RunRm {
         notes.extend(fleet.shutdown(ctx));
         let _ = std::fs::remove_dir_all(ctx.work.join("run-rm-crun"));
 
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

@@ -67,15 +67,12 @@ impl Scenario for RuntimeExec {
                 }
             }
         })?;
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

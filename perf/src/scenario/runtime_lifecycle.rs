@@ -44,15 +44,12 @@ impl Scenario for RuntimeLifecycle {
         let (engines, notes) = interleaved(ctx, self.name(), |rt, id| {
             lifecycle(rt, &bundle, id, ctx.timeout)
         })?;
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
 

@@ -32,14 +32,11 @@ impl Scenario for RuntimeStart {
             let m = rt.measure(&["run", "--bundle", &bundle, id])?;
             Ok(vec![Sample::of("run", &m)])
         })?;
-        let mut report = ScenarioReport {
-            name: self.name().into(),
-            description: self.description(ctx),
-            baseline: None,
+        Ok(ScenarioReport::finished(
+            self.name(),
+            self.description(ctx),
             engines,
             notes,
-        };
-        report.finish();
-        Ok(report)
+        ))
     }
 }
