@@ -80,6 +80,18 @@ fn docker_system_df_prints_empty_tables() {
 }
 
 #[test]
+fn docker_system_and_builder_prune_succeed() {
+    let daemon = start_berthd();
+    // system prune ends with the build cache, which berthd does not have.
+    let (status, stdout, stderr) = docker(&daemon.host(), &["system", "prune", "--force"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("Total reclaimed space: 0B"), "{stdout}");
+    let (status, stdout, stderr) = docker(&daemon.host(), &["builder", "prune", "--force"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "Total reclaimed space: 0B\n");
+}
+
+#[test]
 fn docker_events_with_a_past_window_ends_with_no_events() {
     let daemon = start_berthd();
     let now = common::now();

@@ -1,4 +1,5 @@
-//! System routes: `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
+//! System routes: `/_ping`, `/version`, `/info`, `/events`, `/system/df`,
+//! `/build/prune`.
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -24,7 +25,17 @@ pub(crate) fn routes(router: &mut Router) {
         .get("/version", version)
         .get("/info", info)
         .get("/events", events)
-        .get("/system/df", disk_usage);
+        .get("/system/df", disk_usage)
+        .add(Method::POST, "/build/prune", build_prune);
+}
+
+/// `POST /build/prune` (`docker builder prune`, and the last step of
+/// `docker system prune`): berthd has no builder, so no build cache, and
+/// nothing is ever reclaimed.
+async fn build_prune(_call: Call) -> ApiResult {
+    Ok(json(
+        &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+    ))
 }
 
 const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
