@@ -12,12 +12,12 @@ use std::io::{self, Read, Write};
 
 use serde_json::{Value, json};
 
-use super::import::{LayerSink, rfc3339_now, store_layer};
+use super::import::{LayerSink, rfc3339_now, store_image, store_layer};
 use super::{ArchiveError, Ingest, Result};
 use crate::content::ContentStore;
 use crate::image::{
-    Image, MEDIA_TYPE_DOCKER_LAYER, MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_TYPE_OCI_CONFIG,
-    MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_LAYER_GZIP, MEDIA_TYPE_OCI_MANIFEST, Target,
+    Image, MEDIA_TYPE_DOCKER_LAYER, MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER,
+    MEDIA_TYPE_OCI_LAYER_GZIP,
 };
 use crate::metadata::MetadataStore;
 use crate::reference::Reference;
@@ -145,8 +145,6 @@ fn commit_inner(
         "rootfs".into(),
         json!({"type": "layers", "diff_ids": diff_ids.collect::<Vec<_>>()}),
     );
-    let config_bytes = serde_json::to_vec(&image_config).unwrap_or_default();
-    let config_digest = ingest.put_bytes(&config_bytes)?;
     let mut layers: Vec<Value> = parent
         .layers
         .iter()
@@ -161,24 +159,5 @@ fn commit_inner(
     layers.push(
         json!({"mediaType": MEDIA_TYPE_OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}),
     );
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
-        "config": {"mediaType": MEDIA_TYPE_OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
-        "layers": layers,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-    let manifest_digest = ingest.put_bytes(&manifest_bytes)?;
-    let image = Image::from_content(
-        store,
-        Target {
-            digest: manifest_digest,
-            media_type: MEDIA_TYPE_OCI_MANIFEST.to_owned(),
-            size: manifest_bytes.len() as u64,
-        },
-        None,
-    )?;
-    let refs: Vec<Reference> = reference.cloned().into_iter().collect();
-    metadata.put_image(&image, &refs, None)?;
-    Ok(image)
+    store_image(ingest, store, metadata, &image_config, layers, reference)
 }

@@ -140,13 +140,29 @@ fn import_inner(
             "comment": config.message.as_deref().unwrap_or("Imported from -"),
         }],
     });
-    let config_bytes = serde_json::to_vec(&image_config).unwrap_or_default();
+    let layers = vec![
+        json!({"mediaType": MEDIA_TYPE_OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}),
+    ];
+    store_image(ingest, store, metadata, &image_config, layers, reference)
+}
+
+/// Stores `image_config` and an OCI manifest of it and `layers` (already
+/// stored), then records the image under `reference`.
+pub(super) fn store_image(
+    ingest: &mut Ingest<'_>,
+    store: &ContentStore,
+    metadata: &MetadataStore,
+    image_config: &serde_json::Value,
+    layers: Vec<serde_json::Value>,
+    reference: Option<&Reference>,
+) -> Result<Image> {
+    let config_bytes = serde_json::to_vec(image_config).unwrap_or_default();
     let config_digest = ingest.put_bytes(&config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_TYPE_OCI_MANIFEST,
         "config": {"mediaType": MEDIA_TYPE_OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
-        "layers": [{"mediaType": MEDIA_TYPE_OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
+        "layers": layers,
     });
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap_or_default();
     let manifest_digest = ingest.put_bytes(&manifest_bytes)?;

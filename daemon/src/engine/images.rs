@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use berth_core::{
-    ContentStore, Digest, Image, ImportConfig, LoadedImage, MetadataError, MetadataStore,
-    Reference, Removed, archive,
+    ArchiveError, ContentStore, Digest, Image, ImportConfig, LoadedImage, MetadataError,
+    MetadataStore, Reference, Removed, archive,
 };
 use berth_snapshotter::OverlaySnapshotter;
 use bytes::Bytes;
@@ -341,6 +341,38 @@ impl Engine {
         tokio::task::spawn_blocking(move || f(&stores))
             .await
             .map_err(|e| ImageError::Task(what, e.to_string()))?
+    }
+
+    /// Builds a new image with `build` on the blocking pool (import,
+    /// commit), records when `reference` was tagged and sends its tag event;
+    /// returns the image's ID and labels.
+    pub(super) async fn store_new_image<F>(
+        &self,
+        what: &'static str,
+        reference: Option<Reference>,
+        build: F,
+    ) -> Result<(String, BTreeMap<String, String>), ImageError>
+    where
+        F: FnOnce(&Stores, Option<&Reference>) -> Result<Image, ArchiveError> + Send + 'static,
+    {
+        let tagged = reference.clone();
+        let (image, labels) = self
+            .images_blocking(what, move |stores| {
+                let image = build(stores, reference.as_ref())?;
+                if reference.is_some() {
+                    stores
+                        .metadata
+                        .put(LAST_TAG_TABLE, &image.id().hex(), &now_rfc3339())?;
+                }
+                let labels = stores.config(&image)?.labels();
+                Ok((image, labels))
+            })
+            .await?;
+        let id = image.id().to_string();
+        if let Some(reference) = tagged {
+            self.image_event("tag", &id, &reference.familiar(), labels.clone());
+        }
+        Ok((id, labels))
     }
 
     fn image_event(&self, action: &str, id: &str, name: &str, labels: BTreeMap<String, String>) {
@@ -672,29 +704,17 @@ impl Engine {
         reference: Option<Reference>,
         config: ImportConfig,
     ) -> Result<String, ImageError> {
-        let tagged = reference.clone();
-        let (image, labels) = self
-            .images_blocking("import", move |stores| {
-                let image = archive::import(
+        let (id, labels) = self
+            .store_new_image("import", reference, move |stores, reference| {
+                archive::import(
                     &stores.content,
                     &stores.metadata,
                     ChannelReader::new(body),
-                    reference.as_ref(),
+                    reference,
                     &config,
-                )?;
-                if reference.is_some() {
-                    stores
-                        .metadata
-                        .put(LAST_TAG_TABLE, &image.id().hex(), &now_rfc3339())?;
-                }
-                let labels = stores.config(&image)?.labels();
-                Ok((image, labels))
+                )
             })
             .await?;
-        let id = image.id().to_string();
-        if let Some(reference) = tagged {
-            self.image_event("tag", &id, &reference.familiar(), labels.clone());
-        }
         self.image_event("import", &id, &id, labels);
         Ok(id)
     }

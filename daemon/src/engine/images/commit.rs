@@ -8,9 +8,7 @@ use std::io::{self, Write};
 use berth_core::{CommitConfig, ImportConfig, archive};
 use serde_json::{Map, Value, json};
 
-use super::{
-    Engine, ImageDetails, ImageError, LAST_TAG_TABLE, changes, now_rfc3339, tag_reference,
-};
+use super::{Engine, ImageDetails, ImageError, changes, tag_reference};
 use crate::api::containers_types::ContainerConfig;
 
 /// What `POST /commit` asks for besides the container.
@@ -150,30 +148,18 @@ impl Engine {
         config: CommitConfig,
         write_layer: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
     ) -> Result<String, ImageError> {
-        let tagged = reference.clone();
-        let (image, labels) = self
-            .images_blocking("commit", move |stores| {
-                let image = archive::commit(
+        let (id, _) = self
+            .store_new_image("commit", reference, move |stores, reference| {
+                archive::commit(
                     &stores.content,
                     &stores.metadata,
                     &parent.image,
                     write_layer,
-                    reference.as_ref(),
+                    reference,
                     &config,
-                )?;
-                if reference.is_some() {
-                    stores
-                        .metadata
-                        .put(LAST_TAG_TABLE, &image.id().hex(), &now_rfc3339())?;
-                }
-                let labels = stores.config(&image)?.labels();
-                Ok((image, labels))
+                )
             })
             .await?;
-        let id = image.id().to_string();
-        if let Some(reference) = tagged {
-            self.image_event("tag", &id, &reference.familiar(), labels);
-        }
         Ok(id)
     }
 }
