@@ -199,3 +199,18 @@ fn sigterm_removes_the_socket_and_pidfile_and_a_stale_socket_is_replaced() {
     let _ = child.wait();
     assert_eq!(answered, 200);
 }
+
+#[test]
+fn a_daemon_without_networks_leaves_the_hosts_nftables_alone() {
+    let daemon = start_berthd();
+    assert_eq!(daemon.request("GET", "/_ping").status, 200);
+    // Networks run berthd in scratch namespaces, so on the host the table
+    // can only come from a `--bridge none` daemon like this one.
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tables = String::from_utf8_lossy(&out.stdout);
+    assert!(!tables.contains("ip berth"), "{tables}");
+}
