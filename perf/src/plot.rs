@@ -1,8 +1,9 @@
 //! SVG plots of a report: for each scenario and unit, the distribution of
 //! every engine and metric as a strip chart (one dot per measured run, a bar
 //! at the median) on a log axis in that unit, so ratios read as distances.
-//! Times go to `<stem>-<scenario>.svg`, memory to `<stem>-<scenario>-KiB.svg`:
-//! one axis cannot hold both.
+//! Times go to `<stem>-<scenario>.svg`, memory to `<stem>-<scenario>-KiB.svg`
+//! and throughput to `<stem>-<scenario>-MBps.svg`: one axis cannot hold
+//! them all.
 //!
 //! Text goes through plotters' `ab_glyph` backend, which needs a font file:
 //! DejaVu Sans from Debian's fonts-dejavu-core. Without it the plots are
@@ -51,17 +52,17 @@ fn font() -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Writes `<stem>-<scenario>.svg` (times) and `<stem>-<scenario>-KiB.svg`
-/// (memory) into `out` for every scenario with samples in that unit, and
-/// returns the files written.
+/// Writes `<stem>-<scenario>.svg` (times), `<stem>-<scenario>-KiB.svg`
+/// (memory) and `<stem>-<scenario>-MBps.svg` (throughput) into `out` for
+/// every scenario with samples in that unit, and returns the files written.
 pub(crate) fn write_plots(report: &Report, out: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
     font()?;
     let mut written = Vec::new();
     for sc in &report.scenarios {
-        for unit in [Unit::Ms, Unit::Kib] {
+        for unit in [Unit::Ms, Unit::Kib, Unit::MbPerS] {
             let suffix = match unit {
                 Unit::Ms => String::new(),
-                other => format!("-{}", other.symbol()),
+                other => format!("-{}", other.slug()),
             };
             let path = out.join(format!("{stem}-{}{suffix}.svg", sc.name));
             if scenario_plot(sc, unit, &path)? {

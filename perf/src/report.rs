@@ -17,16 +17,17 @@
 //!               notes: [string] }
 //! EngineResult { engine, status ("ok" | "failed" | "skipped"), reason?,
 //!               errors: [string], metrics: [Metric] }
-//! Metric      { name, unit ("ms" | "KiB"), samples: [f64], rss_kib: [u64],
+//! Metric      { name, unit ("ms" | "KiB" | "MB/s"), samples: [f64], rss_kib: [u64],
 //!               summary?: Summary, peak_rss_kib?, vs_baseline?: Ratio }
 //! Summary     { n, median, p90, min, max, mean }   (in the metric's unit)
 //! Ratio       { median_ratio, ci95_low, ci95_high }
 //! ```
 //!
 //! Version 1 had no `unit` (every metric was a time) and called `samples`
-//! `samples_ms`; such files still load, as `ms` metrics. For both units
-//! more is worse: a ratio above 1 means more time or more memory than the
-//! baseline.
+//! `samples_ms`; such files still load, as `ms` metrics. For `ms` and
+//! `KiB` more is worse: a ratio above 1 means more time or more memory than
+//! the baseline. For `MB/s` (added within version 2) more is better: a
+//! ratio above 1 means more throughput than the baseline.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -137,7 +138,8 @@ pub(crate) struct EngineResult {
     pub(crate) metrics: Vec<Metric>,
 }
 
-/// What a metric's samples count. For both, more is worse.
+/// What a metric's samples count. For times and memory more is worse; for
+/// throughput more is better.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Unit {
     /// Milliseconds of wall time.
@@ -147,22 +149,42 @@ pub(crate) enum Unit {
     /// Kibibytes of memory.
     #[serde(rename = "KiB")]
     Kib,
+    /// Throughput in megabytes (10^6 bytes) per second.
+    #[serde(rename = "MB/s")]
+    MbPerS,
 }
 
 impl Unit {
-    /// The unit as written in reports: `ms` or `KiB`.
+    /// The unit as written in reports: `ms`, `KiB` or `MB/s`.
     pub(crate) fn symbol(self) -> &'static str {
         match self {
             Unit::Ms => "ms",
             Unit::Kib => "KiB",
+            Unit::MbPerS => "MB/s",
         }
     }
 
-    /// A value of this unit for a table: ms to the hundredth, KiB whole.
+    /// The unit in a file name (no `/`).
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Unit::MbPerS => "MBps",
+            other => other.symbol(),
+        }
+    }
+
+    /// Whether a larger value is the better one (throughput), so a ratio
+    /// above 1 means better rather than worse.
+    pub(crate) fn higher_is_better(self) -> bool {
+        self == Unit::MbPerS
+    }
+
+    /// A value of this unit for a table: ms to the hundredth, KiB whole,
+    /// MB/s to the tenth.
     pub(crate) fn format(self, value: f64) -> String {
         match self {
             Unit::Ms => format!("{value:.2}"),
             Unit::Kib => format!("{value:.0}"),
+            Unit::MbPerS => format!("{value:.1}"),
         }
     }
 
@@ -171,6 +193,7 @@ impl Unit {
         match self {
             Unit::Ms => "wall time per run",
             Unit::Kib => "memory per run",
+            Unit::MbPerS => "throughput per run",
         }
     }
 }
@@ -582,6 +605,11 @@ mod tests {
             serde_json::from_str::<Unit>("\"GiB\"").is_err(),
             "unknown units are rejected"
         );
+        assert_eq!(
+            serde_json::from_str::<Unit>("\"MB/s\"").unwrap(),
+            Unit::MbPerS
+        );
+        assert_eq!(serde_json::to_string(&Unit::MbPerS).unwrap(), "\"MB/s\"");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod cli_ps;
 mod daemon_idle;
 mod density;
 mod fleet;
+mod port_throughput;
 mod pull_cold;
 mod run_concurrent;
 mod run_rm;
@@ -107,6 +108,7 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(run_concurrent::RunConcurrent),
         Box::new(cli_ps::CliPs),
         Box::new(density::Density),
+        Box::new(port_throughput::PortThroughput),
     ]
 }
 
@@ -135,6 +137,16 @@ impl Sample {
             metric,
             unit: Unit::Ms,
             value: ms,
+            rss_kib: None,
+        }
+    }
+
+    /// A throughput in MB/s (10^6 bytes per second).
+    pub(crate) fn throughput(metric: &'static str, mb_per_s: f64) -> Self {
+        Self {
+            metric,
+            unit: Unit::MbPerS,
+            value: mb_per_s,
             rss_kib: None,
         }
     }
