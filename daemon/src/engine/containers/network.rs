@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
 
-use super::{Container, ContainerError, ContainerStore, Record, lock};
+use super::{Container, ContainerError, ContainerStore, Record, Status, lock};
 use crate::engine::Engine;
 use crate::engine::networks::{
     Attachment, ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
@@ -240,6 +240,12 @@ impl ContainerStore {
         let mut attachments = record.networks.clone();
         self.networks
             .disconnect_container(&record.id, &mut attachments);
+        if record.state.status == Status::Removing {
+            // The record is about to go; a restart after a crash finishes
+            // the removal, so there is nothing to persist.
+            lock(&container.record).networks = attachments;
+            return;
+        }
         if let Err(err) = self.update(container, |r| r.networks = attachments.clone()) {
             log::warning!("recording the network removal of {}: {err}", record.id);
         }
