@@ -9,9 +9,9 @@
 //!
 //! The first two come from `perf/fixtures/small-images`, the last from
 //! `perf/fixtures/debian-image`, built once from Debian packages into
-//! `/var/tmp/berth-perf`. Each metric is a point of the `gzip` growth curve
-//! at its image's compressed size (the sum of its layers' sizes), so the
-//! plots draw pull time against size, one line per engine. A separate
+//! `/var/tmp/berth-perf`. Each metric is a point of the `gzip pull` growth
+//! curve at its image's compressed size (the sum of its layers' sizes), so
+//! the plots draw pull time against size, one line per engine. A separate
 //! scenario so that `pull-cold` stays as short as it was.
 
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use crate::report::{Growth, ScenarioReport, XUnit};
 const SMALL_CACHE: &str = "/var/tmp/berth-perf/small-images";
 const REPO: &str = "berth-perf/sizes";
 /// The growth curve every metric lies on.
-const SERIES: &str = "gzip";
+const SERIES: &str = "gzip pull";
 
 /// The images, smallest first: metric (also the tag) and what it is.
 const SIZES: [(&str, &str); 3] = [
