@@ -21,13 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context as _, anyhow};
-use plotters::prelude::*;
-
 use plotters::chart::ChartContext;
 use plotters::coord::Shift;
 use plotters::coord::cartesian::Cartesian2d;
-use plotters::coord::ranged1d::AsRangedCoord;
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::{Report, ScenarioReport, Unit, XUnit};
@@ -280,6 +278,11 @@ fn growth_charts(sc: &ScenarioReport) -> Vec<GrowthChart<'_>> {
     charts
 }
 
+/// The smallest and largest of `values`.
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
 /// Whether values this far apart want a log axis: 10x or more, all
 /// positive.
 fn wants_log(lo: f64, hi: f64) -> bool {
@@ -314,21 +317,11 @@ fn axis_range(lo: f64, hi: f64, log: bool, from_zero: bool) -> std::ops::Range<f
 /// Draws one growth chart to `path`.
 fn growth_plot(sc: &ScenarioReport, chart: &GrowthChart<'_>, path: &Path) -> anyhow::Result<()> {
     let points = || chart.lines.iter().flat_map(|l| &l.points);
-    let min = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::MAX, f64::min);
-    let max = |it: &mut dyn Iterator<Item = f64>| it.fold(f64::MIN, f64::max);
-    let (x_lo, x_hi) = (
-        min(&mut points().map(|p| p.0)),
-        max(&mut points().map(|p| p.0)),
-    );
-    let (y_lo, y_hi) = (
-        min(&mut points().map(|p| p.2)),
-        max(&mut points().map(|p| p.3)),
-    );
+    let (x_lo, x_hi) = span(points().map(|p| p.0));
+    let (y_lo, y_hi) = (span(points().map(|p| p.2)).0, span(points().map(|p| p.3)).1);
     // The medians decide: engines 10x apart get a log axis.
-    let y_log = wants_log(
-        min(&mut points().map(|p| p.1)),
-        max(&mut points().map(|p| p.1)),
-    ) && y_lo > 0.0;
+    let (median_lo, median_hi) = span(points().map(|p| p.1));
+    let y_log = wants_log(median_lo, median_hi) && y_lo > 0.0;
     let x_log = wants_log(x_lo, x_hi);
     let xr = axis_range(x_lo, x_hi, x_log, false);
     let yr = axis_range(y_lo, y_hi, y_log, true);
