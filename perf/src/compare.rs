@@ -59,8 +59,10 @@ impl Verdict {
 
 pub(crate) fn load(path: &Path) -> anyhow::Result<Report> {
     let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a berth-perf JSON report", path.display()))
+    let mut report: Report = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a berth-perf JSON report", path.display()))?;
+    report.fill_legacy_growth();
+    Ok(report)
 }
 
 /// Every metric found in both reports, with its verdict.
