@@ -145,10 +145,17 @@ impl ContainerStore {
         }
         if record.networks.is_empty() {
             let files = self.write_network_files(record, &[])?;
-            return Ok(PreparedNetwork {
-                files,
-                netns_path: Some(self.networks.loopback_netns(&record.id)?),
-            });
+            // `none` can never be connected to a network, so the runtime
+            // makes its namespace (and sets `lo` up) as part of the clone:
+            // cheaper than a named one made here. Without a default
+            // network a container can be connected later, which needs a
+            // namespace that outlives nothing but the container: ours.
+            let netns_path = if mode == "none" {
+                None
+            } else {
+                Some(self.networks.loopback_netns(&record.id)?)
+            };
+            return Ok(PreparedNetwork { files, netns_path });
         }
         let overrides = dns_overrides(record)?;
         let ports = port_specs(record)?;
