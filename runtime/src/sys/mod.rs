@@ -279,10 +279,11 @@ pub(crate) fn loopback_up() -> SysResult<()> {
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: both requests read and write the ifreq they are given.
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
     let ret = check_int(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) }).and_then(|_| {
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
         unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS only reads `req`.
         check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
     });
     close(fd);
