@@ -112,6 +112,55 @@ impl Daemon {
 }
 
 #[test]
+fn run_rm_leaves_no_files_behind() {
+    let d = Daemon::start();
+    d.busybox();
+    let entries = |dir: &str| -> Vec<String> {
+        match std::fs::read_dir(d.data_root.join(dir)) {
+            Ok(list) => list
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    // The image's layers are unpacked at the first create.
+    d.ok(&["create", "--name", "unpack", "busybox"]);
+    d.ok(&["rm", "unpack"]);
+    let layers = entries("overlay/snapshots");
+    assert!(!layers.is_empty());
+    for _ in 0..3 {
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo > /data/x; echo > /y",
+        ]);
+    }
+    // The writable layer and the record are deleted just after `run`
+    // returns (AutoRemove answers the waiter first), so poll.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (containers, snapshots) = (entries("containers"), entries("overlay/snapshots"));
+        if containers.is_empty() && snapshots == layers {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: containers {containers:?}, snapshots {snapshots:?} (layers {layers:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // --rm removes anonymous volumes too.
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    d.assert_clean();
+}
+
+#[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();
     d.busybox();

@@ -775,14 +775,56 @@ impl ContainerStore {
     /// name, volume references (and its anonymous volumes with `volumes`).
     fn remove(&self, container: &Container, volumes: bool) -> Result<(), ContainerError> {
         let _op = lock(&container.op);
-        if container.lifecycle.borrow().removed {
+        let Some(record) = self.begin_removal(container)? else {
             return Ok(());
+        };
+        self.purge(&record)?;
+        self.forget(container, &record, volumes);
+        Ok(())
+    }
+
+    /// `AutoRemove` after an exit: as [`Self::remove`] with anonymous
+    /// volumes, but waiters (`docker run --rm` waits for `removed`) are
+    /// answered before the writable layer and files are deleted, which is
+    /// disk work nobody needs to wait for. The record goes last, so a crash
+    /// in between finishes the removal at the next start.
+    fn auto_remove(&self, container: &Container) {
+        let _op = lock(&container.op);
+        let record = match self.begin_removal(container) {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(err) => {
+                log::warning!("auto-removing container {}: {err}", container.id);
+                return;
+            }
+        };
+        self.forget(container, &record, true);
+        if let Err(err) = self.purge(&record) {
+            log::warning!(
+                "auto-removing container {}: {err}; retried at the next start",
+                record.id
+            );
+        }
+    }
+
+    /// Marks the container `removing` (persisted, so a restart finishes the
+    /// job) and releases its runtime, mounts and network. `None`: already
+    /// removed. Caller holds the `op` lock.
+    fn begin_removal(&self, container: &Container) -> Result<Option<Record>, ContainerError> {
+        if container.lifecycle.borrow().removed {
+            return Ok(None);
         }
         let record = match container.record() {
             record if record.state.status == Status::Removing => record,
             _ => self.update(container, |r| r.state.status = Status::Removing)?,
         };
         run::release_runtime(self, container);
+        Ok(Some(record))
+    }
+
+    /// Deletes the writable layer, then the container's files: the record
+    /// last, so what a failure leaves is still known and removed later.
+    fn purge(&self, record: &Record) -> Result<(), ContainerError> {
         match self.images.snapshots.remove(&record.id) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
             Err(err) => return Err(err.into()),
@@ -791,6 +833,12 @@ impl ContainerStore {
         std::fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))?;
         let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
         let _ = std::fs::remove_dir_all(self.state_dir(&record.id));
+        Ok(())
+    }
+
+    /// Drops the container from the API: name, execs, volume references,
+    /// the `destroy` event, and wakes `removed` waiters.
+    fn forget(&self, container: &Container, record: &Record, volumes: bool) {
         {
             let mut table = lock(&self.table);
             table.by_id.remove(&record.id);
@@ -801,12 +849,11 @@ impl ContainerStore {
         lock(&self.execs).retain(|_, e| e.container_id != record.id);
         self.volumes
             .release(&record.id, &record.mount_points, volumes);
-        self.publish("destroy", &record, &[]);
+        self.publish("destroy", record, &[]);
         container.lifecycle.send_modify(|l| {
             l.removed = true;
             l.running = false;
         });
-        Ok(())
     }
 }
 

@@ -298,10 +298,8 @@ impl ContainerStore {
             l.exits += 1;
             l.exit_code = code;
         });
-        if record.host_config.auto_remove
-            && let Err(err) = self.remove(container, true)
-        {
-            log::warning!("auto-removing container {}: {err}", container.id);
+        if record.host_config.auto_remove {
+            self.auto_remove(container);
         }
         let manual = container.manual_stop.load(Ordering::SeqCst);
         if !manual && !record.host_config.auto_remove && wants_restart(&record, code) {
