@@ -12,6 +12,7 @@ const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 const DEFAULT_BRIDGE: &str = "berth0";
+const DEFAULT_CGROUP_PARENT: &str = "/berth";
 
 /// Command line of `berthd`.
 #[derive(Debug, Parser)]
@@ -44,6 +45,10 @@ pub struct Args {
     /// (containers then get an empty network namespace) [default: berth0]
     #[arg(long, value_name = "NAME")]
     pub bridge: Option<String>,
+    /// Parent cgroup of every container's (`<parent>/<id>`), unless the
+    /// container names its own [default: /berth]
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// How much `berthd` logs to stderr.
@@ -81,6 +86,7 @@ struct FileConfig {
     log_level: Option<LogLevel>,
     insecure_registries: Option<Vec<String>>,
     bridge: Option<String>,
+    cgroup_parent: Option<String>,
 }
 
 /// The settings `berthd` runs with, after merging flags, file and defaults.
@@ -98,6 +104,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// The default network's bridge; `None` for `--bridge none`.
     pub bridge: Option<String>,
+    /// Parent cgroup of the containers' cgroups, absolute (`/berth`).
+    pub cgroup_parent: String,
 }
 
 /// Why the configuration could not be loaded.
@@ -119,6 +127,9 @@ pub enum ConfigError {
         /// What the parser said.
         source: Box<toml::de::Error>,
     },
+    /// `--cgroup-parent` escapes the hierarchy or is its root.
+    #[error("invalid cgroup parent {0:?}: a cgroup below the root, without '..'")]
+    CgroupParent(String),
 }
 
 impl Config {
@@ -164,8 +175,21 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_BRIDGE.into()),
             )
             .filter(|b| b != "none"),
+            cgroup_parent: cgroup_parent(
+                args.cgroup_parent
+                    .or(file.cgroup_parent)
+                    .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
+            )?,
         })
     }
+}
+
+/// A cgroup path below the hierarchy's root: absolute, no `..`.
+fn cgroup_parent(path: String) -> Result<String, ConfigError> {
+    if path.split('/').any(|c| c == "..") || path.trim_matches('/').is_empty() {
+        return Err(ConfigError::CgroupParent(path));
+    }
+    Ok(format!("/{}", path.trim_matches('/')))
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -242,6 +266,25 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.insecure_registries, ["reg.lan:5000", "other.lan"]);
+    }
+
+    #[test]
+    fn cgroup_parent_is_absolute_and_stays_below_the_root() {
+        let load = |list: &[&str]| {
+            let mut all = vec!["--config", "/dev/null"];
+            all.extend_from_slice(list);
+            Config::load(args(&all))
+        };
+        assert_eq!(load(&[]).unwrap().cgroup_parent, "/berth");
+        let nested = load(&["--cgroup-parent", "ci/berth/"]).unwrap();
+        assert_eq!(nested.cgroup_parent, "/ci/berth");
+        for bad in ["/", "../x", "/a/../../b"] {
+            let err = load(&["--cgroup-parent", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid cgroup parent"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

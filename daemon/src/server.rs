@@ -170,6 +170,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             exec_root: config.exec_root.clone(),
             insecure_registries: config.insecure_registries.clone(),
             default_bridge: config.bridge.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
         })
         .map_err(|e: EngineError| ServeError::Engine(e.to_string()))?,
     );
@@ -275,6 +276,7 @@ mod tests {
                 exec_root: dir.to_owned(),
                 insecure_registries: Vec::new(),
                 default_bridge: None,
+                cgroup_parent: "/berth".to_owned(),
             })
             .unwrap(),
         )

@@ -112,6 +112,72 @@ impl Daemon {
 }
 
 #[test]
+fn cgroup_parent_of_the_daemon_and_of_a_container() {
+    /// Removes the parent cgroups (in every hierarchy) after the daemon,
+    /// declared before it, has removed the containers.
+    struct Parents(Vec<String>);
+    impl Drop for Parents {
+        fn drop(&mut self) {
+            for dir in &self.0 {
+                let root = Path::new("/sys/fs/cgroup");
+                for hierarchy in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(hierarchy.path().join(dir));
+                }
+                let _ = std::fs::remove_dir(root.join(dir));
+            }
+        }
+    }
+    let parent = format!("berth-test-{}", std::process::id());
+    let own = format!("{parent}-own");
+    let _parents = Parents(vec![parent.clone(), own.clone()]);
+    let d = Daemon(
+        Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+            .prefix("berthd-ctr")
+            .with_shim()
+            .arg("--cgroup-parent")
+            .arg(&parent)
+            .start(),
+    );
+    d.busybox();
+    // The pids hierarchy is in every cgroup v1 host and is "" on v2.
+    let cgroup_of = |name: &str| {
+        let pid = d.inspect(name)["State"]["Pid"].as_i64().unwrap();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c == "pids" || c.is_empty())
+            })
+            .unwrap_or_else(|| panic!("no pids cgroup in {text}"))
+            .to_owned();
+        line.rsplit(':').next().unwrap().to_owned()
+    };
+    d.ok(&["run", "-d", "--name", "inherits", "busybox", "sleep", "60"]);
+    let id = d.inspect_id("inherits");
+    assert_eq!(cgroup_of("inherits"), format!("/{parent}/{id}"));
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--cgroup-parent",
+        &own,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let id = d.inspect_id("own");
+    assert_eq!(cgroup_of("own"), format!("/{own}/{id}"));
+    let (status, _, stderr) = d.docker(&["create", "--cgroup-parent", "../up", "busybox"]);
+    assert!(!status.success());
+    assert!(stderr.contains("invalid cgroup parent"), "{stderr}");
+    d.ok(&["rm", "-f", "inherits", "own"]);
+    d.assert_clean();
+}
+
+#[test]
 fn run_rm_leaves_no_files_behind() {
     let d = Daemon::start();
     d.busybox();

@@ -43,6 +43,7 @@ pub struct BerthdBuilder {
     prefix: String,
     shim: bool,
     log_file: bool,
+    args: Vec<String>,
 }
 
 impl BerthdBuilder {
@@ -56,6 +57,12 @@ impl BerthdBuilder {
     /// run containers; drop then removes them.
     pub fn with_shim(mut self) -> Self {
         self.shim = true;
+        self
+    }
+
+    /// One more berthd argument.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
         self
     }
 
@@ -108,6 +115,7 @@ impl Berthd {
             prefix: "berthd-test".to_owned(),
             shim: false,
             log_file: false,
+            args: Vec::new(),
         }
     }
 
@@ -121,6 +129,7 @@ impl Berthd {
     pub fn spawn(&mut self) {
         let root = self.dir.path();
         let mut cmd = self.command(&self.socket, &self.data_root, &self.exec_root);
+        cmd.args(&self.options.args);
         if self.options.shim {
             cmd.env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"));
         }

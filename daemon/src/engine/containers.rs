@@ -371,6 +371,8 @@ pub(crate) struct ContainerStore {
     runtime_root: PathBuf,
     /// `<exec_root>/shim`: the shims' state directories.
     shim_root: PathBuf,
+    /// Parent of the containers' cgroups unless they name their own.
+    cgroup_parent: String,
     shim_binary: PathBuf,
     /// The static init bound in for `--init`, if this host has one.
     init_binary: Option<PathBuf>,
@@ -414,6 +416,7 @@ impl ContainerStore {
     pub(crate) fn open(
         data_root: &Path,
         exec_root: &Path,
+        cgroup_parent: &str,
         events: Arc<EventBus>,
         images: Arc<Stores>,
         volumes: Arc<VolumeStore>,
@@ -429,6 +432,7 @@ impl ContainerStore {
             run_root,
             runtime_root: exec_root.join("runtime"),
             shim_root: exec_root.join("shim"),
+            cgroup_parent: cgroup_parent.to_owned(),
             shim_binary: shim_binary(),
             init_binary: init_binary(),
             events,

@@ -33,6 +33,8 @@ pub(crate) struct EngineConfig {
     pub(crate) insecure_registries: Vec<String>,
     /// The default network's bridge; `None` (`--bridge none`): no default network.
     pub(crate) default_bridge: Option<String>,
+    /// Parent of the containers' cgroups (`/berth`).
+    pub(crate) cgroup_parent: String,
 }
 
 /// Container totals by state, for `GET /info`.
@@ -88,6 +90,7 @@ impl Engine {
         let containers = containers::ContainerStore::open(
             &config.data_root,
             &config.exec_root,
+            &config.cgroup_parent,
             events.clone(),
             images.stores().clone(),
             volumes.clone(),

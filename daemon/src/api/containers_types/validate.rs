@@ -281,6 +281,9 @@ impl CreateRequest {
         normalize_capabilities(host.cap_add.as_deref().unwrap_or_default())?;
         normalize_capabilities(host.cap_drop.as_deref().unwrap_or_default())?;
         parse_security_opts(host.security_opt.as_deref().unwrap_or_default())?;
+        if host.cgroup_parent.split('/').any(|c| c == "..") || host.cgroup_parent.contains('\0') {
+            return Err(format!("invalid cgroup parent: {:?}", host.cgroup_parent));
+        }
 
         if host.memory != 0 && host.memory < MIN_MEMORY {
             return Err("Minimum memory limit allowed is 6MB".to_owned());

@@ -75,6 +75,17 @@ impl ContainerStore {
         self.shim_root.join(&id[..32.min(id.len())])
     }
 
+    /// `<parent>/<id>`: the container's `CgroupParent`, else the daemon's.
+    fn cgroup_path(&self, record: &Record) -> PathBuf {
+        let own = record.host_config.cgroup_parent.trim_matches('/');
+        let parent = if own.is_empty() {
+            self.cgroup_parent.clone()
+        } else {
+            format!("/{own}")
+        };
+        Path::new(&parent).join(&record.id)
+    }
+
     /// Mounts the rootfs, writes the bundle, spawns the shim.
     fn launch(&self, container: &Container, record: &Record) -> Result<Client, ContainerError> {
         let network = self.prepare_network(container, record)?;
@@ -98,7 +109,7 @@ impl ContainerStore {
                 config: &record.config,
                 host: &host,
                 rootfs: &rootfs,
-                cgroups_path: Some(PathBuf::from(format!("/berth/{id}"))),
+                cgroups_path: Some(self.cgroup_path(record)),
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
                 network_files: network.files,
                 extra_mounts,
