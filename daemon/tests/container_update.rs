@@ -206,6 +206,39 @@ fn a_running_container_gets_new_limits_live_and_keeps_them() {
         assert_eq!(memsw.trim(), (256 * MIB).to_string());
     }
 
+    // Unlimited swap is written too, not only recorded.
+    d.ok(&["update", "--memory-swap", "-1", "live"]);
+    assert_eq!(d.inspect("live")["HostConfig"]["MemorySwap"], -1);
+    if let Some(dir) = host_memory_dir(&id)
+        && dir.join("memory.memsw.limit_in_bytes").exists()
+    {
+        let memsw = std::fs::read_to_string(dir.join("memory.memsw.limit_in_bytes")).unwrap();
+        assert!(memsw.trim().parse::<u64>().unwrap() > 1 << 60, "{memsw}");
+    }
+    d.ok(&["update", "--memory-swap", "256m", "live"]);
+
+    // A limit this host cannot enforce is discarded with Docker's warning.
+    let blkio_weight = if cgroup_v2() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .split_whitespace()
+            .any(|c| c == "io")
+    } else {
+        Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+    };
+    let (status, stdout, stderr) = d.docker(&["update", "--blkio-weight", "300", "live"]);
+    assert!(status.success(), "{stderr}");
+    if blkio_weight {
+        assert_eq!(stdout, "live\n");
+        assert_eq!(d.inspect("live")["HostConfig"]["BlkioWeight"], 300);
+    } else {
+        assert_eq!(
+            stdout,
+            "live\nYour kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.\n"
+        );
+        assert_eq!(d.inspect("live")["HostConfig"]["BlkioWeight"], 0);
+    }
+
     // The record survives a berthd restart (and the container runs on).
     d.0.kill9();
     d.0.spawn();

@@ -52,7 +52,11 @@ pub(crate) fn merge(current: &HostConfig, request: &HostConfig) -> Result<HostCo
     if request.blkio_weight != 0 {
         merged.blkio_weight = request.blkio_weight;
     }
-    take(&mut merged.cpu_shares, request.cpu_shares);
+    // Clamped to the kernel's range, as at create (and as written live).
+    take(&mut merged.cpu_shares, request.cpu_shares.clamp(0, 262_144));
+    if request.cpu_shares > 0 {
+        merged.cpu_shares = merged.cpu_shares.max(2);
+    }
     take(&mut merged.nano_cpus, request.nano_cpus);
     take(&mut merged.cpu_period, request.cpu_period);
     take(&mut merged.cpu_quota, request.cpu_quota);
