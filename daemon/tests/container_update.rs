@@ -252,6 +252,11 @@ fn a_running_container_gets_new_limits_live_and_keeps_them() {
     d.ok(&["update", "--pids-limit", "-1", "live"]);
     assert_eq!(limits(&d, "live").pids, "max");
     assert_eq!(d.inspect("live")["HostConfig"]["PidsLimit"], 0);
+    // A paused container's (frozen) cgroup takes new limits too.
+    d.ok(&["pause", "live"]);
+    d.ok(&["update", "--pids-limit", "60", "live"]);
+    d.ok(&["unpause", "live"]);
+    assert_eq!(limits(&d, "live").pids, "60");
     d.assert_clean_after_rm_all();
 }
 
