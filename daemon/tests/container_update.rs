@@ -290,6 +290,14 @@ fn refused_updates_change_nothing() {
             "Invalid value abc for cpuset cpus",
         ),
         (
+            r#"{"MemorySwap": -5}"#,
+            "invalid memoryswap limit -5: use -1 for unlimited swap",
+        ),
+        (
+            r#"{"CpuPeriod": -1000}"#,
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
             r#"{"CpuShares": -3}"#,
             "invalid CPU shares (-3): shares can not be negative",
         ),

@@ -454,6 +454,12 @@ pub(crate) fn validate_resources(
     if host.blkio_weight > 0 && !(10..=1000).contains(&host.blkio_weight) {
         return Err("Range of blkio weight is from 10 to 1000".to_owned());
     }
+    if host.memory_swap < -1 {
+        return Err(format!(
+            "invalid memoryswap limit {}: use -1 for unlimited swap",
+            host.memory_swap
+        ));
+    }
     if host.cpu_shares < 0 {
         return Err(format!(
             "invalid CPU shares ({}): shares can not be negative",
