@@ -377,6 +377,55 @@ fn refused_updates_change_nothing() {
 }
 
 #[test]
+fn a_limit_the_kernel_refuses_leaves_the_old_config() {
+    // 40 MB in the container's /dev/shm (tmpfs, charged to its memory
+    // cgroup): without swap the kernel cannot bring it under 10 MB and
+    // refuses the new limit (EBUSY).
+    if std::fs::read_to_string("/proc/swaps")
+        .unwrap()
+        .lines()
+        .count()
+        > 1
+    {
+        eprintln!("skipped: this host has swap, the kernel would take the limit");
+        return;
+    }
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "full",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 20 ]; do cat /bin/busybox >> /dev/shm/fill; i=$((i+1)); done; echo > /dev/shm/done; sleep 1000",
+    ]);
+    wait_for("the tmpfs to fill", || {
+        d.docker(&["exec", "full", "cat", "/dev/shm/done"])
+            .0
+            .success()
+    });
+    let before = d.inspect("full")["HostConfig"].clone();
+    let id = d.inspect("full")["Id"].as_str().unwrap().to_owned();
+    let (status, answer) = d.update_api("full", r#"{"Memory": 10485760, "PidsLimit": 9}"#);
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("Cannot update container {id}: ")),
+        "{message}"
+    );
+    assert!(message.contains("memory"), "{message}");
+    assert_eq!(d.inspect("full")["HostConfig"], before);
+    assert_eq!(limits(&d, "full").memory, (128 * MIB).to_string());
+    d.assert_clean_after_rm_all();
+}
+
+#[test]
 fn a_stopped_container_gets_its_new_limits_at_start() {
     let d = Daemon::start();
     d.ok(&["create", "--name", "stopped", "busybox", "sleep", "1000"]);
