@@ -419,6 +419,31 @@ fn clients_that_hang_up_mid_stream_leave_no_tasks_or_descriptors() {
         for (request, data) in streams {
             open_and_drop(&daemon.socket, request, *data);
         }
+        // An exec whose client hangs up mid-stream.
+        let created = common::request(
+            &daemon.socket,
+            "POST",
+            "/v1.47/containers/ticker/exec",
+            &[("Content-Type", "application/json")],
+            br#"{"AttachStdout": true, "Cmd": ["sh", "-c", "while true; do echo x; sleep 0.1; done"]}"#,
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let exec_id = created.json()["Id"].as_str().unwrap().to_owned();
+        let body = r#"{"Detach": false, "Tty": false}"#;
+        open_and_drop(
+            &daemon.socket,
+            &format!(
+                "POST /v1.47/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            true,
+        );
+        // A wait that will never be answered.
+        open_and_drop(
+            &daemon.socket,
+            "POST /v1.47/containers/ticker/wait HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
     };
     round();
     let settled = |limit: Option<(usize, u64)>| {
@@ -446,6 +471,23 @@ fn clients_that_hang_up_mid_stream_leave_no_tasks_or_descriptors() {
     }
     let after = settled(Some(baseline));
     assert!(after.0 <= baseline.0 && after.1 <= baseline.1);
+    // The exec'd processes whose client hung up were killed, as dockerd
+    // does; the container's own process runs on.
+    let top = daemon.request("GET", "/v1.47/containers/ticker/top").json();
+    let commands: Vec<String> = top["Processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_array().unwrap().last().unwrap().to_string())
+        .collect();
+    assert!(
+        !commands.iter().any(|c| c.contains("echo x")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("echo tick")),
+        "{commands:?}"
+    );
     // The container and the streams still work.
     open_and_drop(&daemon.socket, streams[0].0, true);
 }
