@@ -419,25 +419,28 @@ fn clients_that_hang_up_mid_stream_leave_no_tasks_or_descriptors() {
         for (request, data) in streams {
             open_and_drop(&daemon.socket, request, *data);
         }
-        // An exec whose client hangs up mid-stream.
-        let created = common::request(
-            &daemon.socket,
-            "POST",
-            "/v1.47/containers/ticker/exec",
-            &[("Content-Type", "application/json")],
-            br#"{"AttachStdout": true, "Cmd": ["sh", "-c", "while true; do echo x; sleep 0.1; done"]}"#,
-        );
-        assert_eq!(created.status, 201, "{}", created.text());
-        let exec_id = created.json()["Id"].as_str().unwrap().to_owned();
-        let body = r#"{"Detach": false, "Tty": false}"#;
-        open_and_drop(
-            &daemon.socket,
-            &format!(
-                "POST /v1.47/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-            true,
-        );
+        // Execs whose client hangs up mid-stream, hijacked (the docker
+        // CLI) and as a plain streamed body (docker-py).
+        for upgrade in ["Upgrade: tcp\r\nConnection: Upgrade\r\n", ""] {
+            let created = common::request(
+                &daemon.socket,
+                "POST",
+                "/v1.47/containers/ticker/exec",
+                &[("Content-Type", "application/json")],
+                br#"{"AttachStdout": true, "Cmd": ["sh", "-c", "while true; do echo x; sleep 0.1; done"]}"#,
+            );
+            assert_eq!(created.status, 201, "{}", created.text());
+            let exec_id = created.json()["Id"].as_str().unwrap().to_owned();
+            let body = r#"{"Detach": false, "Tty": false}"#;
+            open_and_drop(
+                &daemon.socket,
+                &format!(
+                    "POST /v1.47/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n{upgrade}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+                true,
+            );
+        }
         // A wait that will never be answered.
         open_and_drop(
             &daemon.socket,
