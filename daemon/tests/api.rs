@@ -494,3 +494,18 @@ fn clients_that_hang_up_mid_stream_leave_no_tasks_or_descriptors() {
     // The container and the streams still work.
     open_and_drop(&daemon.socket, streams[0].0, true);
 }
+
+#[test]
+fn a_daemon_without_networks_leaves_the_hosts_nftables_alone() {
+    let daemon = start_berthd();
+    assert_eq!(daemon.request("GET", "/_ping").status, 200);
+    // Networks run berthd in scratch namespaces, so on the host the table
+    // can only come from a `--bridge none` daemon like this one.
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tables = String::from_utf8_lossy(&out.stdout);
+    assert!(!tables.contains("ip berth"), "{tables}");
+}

@@ -121,6 +121,25 @@ fn run_prints_output_and_returns_exit_codes() {
     // --rm (AutoRemove) removed it.
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 
+    // Only a --rm container's writable layer skips syncing (`volatile`):
+    // it is thrown away at exit; a kept container's must survive a crash.
+    let root_options = |rm: bool| {
+        let mut args = vec!["run"];
+        if rm {
+            args.push("--rm");
+        }
+        args.extend(["busybox", "cat", "/proc/self/mountinfo"]);
+        let mountinfo = d.ok(&args);
+        let root = mountinfo
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(4) == Some(&"/"))
+            .unwrap_or_else(|| panic!("no root mount in {mountinfo}"));
+        root.last().unwrap().to_string()
+    };
+    assert!(root_options(true).contains("volatile"));
+    assert!(!root_options(false).contains("volatile"));
+
     let (status, stdout, stderr) = d.docker(&[
         "run",
         "busybox",

@@ -86,8 +86,18 @@ pub struct Networking {
     firewall: Firewall,
     state_dir: PathBuf,
     netns_dir: PathBuf,
-    /// Serialises network and IPAM changes (the state files are read-modify-write).
-    lock: Mutex<()>,
+    /// Serialises network and IPAM changes (the state files are
+    /// read-modify-write). Holds whether the nftables table exists: it is
+    /// made with the first network, so a daemon without networks
+    /// (`--bridge none`) leaves no trace in the host's ruleset.
+    lock: Mutex<FirewallState>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum FirewallState {
+    #[default]
+    Absent,
+    Ready,
 }
 
 /// Docker's rule for network names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, which
@@ -141,7 +151,7 @@ impl Networking {
             netlink,
             state_dir: state_dir.into(),
             netns_dir: netns_dir.into(),
-            lock: Mutex::new(()),
+            lock: Mutex::new(FirewallState::Absent),
         })
     }
 
@@ -155,23 +165,26 @@ impl Networking {
         &self.netlink
     }
 
-    /// Daemon start: drops every rule left by a previous run, turns on IPv4
-    /// forwarding, then re-creates the bridges and rules of the persisted
-    /// networks. Published ports of restored containers are re-added by
+    /// Daemon start: drops every rule left by a previous run, then
+    /// re-creates the bridges and rules of the persisted networks.
+    /// Published ports of restored containers are re-added by
     /// [`Networking::republish`].
     pub async fn start(&self) -> Result<()> {
-        let _guard = self.lock.lock().await;
-        self.nft(|fw| fw.reset().and_then(|()| fw.init())).await?;
-        self.sysctl("net/ipv4/ip_forward", "1")?;
+        let mut firewall = self.lock.lock().await;
+        self.nft(|fw| fw.reset()).await?;
+        *firewall = FirewallState::Absent;
         for info in self.networks()? {
-            self.bring_up(&info).await?;
+            self.bring_up(&mut firewall, &info).await?;
         }
         Ok(())
     }
 
     /// Deletes the firewall table (clean shutdown with no containers).
-    pub fn stop(&self) -> Result<()> {
-        self.firewall.reset()
+    pub async fn stop(&self) -> Result<()> {
+        let mut firewall = self.lock.lock().await;
+        self.firewall.reset()?;
+        *firewall = FirewallState::Absent;
+        Ok(())
     }
 
     /// Persisted networks.
@@ -209,7 +222,7 @@ impl Networking {
     pub async fn create_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo> {
         validate_name(&spec.name, 64)?;
         validate_name(&spec.bridge, 15)?;
-        let _guard = self.lock.lock().await;
+        let mut firewall = self.lock.lock().await;
         let existing = self.networks()?;
         if existing
             .iter()
@@ -263,7 +276,7 @@ impl Networking {
         // IPAM state first: a crash after it leaves an unused pool, never a
         // bridge without a record.
         Ipam::open(&self.state_dir.join("ipam"), &info.name, subnet, gateway)?;
-        if let Err(e) = self.bring_up(&info).await {
+        if let Err(e) = self.bring_up(&mut firewall, &info).await {
             let _ = self.tear_down(&info).await;
             if let Ok(ipam) = Ipam::open(&self.state_dir.join("ipam"), &info.name, subnet, gateway)
             {
@@ -280,7 +293,14 @@ impl Networking {
         Ok(info)
     }
 
-    async fn bring_up(&self, info: &NetworkInfo) -> Result<()> {
+    /// Creates a network's bridge and rules; the first network also makes
+    /// the nftables table and turns on IPv4 forwarding.
+    async fn bring_up(&self, firewall: &mut FirewallState, info: &NetworkInfo) -> Result<()> {
+        if *firewall == FirewallState::Absent {
+            self.nft(|fw| fw.init()).await?;
+            self.sysctl("net/ipv4/ip_forward", "1")?;
+            *firewall = FirewallState::Ready;
+        }
         self.netlink
             .ensure_bridge(&info.bridge, info.gateway, info.subnet)
             .await?;

@@ -431,6 +431,20 @@ async fn bad_subnets_are_clear_errors() {
 }
 
 #[tokio::test]
+async fn no_table_until_the_first_network() {
+    let (_host, net) = TestHost::new().await;
+    // `berthd --bridge none` starts like this: no network, no firewall.
+    assert!(net.firewall().list_tables().unwrap().is_empty());
+    net.create_network(&spec("first", "br-first", Some("10.74.0.0/24")))
+        .await
+        .unwrap();
+    assert_eq!(net.firewall().list_tables().unwrap(), vec!["ip berth"]);
+    // A restart with a stored network builds the table again.
+    net.start().await.unwrap();
+    assert_eq!(net.firewall().list_tables().unwrap(), vec!["ip berth"]);
+}
+
+#[tokio::test]
 async fn cleanup_leaves_nothing_behind() {
     let (host, net) = TestHost::new().await;
     net.create_network(&spec("bridge", "berth0", None))
@@ -466,7 +480,7 @@ async fn cleanup_leaves_nothing_behind() {
         "veth left after namespace removal: {links:?}"
     );
     net.remove_network("bridge").await.unwrap();
-    net.stop().unwrap();
+    net.stop().await.unwrap();
 
     assert_eq!(
         net.netlink().link_names().await.unwrap(),

@@ -1,9 +1,10 @@
 //! `berth-perf compare OLD.json NEW.json`: for every metric of every engine
 //! present in both reports, the ratio of NEW's median to OLD's with its 95%
-//! bootstrap interval. For every unit more is worse (more milliseconds,
-//! more KiB): a metric got *worse* (SLOWER for times, LARGER for memory)
-//! when the whole interval lies above `1 + margin`, i.e. the difference is
-//! beyond the noise of both runs and bigger than the margin. Berth's worse
+//! bootstrap interval. For times and memory more is worse: a metric got
+//! *worse* (SLOWER for times, LARGER for memory) when the whole interval
+//! lies above `1 + margin`, i.e. the difference is beyond the noise of both
+//! runs and bigger than the margin. For throughput (MB/s) less is worse:
+//! SLOWER when the whole interval lies below `1 / (1 + margin)`. Berth's worse
 //! metrics are regressions (exit 1); a peer's worse metrics point at a
 //! noisier or slower machine, and are listed so the reader can tell the two
 //! apart. A metric whose unit differs between the reports is not compared.
@@ -32,23 +33,23 @@ pub(crate) struct Change {
     pub(crate) verdict: Verdict,
 }
 
-/// Which way a metric moved; more is worse for every unit.
+/// Which way a metric moved, in the unit's sense of better and worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// NEW is above OLD beyond the noise and the margin.
+    /// NEW is worse than OLD beyond the noise and the margin.
     Worse,
-    /// NEW is below OLD beyond the noise and the margin.
+    /// NEW is better than OLD beyond the noise and the margin.
     Better,
     Same,
 }
 
 impl Verdict {
-    /// The verdict in the words of the unit: SLOWER/faster for times,
-    /// LARGER/smaller for memory.
+    /// The verdict in the words of the unit: SLOWER/faster for times and
+    /// throughput, LARGER/smaller for memory.
     fn word(self, unit: Unit) -> &'static str {
         match (self, unit) {
-            (Verdict::Worse, Unit::Ms) => "SLOWER",
-            (Verdict::Better, Unit::Ms) => "faster",
+            (Verdict::Worse, Unit::Ms | Unit::MbPerS) => "SLOWER",
+            (Verdict::Better, Unit::Ms | Unit::MbPerS) => "faster",
             (Verdict::Worse, Unit::Kib) => "LARGER",
             (Verdict::Better, Unit::Kib) => "smaller",
             (Verdict::Same, _) => "same",
@@ -58,8 +59,10 @@ impl Verdict {
 
 pub(crate) fn load(path: &Path) -> anyhow::Result<Report> {
     let text = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a berth-perf JSON report", path.display()))
+    let mut report: Report = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a berth-perf JSON report", path.display()))?;
+    report.fill_legacy_growth();
+    Ok(report)
 }
 
 /// Every metric found in both reports, with its verdict.
@@ -88,13 +91,7 @@ pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
                 ) else {
                     continue;
                 };
-                let verdict = if ratio.ci95_low > 1.0 + margin {
-                    Verdict::Worse
-                } else if ratio.ci95_high < 1.0 / (1.0 + margin) {
-                    Verdict::Better
-                } else {
-                    Verdict::Same
-                };
+                let verdict = verdict(&ratio, margin, nm.unit.higher_is_better());
                 changes.push(Change {
                     scenario: ns.name.clone(),
                     engine: ne.engine.clone(),
@@ -111,6 +108,19 @@ pub(crate) fn compare(old: &Report, new: &Report, margin: f64) -> Vec<Change> {
     changes
 }
 
+/// `Worse` when the whole interval of NEW/OLD is past the margin on the
+/// unit's bad side (above for times and memory, below for throughput),
+/// `Better` when it is past it on the good side.
+fn verdict(ratio: &Ratio, margin: f64, higher_is_better: bool) -> Verdict {
+    let above = ratio.ci95_low > 1.0 + margin;
+    let below = ratio.ci95_high < 1.0 / (1.0 + margin);
+    match (above, below, higher_is_better) {
+        (true, _, false) | (_, true, true) => Verdict::Worse,
+        (_, true, false) | (true, _, true) => Verdict::Better,
+        _ => Verdict::Same,
+    }
+}
+
 /// Whether Berth itself got worse (slower or larger) anywhere.
 pub(crate) fn berth_regressed(changes: &[Change]) -> bool {
     changes
@@ -125,7 +135,8 @@ pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f
         s,
         "# berth-perf compare\n\nOLD: {} ({}, {} cores, load {:.2})  \nNEW: {} ({}, {} cores, load {:.2})  \n\
          A metric is SLOWER (a time) or LARGER (memory) when the 95% interval of NEW/OLD \
-         lies entirely above {:.2}.\n",
+         lies entirely above {:.2}; a throughput (MB/s) is SLOWER when it lies entirely \
+         below {:.2}.\n",
         old.started_at,
         old.machine.cpu_model,
         old.machine.cores,
@@ -134,7 +145,8 @@ pub(crate) fn markdown(old: &Report, new: &Report, changes: &[Change], margin: f
         new.machine.cpu_model,
         new.machine.cores,
         new.machine.load_avg[0],
-        1.0 + margin
+        1.0 + margin,
+        1.0 / (1.0 + margin)
     );
     if old.machine.cpu_model != new.machine.cpu_model || old.machine.cores != new.machine.cores {
         let _ = writeln!(
@@ -266,6 +278,27 @@ mod tests {
         let changes = compare(&old, &smaller, 0.05);
         assert!(!berth_regressed(&changes));
         assert!(markdown(&old, &smaller, &changes, 0.05).contains("| smaller |"));
+    }
+
+    #[test]
+    fn less_throughput_is_a_regression_and_more_is_not() {
+        let old = report_in(Unit::MbPerS, "throughput", &spread(900.0), &spread(500.0));
+        let lower = report_in(Unit::MbPerS, "throughput", &spread(600.0), &spread(500.0));
+        let changes = compare(&old, &lower, 0.05);
+        let berth = changes.iter().find(|c| c.engine == BERTH).unwrap();
+        assert_eq!((berth.unit, berth.verdict), (Unit::MbPerS, Verdict::Worse));
+        assert!(berth_regressed(&changes));
+        let md = markdown(&old, &lower, &changes, 0.05);
+        assert!(
+            md.contains("| berth | throughput | MB/s | 900.2 (n=20) | 600.2 (n=20) |"),
+            "{md}"
+        );
+        assert!(md.contains("| SLOWER |"), "{md}");
+
+        let higher = report_in(Unit::MbPerS, "throughput", &spread(1200.0), &spread(500.0));
+        let changes = compare(&old, &higher, 0.05);
+        assert!(!berth_regressed(&changes));
+        assert!(markdown(&old, &higher, &changes, 0.05).contains("| faster |"));
     }
 
     #[test]

@@ -86,9 +86,10 @@ enum Cmd {
         out: PathBuf,
     },
     /// Compare two reports: flags every metric where NEW is worse than OLD
-    /// (slower, or more memory) beyond the noise (95% bootstrap interval of
-    /// NEW/OLD above 1 + margin). Exits 1 when one of Berth's metrics got
-    /// worse.
+    /// (slower, more memory, or less throughput) beyond the noise (95%
+    /// bootstrap interval of NEW/OLD above 1 + margin, or below
+    /// 1 / (1 + margin) for throughput). Exits 1 when one of Berth's metrics
+    /// got worse.
     Compare {
         old: PathBuf,
         new: PathBuf,

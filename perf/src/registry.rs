@@ -96,11 +96,13 @@ impl Drop for Registry {
     }
 }
 
-/// A layer of an image in an OCI layout: its digest and media type.
+/// A layer of an image in an OCI layout: its digest, media type and
+/// (compressed) size.
 #[derive(Debug, Clone)]
 pub(crate) struct LayerRef {
     pub(crate) digest: String,
     pub(crate) media_type: String,
+    pub(crate) size: u64,
 }
 
 /// The layers of the image tagged `latest` in an OCI layout, in order.
@@ -127,6 +129,7 @@ pub(crate) fn layout_layers(layout: &Path) -> anyhow::Result<Vec<LayerRef>> {
             Ok(LayerRef {
                 digest: l["digest"].as_str().context("layer without digest")?.into(),
                 media_type: l["mediaType"].as_str().unwrap_or_default().into(),
+                size: l["size"].as_u64().context("layer without size")?,
             })
         })
         .collect()

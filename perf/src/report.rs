@@ -2,11 +2,11 @@
 //! perf/README.md) and a Markdown rendering of it, written side by side as
 //! `<out>/berth-perf-<UTC timestamp>.{json,md}`.
 //!
-//! Schema version 2 (each metric names its unit; other memory fields are
+//! Schema version 3 (each metric names its unit; other memory fields are
 //! KiB):
 //!
 //! ```text
-//! Report      { schema_version: 2, tool_version, started_at (RFC 3339 UTC),
+//! Report      { schema_version: 3, tool_version, started_at (RFC 3339 UTC),
 //!               runs, warmup, machine: Machine, engines: [EngineInfo],
 //!               scenarios: [ScenarioReport] }
 //! Machine     { cpu_model, cores, mem_total_kib, kernel_release,
@@ -17,15 +17,24 @@
 //!               notes: [string] }
 //! EngineResult { engine, status ("ok" | "failed" | "skipped"), reason?,
 //!               errors: [string], metrics: [Metric] }
-//! Metric      { name, unit ("ms" | "KiB"), samples: [f64], rss_kib: [u64],
-//!               summary?: Summary, peak_rss_kib?, vs_baseline?: Ratio }
+//! Metric      { name, unit ("ms" | "KiB" | "MB/s"), samples: [f64], rss_kib: [u64],
+//!               summary?: Summary, peak_rss_kib?, vs_baseline?: Ratio,
+//!               growth?: Growth }
 //! Summary     { n, median, p90, min, max, mean }   (in the metric's unit)
 //! Ratio       { median_ratio, ci95_low, ci95_high }
+//! Growth      { series, x: f64, x_unit ("containers" | "bytes") }
 //! ```
 //!
+//! `growth` puts a metric on a curve: the metric is the value of `series`
+//! at `x` (e.g. `shim@50` of `density` is series `shim PSS per container`
+//! at 50 containers); the plots draw each series as one line per engine.
+//!
 //! Version 1 had no `unit` (every metric was a time) and called `samples`
-//! `samples_ms`; such files still load, as `ms` metrics. For both units
-//! more is worse: a ratio above 1 means more time or more memory than the
+//! `samples_ms`; such files still load, as `ms` metrics. Version 2 had no
+//! `growth`; its `density` metrics get theirs when loaded
+//! ([`Report::fill_legacy_growth`]). For `ms` and `KiB` more is worse: a
+//! ratio above 1 means more time or more memory than the baseline. For
+//! `MB/s` more is better: a ratio above 1 means more throughput than the
 //! baseline.
 
 use std::fmt::Write as _;
@@ -39,8 +48,9 @@ use crate::engine::BERTH;
 use crate::stats::{Ratio, Summary};
 
 /// Version of the JSON schema; bump on incompatible changes. 2: metrics
-/// carry a `unit`, `samples_ms` became `samples`.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// carry a `unit`, `samples_ms` became `samples`. 3: metrics on a growth
+/// curve carry `growth`.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// One run of the harness.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,7 +147,8 @@ pub(crate) struct EngineResult {
     pub(crate) metrics: Vec<Metric>,
 }
 
-/// What a metric's samples count. For both, more is worse.
+/// What a metric's samples count. For times and memory more is worse; for
+/// throughput more is better.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Unit {
     /// Milliseconds of wall time.
@@ -147,22 +158,42 @@ pub(crate) enum Unit {
     /// Kibibytes of memory.
     #[serde(rename = "KiB")]
     Kib,
+    /// Throughput in megabytes (10^6 bytes) per second.
+    #[serde(rename = "MB/s")]
+    MbPerS,
 }
 
 impl Unit {
-    /// The unit as written in reports: `ms` or `KiB`.
+    /// The unit as written in reports: `ms`, `KiB` or `MB/s`.
     pub(crate) fn symbol(self) -> &'static str {
         match self {
             Unit::Ms => "ms",
             Unit::Kib => "KiB",
+            Unit::MbPerS => "MB/s",
         }
     }
 
-    /// A value of this unit for a table: ms to the hundredth, KiB whole.
+    /// The unit in a file name (no `/`).
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Unit::MbPerS => "MBps",
+            other => other.symbol(),
+        }
+    }
+
+    /// Whether a larger value is the better one (throughput), so a ratio
+    /// above 1 means better rather than worse.
+    pub(crate) fn higher_is_better(self) -> bool {
+        self == Unit::MbPerS
+    }
+
+    /// A value of this unit for a table: ms to the hundredth, KiB whole,
+    /// MB/s to the tenth.
     pub(crate) fn format(self, value: f64) -> String {
         match self {
             Unit::Ms => format!("{value:.2}"),
             Unit::Kib => format!("{value:.0}"),
+            Unit::MbPerS => format!("{value:.1}"),
         }
     }
 
@@ -171,6 +202,7 @@ impl Unit {
         match self {
             Unit::Ms => "wall time per run",
             Unit::Kib => "memory per run",
+            Unit::MbPerS => "throughput per run",
         }
     }
 }
@@ -199,6 +231,47 @@ pub(crate) struct Metric {
     /// This metric's median over the baseline engine's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) vs_baseline: Option<Ratio>,
+    /// Where this metric sits on a growth curve, if it is on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) growth: Option<Growth>,
+}
+
+/// A point of a growth curve: a metric is the value of `series` at `x`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Growth {
+    /// The curve, e.g. `shim PSS per container`; plotted as one line per
+    /// engine.
+    pub(crate) series: String,
+    pub(crate) x: f64,
+    pub(crate) x_unit: XUnit,
+}
+
+/// What the x of a growth curve counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum XUnit {
+    /// Containers running at once.
+    Containers,
+    /// Compressed size of an image, in bytes.
+    Bytes,
+}
+
+impl XUnit {
+    /// The axis title.
+    pub(crate) fn axis(self) -> &'static str {
+        match self {
+            XUnit::Containers => "containers",
+            XUnit::Bytes => "compressed image size (MB)",
+        }
+    }
+
+    /// `x` in the axis' unit (bytes are drawn as MB).
+    pub(crate) fn scaled(self, x: f64) -> f64 {
+        match self {
+            XUnit::Containers => x,
+            XUnit::Bytes => x / 1e6,
+        }
+    }
 }
 
 impl Metric {
@@ -211,6 +284,7 @@ impl Metric {
             summary: None,
             peak_rss_kib: None,
             vs_baseline: None,
+            growth: None,
         }
     }
 }
@@ -266,6 +340,21 @@ impl ScenarioReport {
 }
 
 impl Report {
+    /// Gives the metrics of a report older than version 3 the `growth`
+    /// their scenario now records, so old reports plot the same curves.
+    pub(crate) fn fill_legacy_growth(&mut self) {
+        if self.schema_version >= 3 {
+            return;
+        }
+        for sc in &mut self.scenarios {
+            for m in sc.engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
+                if m.growth.is_none() {
+                    m.growth = crate::scenario::growth_of(&sc.name, &m.name);
+                }
+            }
+        }
+    }
+
     /// Whether an engine that was measured had a failed run.
     pub(crate) fn has_failures(&self) -> bool {
         self.scenarios
@@ -547,7 +636,7 @@ mod tests {
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, report);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["schema_version"], 2);
+        assert_eq!(v["schema_version"], 3);
         assert_eq!(v["scenarios"][0]["engines"][0]["status"], "skipped");
         let crun = &v["scenarios"][0]["engines"][1]["metrics"];
         assert_eq!(crun[0]["unit"], "ms");
@@ -555,6 +644,87 @@ mod tests {
         assert_eq!(crun[1]["unit"], "KiB");
         assert_eq!(crun[1]["samples"][2], 4092.5);
         assert_eq!(crun[1]["summary"]["median"], 4096.0);
+    }
+
+    /// A `density` scenario as the scenario now records it: every metric
+    /// on its growth curve.
+    fn density_scenario() -> ScenarioReport {
+        let engine = |name: &str, values: &[(&str, f64)]| EngineResult {
+            engine: name.into(),
+            status: Status::Ok,
+            reason: None,
+            errors: vec![],
+            metrics: values
+                .iter()
+                .map(|&(metric, kib)| Metric {
+                    samples: vec![kib],
+                    growth: crate::scenario::growth_of("density", metric),
+                    ..Metric::new(metric, Unit::Kib)
+                })
+                .collect(),
+        };
+        ScenarioReport::finished(
+            "density",
+            "idle containers".into(),
+            vec![
+                engine(BERTH, &[("shim@1", 1986.0), ("shim@50", 206.0)]),
+                engine("podman", &[("shim@1", 1077.0), ("shim@50", 368.0)]),
+            ],
+            vec![],
+        )
+    }
+
+    #[test]
+    fn growth_round_trips() {
+        let mut report = sample_report();
+        report.scenarios.push(density_scenario());
+        let json = serde_json::to_string_pretty(&report).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let berth = &v["scenarios"][1]["engines"][0]["metrics"];
+        assert_eq!(
+            berth[1]["growth"],
+            serde_json::json!({"series": "shim PSS per container", "x": 50.0, "x_unit": "containers"})
+        );
+        assert_eq!(berth[1]["summary"]["median"], 206.0);
+        // Metrics on no curve carry no `growth` at all.
+        let crun = &v["scenarios"][0]["engines"][1]["metrics"][0];
+        assert!(crun.get("growth").is_none(), "{crun}");
+        let bytes: Growth =
+            serde_json::from_str(r#"{"series": "gzip", "x": 1142638, "x_unit": "bytes"}"#).unwrap();
+        assert_eq!(bytes.x_unit, XUnit::Bytes);
+        assert_eq!(XUnit::Bytes.scaled(bytes.x), 1.142638);
+        assert!(
+            serde_json::from_str::<XUnit>("\"seconds\"").is_err(),
+            "unknown x units are rejected"
+        );
+    }
+
+    #[test]
+    fn schema_2_density_metrics_get_their_growth() {
+        let mut report = sample_report();
+        report.scenarios.push(density_scenario());
+        let mut v = serde_json::to_value(&report).unwrap();
+        // What version 2 wrote: no `growth`.
+        v["schema_version"] = 2.into();
+        for e in v["scenarios"][1]["engines"].as_array_mut().unwrap() {
+            for m in e["metrics"].as_array_mut().unwrap() {
+                m.as_object_mut().unwrap().remove("growth").unwrap();
+            }
+        }
+        let mut old: Report = serde_json::from_value(v).unwrap();
+        assert!(old.scenarios[1].engines[0].metrics[0].growth.is_none());
+        old.fill_legacy_growth();
+        assert_eq!(old.scenarios, report.scenarios);
+
+        // A version 3 report says itself which metrics are on a curve.
+        let mut new = report.clone();
+        for m in new.scenarios[1].engines[0].metrics.iter_mut() {
+            m.growth = None;
+        }
+        new.fill_legacy_growth();
+        assert!(new.scenarios[1].engines[0].metrics[0].growth.is_none());
     }
 
     #[test]
@@ -582,6 +752,11 @@ mod tests {
             serde_json::from_str::<Unit>("\"GiB\"").is_err(),
             "unknown units are rejected"
         );
+        assert_eq!(
+            serde_json::from_str::<Unit>("\"MB/s\"").unwrap(),
+            Unit::MbPerS
+        );
+        assert_eq!(serde_json::to_string(&Unit::MbPerS).unwrap(), "\"MB/s\"");
     }
 
     #[test]

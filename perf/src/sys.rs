@@ -1,7 +1,7 @@
 //! The raw syscalls of the harness, each behind a safe function: `wait4` for
 //! a child's exit status and peak RSS, `waitid(WNOWAIT)` to see an exit
-//! without reaping, `waitpid(WNOHANG)`, `kill`, and
-//! `prctl(PR_SET_CHILD_SUBREAPER)`.
+//! without reaping, `waitpid(WNOHANG)`, `kill`,
+//! `prctl(PR_SET_CHILD_SUBREAPER)`, and `setns` into a network namespace.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -144,6 +144,20 @@ pub(crate) fn enter_netns_on_exec(cmd: &mut Command, ns: std::fs::File) {
             Ok(())
         });
     }
+}
+
+/// Moves the calling thread (only it) into the network namespace `ns` (an
+/// open `/run/netns/<name>`): the sockets it creates from then on live in
+/// that namespace. For a thread spawned for the purpose, since it never
+/// comes back.
+pub(crate) fn enter_netns(ns: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: setns(2) takes a descriptor we keep open across the call and
+    // a flag, and touches no memory of ours.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn to_pid(pid: u32) -> io::Result<libc::pid_t> {

@@ -51,7 +51,7 @@ fn runtime_start_against_installed_peers() {
     );
 
     let report = read_report(out.path());
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     let scenarios = report["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 1);

@@ -65,7 +65,8 @@ fn namespaces_isolate_pid_uts_net_ipc_and_mounts() {
     require_root();
     let rt = Runtime::new();
     let mut b = sh(
-        "echo pid=$$; hostname; ls /sys/class/net; cat /proc/self/mountinfo | wc -l; ipcs -q | wc -l",
+        "echo pid=$$; hostname; ls /sys/class/net; cat /proc/self/mountinfo | wc -l; ipcs -q | wc -l; \
+         cat /sys/class/net/lo/flags",
     );
     b.config["hostname"] = json!("boxy");
     b.save();
@@ -75,6 +76,8 @@ fn namespaces_isolate_pid_uts_net_ipc_and_mounts() {
     assert_eq!(lines[0], "pid=1", "new pid namespace: init is pid 1");
     assert_eq!(lines[1], "boxy");
     assert_eq!(lines[2], "lo", "new network namespace has only lo: {out}");
+    // IFF_UP | IFF_LOOPBACK: up, as runc leaves it (a new namespace has it down).
+    assert_eq!(lines[5], "0x9", "lo is up: {out}");
     // Namespace identities differ from the host's.
     let mut b = sh(
         "readlink /proc/self/ns/pid /proc/self/ns/uts /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/mnt",

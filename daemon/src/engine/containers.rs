@@ -801,7 +801,10 @@ impl ContainerStore {
         if container.lifecycle.borrow().removed {
             return Ok(());
         }
-        let record = self.update(container, |r| r.state.status = Status::Removing)?;
+        let record = match container.record() {
+            record if record.state.status == Status::Removing => record,
+            _ => self.update(container, |r| r.state.status = Status::Removing)?,
+        };
         run::release_runtime(self, container);
         match self.images.snapshots.remove(&record.id) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}

@@ -10,6 +10,9 @@
 //!   each container's supervision costs;
 //! - `daemon@N`: the daemons (berthd; dockerd + containerd), summed.
 //!
+//! Both are growth curves over the container count (`growth` of the
+//! metrics, see [`growth`]), plotted one line per engine.
+//!
 //! An engine's processes are told apart by the private state directory on
 //! their command line. The containers' own processes are not counted. A
 //! trial fails unless exactly one supervisor per container is found. All
@@ -25,10 +28,10 @@ use anyhow::{Context as _, bail};
 
 use super::daemon_idle::pss_kib;
 use super::fleet::{Client, Fleet, IMAGE, Podman, run_ok};
-use super::{Context, Sample, Scenario, rounds};
+use super::{Context, Sample, Scenario, place_on_curves, rounds};
 use crate::engine::BERTH;
 use crate::process;
-use crate::report::ScenarioReport;
+use crate::report::{Growth, ScenarioReport, XUnit};
 
 /// Container counts measured, with their metrics' names.
 const LEVELS: [(usize, &str, &str); 3] = [
@@ -36,6 +39,9 @@ const LEVELS: [(usize, &str, &str); 3] = [
     (50, "shim@50", "daemon@50"),
     (200, "shim@200", "daemon@200"),
 ];
+/// The growth curves the metrics lie on.
+const SHIM_SERIES: &str = "shim PSS per container";
+const DAEMON_SERIES: &str = "daemon PSS";
 /// Containers started at once.
 const BATCH: usize = 10;
 /// Idle time between the last start and the reading.
@@ -163,7 +169,7 @@ impl Scenario for Density {
         ];
         let logs = dir.join("logs");
         fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-        let engines = rounds(ctx, self.name(), engines, |engine, name| {
+        let mut engines = rounds(ctx, self.name(), engines, |engine, name| {
             let state = fleet.state_dir(engine.state_name());
             let outcome = trial(engine, &state, name, &logs, ctx);
             let removed = engine.remove_all(ctx.timeout);
@@ -173,6 +179,7 @@ impl Scenario for Density {
             Ok(samples)
         });
         notes.extend(fleet.shutdown(ctx));
+        place_on_curves(&mut engines, growth);
         Ok(ScenarioReport::finished(
             self.name(),
             self.description(ctx),
@@ -180,6 +187,23 @@ impl Scenario for Density {
             notes,
         ))
     }
+}
+
+/// Where a metric of this scenario lies: `shim@N` on the per-container
+/// supervisor curve, `daemon@N` on the daemons' curve, both at N containers.
+pub(super) fn growth(metric: &str) -> Option<Growth> {
+    LEVELS.iter().find_map(|&(count, shim, daemon)| {
+        let series = match metric {
+            m if m == shim => SHIM_SERIES,
+            m if m == daemon => DAEMON_SERIES,
+            _ => return None,
+        };
+        Some(Growth {
+            series: series.into(),
+            x: count as f64,
+            x_unit: XUnit::Containers,
+        })
+    })
 }
 
 /// Starts containers up to each level and measures there.

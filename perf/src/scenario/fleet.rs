@@ -113,6 +113,12 @@ impl Fleet {
         })
     }
 
+    /// The private network namespace the daemons run in, or why there is
+    /// none.
+    pub(super) fn netns_path(&self) -> Result<PathBuf, String> {
+        self.netns.as_ref().map(NetNs::path).map_err(Clone::clone)
+    }
+
     /// berthd's socket, or why there is none.
     pub(super) fn berthd_socket(&self) -> Result<PathBuf, String> {
         self.berthd

@@ -14,7 +14,10 @@ mod cli_ps;
 mod daemon_idle;
 mod density;
 mod fleet;
+mod port_throughput;
+mod pull;
 mod pull_cold;
+mod pull_sizes;
 mod run_concurrent;
 mod run_rm;
 mod runtime_concurrent;
@@ -33,7 +36,7 @@ use anyhow::{Context as _, bail};
 use crate::engine::{Engine, Missing};
 use crate::host;
 use crate::process::{self, Measured, run_measured};
-use crate::report::{EngineResult, Metric, ScenarioReport, Status, Unit};
+use crate::report::{EngineResult, Growth, Metric, ScenarioReport, Status, Unit};
 
 /// Give up on an engine after this many failed measured trials in a row.
 const MAX_CONSECUTIVE_FAILURES: usize = 3;
@@ -102,12 +105,34 @@ pub(crate) fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(runtime_exec::RuntimeExec),
         Box::new(runtime_concurrent::RuntimeConcurrent),
         Box::new(pull_cold::PullCold),
+        Box::new(pull_sizes::PullSizes),
         Box::new(daemon_idle::DaemonIdle),
         Box::new(run_rm::RunRm),
         Box::new(run_concurrent::RunConcurrent),
         Box::new(cli_ps::CliPs),
         Box::new(density::Density),
+        Box::new(port_throughput::PortThroughput),
     ]
+}
+
+/// The growth curve point a scenario gives its metric `metric`, for
+/// reports written before metrics carried one.
+pub(crate) fn growth_of(scenario: &str, metric: &str) -> Option<Growth> {
+    match scenario {
+        "density" => density::growth(metric),
+        _ => None,
+    }
+}
+
+/// Sets the `growth` of every metric in `engines` that `growth` places on a
+/// curve.
+pub(crate) fn place_on_curves(
+    engines: &mut [EngineResult],
+    growth: impl Fn(&str) -> Option<Growth>,
+) {
+    for m in engines.iter_mut().flat_map(|e| e.metrics.iter_mut()) {
+        m.growth = growth(&m.name);
+    }
 }
 
 /// One sample of one metric from one trial.
@@ -135,6 +160,16 @@ impl Sample {
             metric,
             unit: Unit::Ms,
             value: ms,
+            rss_kib: None,
+        }
+    }
+
+    /// A throughput in MB/s (10^6 bytes per second).
+    pub(crate) fn throughput(metric: &'static str, mb_per_s: f64) -> Self {
+        Self {
+            metric,
+            unit: Unit::MbPerS,
+            value: mb_per_s,
             rss_kib: None,
         }
     }

@@ -141,6 +141,9 @@ fn setup_container(plan: &ChildPlan, sync: RawFd) -> Result<(), Failure<'_>> {
         sys::setresgid(0).step(Step::Setgid)?;
         sys::setresuid(0).step(Step::Setuid)?;
     }
+    if plan.new_net_ns {
+        sys::loopback_up().step(Step::Loopback)?;
+    }
     if let Some(h) = &plan.hostname {
         sys::sethostname(h.to_bytes()).at(Step::Hostname, h)?;
     }

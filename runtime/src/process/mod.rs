@@ -28,6 +28,7 @@ pub enum Step {
     TimeNamespace,
     Hostname,
     Domainname,
+    Loopback,
     RootPropagation,
     BindRootfs,
     OpenRootfs,
@@ -62,7 +63,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 38] = [
+    const ALL: [Step; 39] = [
         Step::WaitParent,
         Step::JoinCgroup,
         Step::JoinNamespace,
@@ -70,6 +71,7 @@ impl Step {
         Step::TimeNamespace,
         Step::Hostname,
         Step::Domainname,
+        Step::Loopback,
         Step::RootPropagation,
         Step::BindRootfs,
         Step::OpenRootfs,
@@ -121,6 +123,7 @@ impl fmt::Display for Step {
             Step::TimeNamespace => "setting time namespace offsets",
             Step::Hostname => "setting hostname",
             Step::Domainname => "setting domainname",
+            Step::Loopback => "bringing up the loopback interface",
             Step::RootPropagation => "setting rootfs propagation",
             Step::BindRootfs => "bind mounting rootfs",
             Step::OpenRootfs => "opening rootfs",

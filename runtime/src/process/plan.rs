@@ -148,6 +148,8 @@ pub struct ChildPlan {
     pub(crate) unshare_flags: c_int,
     pub(crate) time_offsets: Option<CString>,
     pub(crate) new_user_ns: bool,
+    /// A new network namespace, whose `lo` the child sets up.
+    pub(crate) new_net_ns: bool,
     pub(crate) uid_map: Option<Vec<u8>>,
     pub(crate) gid_map: Option<Vec<u8>>,
 
@@ -322,6 +324,7 @@ impl ChildPlan {
             unshare_flags: 0,
             time_offsets: None,
             new_user_ns: false,
+            new_net_ns: false,
             uid_map: None,
             gid_map: None,
             hostname: None,
@@ -553,6 +556,8 @@ impl ChildPlan {
             self.gid_map = Some(maps(linux.gid_mappings(), "gidMappings")?);
         }
         self.clone_flags = new_flags;
+        self.new_net_ns =
+            (self.clone_flags | self.unshare_flags as u64) & libc::CLONE_NEWNET as u64 != 0;
         Ok(())
     }
 

@@ -267,6 +267,29 @@ pub(crate) fn setdomainname(name: &[u8]) -> SysResult<()> {
     check_int(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
 }
 
+/// Sets `lo` up in the current network namespace, as runc does for a new
+/// one: a fresh namespace has it down, and programs expect 127.0.0.1.
+pub(crate) fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket only reads its integer arguments.
+    let fd = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
+    let ret = check_int(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) }).and_then(|_| {
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS only reads `req`.
+        check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
+    });
+    close(fd);
+    ret.map(drop)
+}
+
 pub(crate) fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     // SAFETY: setns only reads its integer arguments.
     check_int(unsafe { libc::setns(fd, nstype) }).map(drop)

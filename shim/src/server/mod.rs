@@ -2,8 +2,8 @@
 //! init's parent), then serve the control socket from one `poll` loop
 //! until told to shut down.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -842,16 +842,19 @@ fn now() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
-/// Writes the exit record atomically and durably: temp file, fsync,
-/// rename, fsync of the directory.
+/// Writes the exit record atomically (temp file, rename), for a berthd
+/// that restarts after the shim is gone. Not fsynced: the state dir is
+/// runtime state under the exec root (tmpfs, `/run/berth`), and a machine
+/// crash that could lose the write ends the container with it. The two
+/// fsyncs were on every container's exit path.
 fn write_exit(state_dir: &Path, exit: &ExitInfo) -> io::Result<()> {
     let path = protocol::exit_path(state_dir);
     let tmp = state_dir.join("exit.json.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(exit).expect("exit info serializes"))?;
-    f.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    File::open(state_dir)?.sync_all()
+    fs::write(
+        &tmp,
+        serde_json::to_vec(exit).expect("exit info serializes"),
+    )?;
+    fs::rename(&tmp, &path)
 }
 
 #[cfg(test)]

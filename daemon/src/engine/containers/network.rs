@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
 
-use super::{Container, ContainerError, ContainerStore, Record, lock};
+use super::{Container, ContainerError, ContainerStore, Record, Status, lock};
 use crate::engine::Engine;
 use crate::engine::networks::{
     Attachment, ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
@@ -145,10 +145,17 @@ impl ContainerStore {
         }
         if record.networks.is_empty() {
             let files = self.write_network_files(record, &[])?;
-            return Ok(PreparedNetwork {
-                files,
-                netns_path: Some(self.networks.loopback_netns(&record.id)?),
-            });
+            // `none` can never be connected to a network, so the runtime
+            // makes its namespace (and sets `lo` up) as part of the clone:
+            // cheaper than a named one made here. Without a default
+            // network a container can be connected later, which needs a
+            // namespace that outlives nothing but the container: ours.
+            let netns_path = if mode == "none" {
+                None
+            } else {
+                Some(self.networks.loopback_netns(&record.id)?)
+            };
+            return Ok(PreparedNetwork { files, netns_path });
         }
         let overrides = dns_overrides(record)?;
         let ports = port_specs(record)?;
@@ -240,6 +247,12 @@ impl ContainerStore {
         let mut attachments = record.networks.clone();
         self.networks
             .disconnect_container(&record.id, &mut attachments);
+        if record.state.status == Status::Removing {
+            // The record is about to go; a restart after a crash finishes
+            // the removal, so there is nothing to persist.
+            lock(&container.record).networks = attachments;
+            return;
+        }
         if let Err(err) = self.update(container, |r| r.networks = attachments.clone()) {
             log::warning!("recording the network removal of {}: {err}", record.id);
         }

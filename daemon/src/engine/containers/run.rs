@@ -82,7 +82,15 @@ impl ContainerStore {
         let rootfs = self.rootfs_path(id);
         std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
         let _ = unmount(&rootfs);
-        let mounts = self.images.snapshots.mounts(id)?;
+        let mut mounts = self.images.snapshots.mounts(id)?;
+        if record.host_config.auto_remove {
+            // The writable layer goes with the container, so nothing in it
+            // needs syncing: without `volatile` the unmount at exit syncs
+            // the whole upper filesystem, on `run --rm`'s critical path.
+            for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
+                m.options.push("volatile".to_owned());
+            }
+        }
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
             let (extra_mounts, host) = self.prepare_mounts(record)?;
@@ -263,7 +271,13 @@ impl ContainerStore {
     /// or restarts by the restart policy.
     fn on_exit(self: &Arc<Self>, container: &Arc<Container>, code: i64, finished_at: i64) {
         let record = match self.update(container, |r| {
-            r.state.status = Status::Exited;
+            // `AutoRemove` goes straight to `removing`: one record write,
+            // and a crash from here on finishes the removal at restart.
+            r.state.status = if r.host_config.auto_remove {
+                Status::Removing
+            } else {
+                Status::Exited
+            };
             r.state.exit_code = code;
             r.state.pid = 0;
             r.state.finished_at = Some(finished_at);
