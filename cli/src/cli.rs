@@ -76,6 +76,8 @@ pub(crate) enum Command {
     Commit(CommitArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Pause all processes within one or more containers
@@ -171,6 +173,7 @@ pub(crate) enum ContainerCommand {
     Diff(ContainerArg),
     Commit(CommitArgs),
     Rename(RenameArgs),
+    Update(UpdateArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     Pause(ContainersArgs),
@@ -442,6 +445,59 @@ pub(crate) struct PortArgs {
     pub(crate) container: String,
     /// PRIVATE_PORT[/PROTO]
     pub(crate) port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "UINT16")]
+    pub(crate) blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "INT")]
+    pub(crate) cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "INT", allow_hyphen_values = true)]
+    pub(crate) cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "INT")]
+    pub(crate) cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", value_name = "INT")]
+    pub(crate) cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "INT",
+        allow_hyphen_values = true
+    )]
+    pub(crate) cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "DECIMAL")]
+    pub(crate) cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "STRING")]
+    pub(crate) cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "STRING")]
+    pub(crate) cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "BYTES")]
+    pub(crate) memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "BYTES")]
+    pub(crate) memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub(crate) memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "INT", allow_hyphen_values = true)]
+    pub(crate) pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", value_name = "STRING")]
+    pub(crate) restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub(crate) containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -136,6 +136,70 @@ fn commands_against_berthd() {
     let out = berth(h, &["exec", "t-sleep", "sh", "-c", "exit 4"]);
     assert_eq!(out.status.code(), Some(4));
 
+    // update: several containers at once, each name printed as given; the new limits in
+    // inspect (daemon/tests/container_update.rs reads them back from the cgroups)
+    ok(
+        h,
+        &[
+            "run", "-d", "--name", "t-upd", "-m", "32m", "busybox", "sleep", "300",
+        ],
+    );
+    let out = berth(
+        h,
+        &[
+            "update",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "40",
+            "t-sleep",
+            "t-upd",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "t-sleep\nt-upd\n");
+    assert_eq!(
+        ok(h, &["update", "--restart", "on-failure:2", "t-upd"]),
+        "t-upd\n"
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(h, &["inspect", "t-sleep", "t-upd"])).unwrap();
+    for c in inspected.as_array().unwrap() {
+        let host = &c["HostConfig"];
+        assert_eq!(host["Memory"], 64 << 20, "{}", c["Name"]);
+        assert_eq!(host["MemorySwap"], 128 << 20, "{}", c["Name"]);
+        assert_eq!(host["NanoCpus"], 500_000_000, "{}", c["Name"]);
+        assert_eq!(host["PidsLimit"], 40, "{}", c["Name"]);
+    }
+    assert_eq!(
+        inspected[1]["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    // a refusal is docker's line per container and exit 1; no flags at all is refused too
+    let upd_id = inspected[1]["Id"].as_str().unwrap();
+    let out = berth(h, &["update", "--cpu-period", "50000", "t-upd", "t-nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error response from daemon: Cannot update container {upd_id}: Conflicting options: \
+             CPU Period cannot be updated as NanoCPUs has already been set\n\
+             Error response from daemon: No such container: t-nope\n"
+        )
+    );
+    let out = berth(h, &["update", "t-upd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "berth: you must provide one or more flags when using this command\n"
+    );
+    ok(h, &["rm", "-f", "t-upd"]);
+
     // run -d + wait + logs (stdout and stderr demultiplexed)
     ok(
         h,

@@ -1,5 +1,6 @@
 //! berthd over raw HTTP on its unix socket: transport rules, errors,
-//! lifecycle (lock, socket mode, shutdown).
+//! lifecycle (lock, socket mode, shutdown), huge bodies and clients that
+//! hang up mid-stream.
 
 mod common;
 
@@ -198,6 +199,300 @@ fn sigterm_removes_the_socket_and_pidfile_and_a_stale_socket_is_replaced() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(answered, 200);
+}
+
+/// berthd's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Sends `head` and then `size` bytes of `fill` (chunked when `chunked`)
+/// from a writer thread, reading the answer meanwhile: berthd may answer
+/// and close before the body is all sent, so write errors are expected.
+/// Returns the status and the body of the answer.
+fn send_big_body(
+    socket: &std::path::Path,
+    head: &str,
+    size: usize,
+    fill: u8,
+    chunked: bool,
+) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let timeout = Some(std::time::Duration::from_secs(30));
+    stream.set_read_timeout(timeout).unwrap();
+    stream.set_write_timeout(timeout).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let head = head.to_owned();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(head.as_bytes())?;
+        let chunk = vec![fill; 1 << 20];
+        let mut sent = 0;
+        while sent < size {
+            let n = chunk.len().min(size - sent);
+            if chunked {
+                writer.write_all(format!("{n:x}\r\n").as_bytes())?;
+                writer.write_all(&chunk[..n])?;
+                writer.write_all(b"\r\n")?;
+            } else {
+                writer.write_all(&chunk[..n])?;
+            }
+            sent += n;
+        }
+        if chunked {
+            writer.write_all(b"0\r\n\r\n")?;
+        }
+        Ok::<usize, std::io::Error>(sent)
+    });
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status line: {line:?}"))
+        .parse()
+        .unwrap();
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join().unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn bodies_of_hundreds_of_megabytes_are_refused_and_memory_stays_bounded() {
+    let daemon = start_berthd();
+    const BIG: usize = 400 << 20;
+    // Declared: refused before a byte of the body is read.
+    let head = format!(
+        "POST /v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {BIG}\r\n\r\n"
+    );
+    let (status, body) = send_big_body(&daemon.socket, &head, BIG, b' ', false);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("request body is larger than the 16 MiB limit for JSON bodies"),
+        "{body}"
+    );
+    // Chunked, so no length to refuse up front: reading stops at the limit.
+    for path in [
+        "/v1.47/containers/create",
+        "/v1.47/volumes/create",
+        "/v1.47/networks/create",
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let (status, body) = send_big_body(&daemon.socket, &head, BIG, b' ', true);
+        assert_eq!(status, 413, "{path}: {body}");
+    }
+    // A route that takes no body answers without buffering one.
+    let head = "POST /v1.47/containers/nosuch/start HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (status, body) = send_big_body(&daemon.socket, head, BIG, b' ', true);
+    assert_eq!(status, 404, "{body}");
+    // A streamed upload (image load) of junk: refused once the tar reader
+    // sees it is not a tar, without buffering the rest.
+    let head = "POST /v1.47/images/load HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (status, body) = send_big_body(&daemon.socket, head, BIG, b'x', true);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("input is not a valid tar archive"), "{body}");
+    assert_eq!(daemon.request("GET", "/_ping").status, 200);
+    let peak = peak_rss_kib(daemon.pid());
+    assert!(
+        peak < 100 << 10,
+        "berthd's peak RSS reached {peak} KiB after {} MiB bodies",
+        BIG >> 20
+    );
+    assert_eq!(daemon.request("GET", "/containers/json?all=1").text(), "[]");
+}
+
+/// berthd's open file descriptors, and its live tokio tasks (`/info`'s
+/// `NGoroutines`, counting the task that serves that request).
+fn fds_and_tasks(daemon: &common::Berthd) -> (usize, u64) {
+    let tasks = daemon.request("GET", "/info").json()["NGoroutines"]
+        .as_u64()
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+        .unwrap()
+        .count();
+    (fds, tasks)
+}
+
+/// Opens a streaming request, waits until its answer has started (the
+/// headers and, with `data`, some body), then hangs up.
+fn open_and_drop(socket: &std::path::Path, request: &str, data: bool) {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{request}: {e}"));
+        assert!(
+            n > 0,
+            "{request}: closed early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n")
+            && (!data || seen.len() > end + 4)
+        {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&seen);
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.1 101"),
+        "{request}: {head}"
+    );
+}
+
+#[test]
+fn clients_that_hang_up_mid_stream_leave_no_tasks_or_descriptors() {
+    let daemon = common::Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+        .prefix("berthd-hangup")
+        .with_shim()
+        .start();
+    let host = daemon.host();
+    berth_testkit::docker::import_busybox(
+        &host,
+        &common::docker_config(),
+        daemon.dir.path(),
+        berth_testkit::rootfs::APPLETS,
+        &[],
+        "busybox",
+    );
+    common::docker_ok(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.1; done",
+        ],
+    );
+    // One round first, so whatever is made once per daemon (the log
+    // reader's inotify, thread pools) is in the baseline.
+    let streams: &[(&str, bool)] = &[
+        (
+            "GET /v1.47/containers/ticker/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n",
+            true,
+        ),
+        ("GET /v1.47/events HTTP/1.1\r\nHost: docker\r\n\r\n", false),
+        (
+            "POST /v1.47/containers/ticker/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+            true,
+        ),
+        (
+            "GET /v1.47/containers/ticker/stats?stream=1 HTTP/1.1\r\nHost: docker\r\n\r\n",
+            true,
+        ),
+    ];
+    let round = || {
+        for (request, data) in streams {
+            open_and_drop(&daemon.socket, request, *data);
+        }
+        // Execs whose client hangs up mid-stream, hijacked (the docker
+        // CLI) and as a plain streamed body (docker-py).
+        for upgrade in ["Upgrade: tcp\r\nConnection: Upgrade\r\n", ""] {
+            let created = common::request(
+                &daemon.socket,
+                "POST",
+                "/v1.47/containers/ticker/exec",
+                &[("Content-Type", "application/json")],
+                br#"{"AttachStdout": true, "Cmd": ["sh", "-c", "while true; do echo x; sleep 0.1; done"]}"#,
+            );
+            assert_eq!(created.status, 201, "{}", created.text());
+            let exec_id = created.json()["Id"].as_str().unwrap().to_owned();
+            let body = r#"{"Detach": false, "Tty": false}"#;
+            open_and_drop(
+                &daemon.socket,
+                &format!(
+                    "POST /v1.47/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n{upgrade}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+                true,
+            );
+        }
+        // A wait that will never be answered.
+        open_and_drop(
+            &daemon.socket,
+            "POST /v1.47/containers/ticker/wait HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n",
+            false,
+        );
+    };
+    round();
+    let settled = |limit: Option<(usize, u64)>| {
+        // What berthd holds once the hung-up streams are cleaned up: poll
+        // until two readings agree (and, with a limit, are within it).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut last = fds_and_tasks(&daemon);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let now = fds_and_tasks(&daemon);
+            let within = limit.is_none_or(|(fds, tasks)| now.0 <= fds && now.1 <= tasks);
+            if now == last && within {
+                return now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "berthd still holds (fds, tasks) = {now:?}, baseline {limit:?}"
+            );
+            last = now;
+        }
+    };
+    let baseline = settled(None);
+    for _ in 0..5 {
+        round();
+    }
+    let after = settled(Some(baseline));
+    assert!(after.0 <= baseline.0 && after.1 <= baseline.1);
+    // The exec'd processes whose client hung up were killed, as dockerd
+    // does; the container's own process runs on.
+    let top = daemon.request("GET", "/v1.47/containers/ticker/top").json();
+    let commands: Vec<String> = top["Processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_array().unwrap().last().unwrap().to_string())
+        .collect();
+    assert!(
+        !commands.iter().any(|c| c.contains("echo x")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("echo tick")),
+        "{commands:?}"
+    );
+    // The container and the streams still work.
+    open_and_drop(&daemon.socket, streams[0].0, true);
 }
 
 #[test]

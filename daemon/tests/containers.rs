@@ -780,7 +780,7 @@ fn docker_py_containers_api() {
             "/tests/python/test_containers.py"
         ),
         &[("BERTHD_HOST", std::ffi::OsStr::new(&d.host()))],
-        6,
+        7,
     );
     d.assert_clean_after_rm_all();
 }

@@ -9,10 +9,8 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, ExitStatus};
-use std::time::{Duration, Instant};
 
 use berth_testkit::berthd::Berthd;
-use berth_testkit::cleanup::{mounts_under, pids_mentioning};
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::all_applets;
 use common::{docker, docker_ok, now};
@@ -119,28 +117,7 @@ impl Daemon {
 
     /// Removes every container, then insists no shim and no mount is left.
     fn assert_clean_after_rm_all(&self) {
-        let ids = self.ok(&["ps", "-aq"]);
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.split_whitespace());
-        if args.len() > 2 {
-            self.ok(&args);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let procs: Vec<i32> = pids_mentioning(self.dir.path().to_str().unwrap())
-                .into_iter()
-                .filter(|pid| Some(*pid as u32) != self.running_pid())
-                .collect();
-            let mounts = mounts_under(self.dir.path());
-            if procs.is_empty() && mounts.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "left behind: processes {procs:?}, mounts {mounts:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::assert_clean_after_rm_all(self);
     }
 }
 

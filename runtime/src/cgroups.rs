@@ -203,6 +203,14 @@ impl ContainerCgroup {
         })
     }
 
+    /// Changes the limits of an existing cgroup (`docker update`, runc's
+    /// `update`): only what `resources` sets is written, through the same
+    /// writers as [`Self::create`].
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let plan = self.plan(Some(resources))?;
+        self.apply(Some(resources), &plan)
+    }
+
     /// On a pure cgroup v2 host: an `O_RDONLY|O_DIRECTORY|O_CLOEXEC` fd of
     /// the cgroup directory for clone3's `CLONE_INTO_CGROUP`; `None` on v1
     /// and hybrid hosts (and if the directory can't be opened, in which case

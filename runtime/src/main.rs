@@ -3,7 +3,7 @@
 //!
 //! The process stays single-threaded: it clones containers directly.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
@@ -12,7 +12,7 @@ use berth_runtime::container::{self, CreateOptions, ExecOptions};
 use berth_runtime::state::{DEFAULT_ROOT, OCI_VERSION, Root};
 use berth_runtime::{ErrorKind, RuntimeError};
 use clap::{Parser, Subcommand, ValueEnum};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{LinuxResources, Process, Spec};
 
 #[derive(Parser, Debug)]
 #[command(name = "berth-runtime", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"), about = "A fast OCI runtime on clone3 and pidfds")]
@@ -170,6 +170,15 @@ enum Command {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change the resource limits of a created, running or paused container.
+    Update {
+        /// The OCI `linux.resources` to write, as JSON: a file, or `-` for
+        /// standard input (what containerd's shim passes). Only the limits
+        /// it sets are written.
+        #[arg(short, long, value_name = "FILE")]
+        resources: PathBuf,
+        id: String,
+    },
     /// Write a default config.json to the bundle.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -300,10 +309,32 @@ fn dispatch(cli: &Cli) -> Result<u8, RuntimeError> {
         Command::List { format, quiet } => list(&root, *format, *quiet)?,
         Command::Pause { id } => container::pause(&root, id)?,
         Command::Resume { id } => container::resume(&root, id)?,
+        Command::Update { resources, id } => {
+            container::update(&root, id, &read_resources(resources)?)?
+        }
         Command::Spec { bundle } => write_default_spec(bundle)?,
         Command::Features => println!("{}", features()),
     }
     Ok(0)
+}
+
+/// `update --resources`: a JSON `LinuxResources` from a file or stdin.
+fn read_resources(path: &Path) -> Result<LinuxResources, RuntimeError> {
+    let read_err = |source| RuntimeError::ReadSpec {
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = if path == Path::new("-") {
+        let mut data = Vec::new();
+        std::io::stdin().read_to_end(&mut data).map_err(read_err)?;
+        data
+    } else {
+        std::fs::read(path).map_err(read_err)?
+    };
+    serde_json::from_slice(&data).map_err(|source| RuntimeError::ParseSpec {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

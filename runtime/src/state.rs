@@ -59,6 +59,9 @@ impl Status {
     pub fn can_resume(self) -> bool {
         self == Status::Paused
     }
+    pub fn can_update(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
     pub fn can_exec(self) -> bool {
         self == Status::Running
     }

@@ -213,6 +213,52 @@ fn limits_land_and_the_lifecycle_works() {
 }
 
 #[test]
+fn update_rewrites_only_the_given_limits_in_an_order_the_kernel_takes() {
+    // memory 32m, memory+swap 64m, 10 pids, then both memory limits
+    // raised past the old memory+swap: on v1 memsw must go first.
+    let memsw =
+        !is_v2_host() && Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    let swap = |s: i64| memsw.then_some(s);
+    let (guard, cg) = Guard::create(Some(&resources(Some(32 << 20), swap(64 << 20), Some(10))));
+    let cg = cg.expect("create");
+    let path = guard.path.clone();
+    let mem = controller_dir(&cg, &path, "memory");
+    let opened = ContainerCgroup::open(&path).expect("open");
+    opened
+        .update(&resources(Some(128 << 20), swap(256 << 20), None))
+        .expect("raising memory and swap");
+    let limit_file = if is_v2_host() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(read(mem.join(limit_file)), (128 << 20).to_string());
+    if memsw {
+        assert_eq!(
+            read(mem.join("memory.memsw.limit_in_bytes")),
+            (256 << 20).to_string()
+        );
+    }
+    // Lowering both again takes the other order.
+    opened
+        .update(&resources(Some(16 << 20), swap(32 << 20), None))
+        .expect("lowering memory and swap");
+    assert_eq!(read(mem.join(limit_file)), (16 << 20).to_string());
+    // The pids limit was not part of either update.
+    assert_eq!(
+        read(controller_dir(&cg, &path, "pids").join("pids.max")),
+        "10"
+    );
+    opened
+        .update(&resources(None, None, Some(-1)))
+        .expect("unlimited pids");
+    assert_eq!(
+        read(controller_dir(&cg, &path, "pids").join("pids.max")),
+        "max"
+    );
+}
+
+#[test]
 fn pids_limit_stops_forks() {
     let r = resources(None, None, Some(5));
     let (mut guard, cg) = Guard::create(Some(&r));

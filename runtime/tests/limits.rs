@@ -124,6 +124,41 @@ fn pause_resume_and_ps() {
     assert!(leftover_cgroups(&id).is_empty());
 }
 
+#[test]
+fn update_writes_new_limits_into_a_running_container() {
+    require_root();
+    let rt = Runtime::new();
+    let b = sh("sleep 30");
+    let id = unique_id("update");
+    rt.ok(&["run", "--detach", "--bundle", b.path.to_str().unwrap(), &id]);
+    let resources = b.path.join("resources.json");
+    fs::write(&resources, r#"{"pids": {"limit": 7}}"#).unwrap();
+    rt.ok(&["update", "--resources", resources.to_str().unwrap(), &id]);
+    let pids_max = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        format!("/sys/fs/cgroup/berth/{id}/pids.max")
+    } else {
+        format!("/sys/fs/cgroup/pids/berth/{id}/pids.max")
+    };
+    assert_eq!(fs::read_to_string(&pids_max).unwrap().trim(), "7");
+    // Not JSON resources: refused, naming the file.
+    fs::write(&resources, "{").unwrap();
+    let out = rt.exec(&["update", "-r", resources.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("parsing") && stderr.contains("resources.json"),
+        "{stderr}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    // A deleted container cannot be updated.
+    fs::write(&resources, r#"{"pids": {"limit": 8}}"#).unwrap();
+    let out = rt.exec(&["update", "-r", resources.to_str().unwrap(), &id]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(leftover_cgroups(&id).is_empty());
+}
+
 /// Receives one descriptor sent with SCM_RIGHTS.
 fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
     use std::os::fd::AsRawFd;

@@ -416,7 +416,29 @@ pub struct Exec {
     pub stderr: Option<File>,
 }
 
+/// Gives up on an exec'd process from another thread than the one in
+/// [`Exec::wait`]: the shim kills it (SIGKILL) unless it already exited,
+/// and `wait` then reports the exit.
+#[derive(Debug)]
+pub struct ExecCancel(UnixStream);
+
+impl ExecCancel {
+    pub fn cancel(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 impl Exec {
+    /// A handle that kills the process when its client is gone.
+    pub fn canceller(&self) -> Result<ExecCancel> {
+        let stream = self
+            .conn
+            .stream
+            .try_clone()
+            .map_err(|e| self.conn.io("cloning the exec connection", e))?;
+        Ok(ExecCancel(stream))
+    }
+
     /// Blocks until the process exits: its exit code (128 + signal if
     /// killed).
     pub fn wait(&mut self) -> Result<i32> {

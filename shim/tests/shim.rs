@@ -424,6 +424,22 @@ fn kill_all_reaches_exec_processes() {
 }
 
 #[test]
+fn an_abandoned_exec_is_killed_and_still_reported() {
+    let f = Fixture::spawn(&["sleep", "100"]);
+    f.client().start().unwrap();
+    let mut process = oci_spec::runtime::Process::default();
+    process.set_args(Some(vec!["sleep".into(), "100".into()]));
+    process.set_terminal(Some(false));
+    let mut exec = f.client().exec(&process, false).unwrap();
+    exec.canceller().unwrap().cancel();
+    assert_eq!(exec.wait().unwrap(), 137);
+    // The container itself is untouched.
+    assert_eq!(f.client().state().unwrap().status, Status::Running);
+    f.client().kill(libc::SIGKILL, false).unwrap();
+    assert_eq!(f.client().wait().unwrap().exit_code, 137);
+}
+
+#[test]
 fn tty_stdin_goes_through_the_pty_master() {
     let f = Fixture::spawn_with(
         Bundle::new(&["sh", "-c", "read line; echo got:$line"]).tty(),

@@ -19,7 +19,7 @@ use crate::stdcopy;
 use crate::template::{ListFormat, row, tabwrite_min};
 use crate::units::{api_timestamp, format_created_at, human_duration, human_size, now_unix};
 
-fn path_of(container: &str) -> String {
+pub(crate) fn path_of(container: &str) -> String {
     format!("/containers/{}", encode_path(container))
 }
 
@@ -251,7 +251,7 @@ fn env_list(env: &[String], files: &[String]) -> Result<Vec<String>, Error> {
 }
 
 /// docker's RAMInBytes: `512m`, `1g`, `100k`, plain bytes; binary multiples.
-fn ram_in_bytes(s: &str) -> Result<i64, Error> {
+pub(crate) fn ram_in_bytes(s: &str) -> Result<i64, Error> {
     let t = s.trim().to_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -315,7 +315,7 @@ fn parse_publish(specs: &[String], expose: &[String]) -> Result<PortMaps, Error>
     Ok((exposed, bindings))
 }
 
-fn restart_policy(s: &str) -> Result<Value, Error> {
+pub(crate) fn restart_policy(s: &str) -> Result<Value, Error> {
     let (name, count) = match s.split_once(':') {
         Some((n, c)) => (
             n,
@@ -717,7 +717,7 @@ impl Drop for RawTerminal {
 
 /// Runs `op` for each container, printing the name on success and docker's error line on
 /// failure; exits 1 if any failed (docker's behaviour for multi-container commands).
-fn for_each(
+pub(crate) fn for_each(
     ctx: &mut Ctx,
     containers: &[String],
     mut op: impl FnMut(&mut Ctx, &str) -> Result<Option<String>, Error>,

@@ -10,4 +10,5 @@ pub(crate) mod mount;
 pub(crate) mod network;
 pub(crate) mod stats;
 pub(crate) mod system;
+pub(crate) mod update;
 pub(crate) mod volume;

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::body::{MAX_JSON_BODY, read_json};
 use super::containers_types::{
     ContainerInspect, ContainerState, ContainerSummary, CreateRequest, CreateResponse,
-    EndpointSettings, GraphDriver, NetworkSettings, PortBinding, SummaryHostConfig,
+    EndpointSettings, GraphDriver, HostConfig, NetworkSettings, PortBinding, SummaryHostConfig,
     SummaryNetworkSettings, SummaryPort, rfc3339_nano, summary_command, unix_seconds,
 };
 use super::error::status_for;
@@ -45,6 +45,7 @@ pub(crate) fn routes(router: &mut Router) {
         .add(Method::POST, "/containers/{id}/attach", hijack::attach)
         .add(Method::POST, "/containers/{id}/resize", resize)
         .add(Method::POST, "/containers/{id}/rename", rename)
+        .add(Method::POST, "/containers/{id}/update", update)
         .add(Method::POST, "/containers/{id}/pause", pause)
         .add(Method::POST, "/containers/{id}/unpause", unpause)
         .get("/containers/{id}/top", top)
@@ -106,6 +107,36 @@ async fn create(call: Call) -> ApiResult {
         StatusCode::CREATED,
         &CreateResponse { id, warnings },
     ))
+}
+
+/// The first version whose update requests may carry `PidsLimit`.
+const UPDATE_PIDS_LIMIT: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 40,
+};
+
+/// `POST /containers/{id}/update`. Moby's `UpdateConfig` is `Resources`
+/// plus `RestartPolicy`, all of them `HostConfig` fields with the same wire
+/// names, so the body decodes as a `HostConfig` and the rest is ignored.
+async fn update(call: Call) -> ApiResult {
+    let reference = id(&call);
+    let engine = call.engine.clone();
+    let version = call.version;
+    let (parts, body) = call.req.into_parts();
+    let mut request: HostConfig = read_json(&parts.headers, body, MAX_JSON_BODY)
+        .await?
+        .unwrap_or_default();
+    if version < UPDATE_PIDS_LIMIT {
+        request.pids_limit = None;
+    }
+    // Moby's router: 0 and any negative value mean "unlimited".
+    if let Some(limit) = request.pids_limit
+        && limit < 0
+    {
+        request.pids_limit = Some(0);
+    }
+    let warnings = engine.container_update(&reference, request).await?;
+    Ok(json(&json!({ "Warnings": warnings })))
 }
 
 fn networks(engine: &Engine, record: &Record) -> BTreeMap<String, EndpointSettings> {

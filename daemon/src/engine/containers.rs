@@ -27,6 +27,7 @@ pub(crate) mod network;
 pub(crate) mod pause;
 pub(crate) mod run;
 mod stats;
+mod update;
 
 pub(crate) use list::ListOptions;
 
@@ -47,6 +48,7 @@ use super::logs::LogError;
 use super::spec::{self, ImageDefaults, SpecError};
 use super::volumes::{self, MountPoint, VolumeError, VolumeStore};
 use super::{ContainerCounts, Engine, ErrorKind, EventBus};
+use crate::api::containers_types::validate::adapt_resources_to_host;
 use crate::api::containers_types::{
     ContainerConfig, CreateRequest, HostConfig, StatusFacts, status_text,
 };
@@ -81,6 +83,16 @@ pub(crate) enum ContainerError {
     NotPaused(String),
     #[error("container {id}: {source}")]
     Runtime {
+        id: String,
+        source: berth_runtime::RuntimeError,
+    },
+    /// Docker's refusal of an update that conflicts with the container's
+    /// settings (or of a container being removed).
+    #[error("Cannot update container {id}: {reason}")]
+    CannotUpdate { id: String, reason: String },
+    /// Writing the new limits into the running container's cgroup failed.
+    #[error("Cannot update container {id}: {source}")]
+    UpdateFailed {
         id: String,
         source: berth_runtime::RuntimeError,
     },
@@ -133,7 +145,14 @@ impl ContainerError {
             | Self::RemoveRunning { .. }
             | Self::NotRunning(_)
             | Self::AlreadyPaused(_)
-            | Self::NotPaused(_) => ErrorKind::Conflict,
+            | Self::NotPaused(_)
+            | Self::CannotUpdate { .. } => ErrorKind::Conflict,
+            Self::UpdateFailed { source, .. } => match source.kind() {
+                berth_runtime::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+                berth_runtime::ErrorKind::Conflict => ErrorKind::Conflict,
+                berth_runtime::ErrorKind::NotFound => ErrorKind::NotFound,
+                _ => ErrorKind::Internal,
+            },
             Self::Runtime { .. } => ErrorKind::Internal,
             Self::Image(e) => e.kind(),
             Self::Spec(e) => e.kind(),
@@ -637,11 +656,15 @@ impl ContainerStore {
         name: Option<&str>,
         mut request: CreateRequest,
         image: super::images::ImageDetails,
-        ncpu: usize,
+        host: &super::HostFacts,
     ) -> Result<(String, Vec<String>), ContainerError> {
-        let warnings = request
-            .validate(ncpu)
+        let mut warnings = adapt_resources_to_host(&mut request.host_config, host)
             .map_err(ContainerError::InvalidConfig)?;
+        warnings.extend(
+            request
+                .validate(host.ncpu)
+                .map_err(ContainerError::InvalidConfig)?,
+        );
         let id = random_id()?;
         let name = match name {
             Some(name) if !name.is_empty() => {
@@ -952,9 +975,9 @@ impl Engine {
             ));
         }
         let image = self.image_inspect(&request.config.image).await?;
-        let ncpu = self.host().ncpu;
+        let host = self.host().clone();
         self.containers_blocking("create", move |store| {
-            store.create(name.as_deref(), request, image, ncpu)
+            store.create(name.as_deref(), request, image, &host)
         })
         .await
     }

@@ -16,6 +16,9 @@ pub(crate) struct HostFacts {
     /// Docker's name for the filesystem under the data root (`extfs`, `xfs`...).
     pub(crate) backing_filesystem: String,
     pub(crate) cgroup: CgroupFeatures,
+    /// The CPUs and memory nodes containers may be pinned to (`0-3`).
+    pub(crate) cpuset_cpus: String,
+    pub(crate) cpuset_mems: String,
     pub(crate) ipv4_forwarding: bool,
 }
 
@@ -29,6 +32,7 @@ pub(crate) struct CgroupFeatures {
     pub(crate) cpuset: bool,
     pub(crate) pids_limit: bool,
     pub(crate) oom_kill_disable: bool,
+    pub(crate) blkio_weight: bool,
 }
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -51,6 +55,16 @@ impl HostFacts {
             } else {
                 cgroup_v1_features()
             },
+            cpuset_cpus: read_trimmed(if cgroup_v2 {
+                "/sys/fs/cgroup/cpuset.cpus.effective"
+            } else {
+                "/sys/fs/cgroup/cpuset/cpuset.cpus"
+            }),
+            cpuset_mems: read_trimmed(if cgroup_v2 {
+                "/sys/fs/cgroup/cpuset.mems.effective"
+            } else {
+                "/sys/fs/cgroup/cpuset/cpuset.mems"
+            }),
             ipv4_forwarding: read_trimmed("/proc/sys/net/ipv4/ip_forward") == "1",
         }
     }
@@ -120,6 +134,9 @@ fn cgroup_v1_features() -> CgroupFeatures {
         cpuset: exists("cpuset/cpuset.cpus"),
         pids_limit: exists("pids"),
         oom_kill_disable: exists("memory/memory.oom_control"),
+        // The weight file exists only with the CFQ scheduler (and BFQ's own
+        // `blkio.bfq.weight` is not what runtimes write).
+        blkio_weight: exists("blkio/blkio.weight"),
     }
 }
 
@@ -134,6 +151,7 @@ fn cgroup_v2_features() -> CgroupFeatures {
         cpuset: has("cpuset"),
         pids_limit: has("pids"),
         oom_kill_disable: false,
+        blkio_weight: has("io"),
     }
 }
 

@@ -41,10 +41,11 @@ use std::str::FromStr;
 
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroup,
-    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
-    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroup, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 use super::ErrorKind;
@@ -606,10 +607,16 @@ fn resources(
     if !host.cpuset_mems.is_empty() {
         cpu = cpu.mems(host.cpuset_mems.clone());
     }
+    // dockerd writes `shares: 0` and `weight: 0` for "unset"; the runtime
+    // leaves a 0 alone, as runc does.
+    let block_io = LinuxBlockIoBuilder::default()
+        .weight(host.blkio_weight)
+        .build()?;
     let mut resources = LinuxResourcesBuilder::default()
         .devices(device_rules)
         .memory(memory.build()?)
-        .cpu(cpu.build()?);
+        .cpu(cpu.build()?)
+        .block_io(block_io);
     if let Some(limit) = host.pids_limit
         && limit > 0
     {

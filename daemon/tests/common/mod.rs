@@ -155,6 +155,35 @@ pub(crate) fn docker_fails(host: &str, args: &[&str]) -> String {
     berth_testkit::docker::run_fails(host, &docker_config(), args)
 }
 
+/// Removes every container of `daemon` through the docker CLI, then
+/// insists that no process (shim) and no mount under its temp dir is left.
+pub(crate) fn assert_clean_after_rm_all(daemon: &Berthd) {
+    let host = daemon.host();
+    let ids = docker_ok(&host, &["ps", "-aq"]);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.split_whitespace());
+    if args.len() > 2 {
+        docker_ok(&host, &args);
+    }
+    let dir = daemon.dir.path();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let procs: Vec<i32> = berth_testkit::cleanup::pids_mentioning(dir.to_str().unwrap())
+            .into_iter()
+            .filter(|pid| Some(*pid as u32) != daemon.running_pid())
+            .collect();
+        let mounts = berth_testkit::cleanup::mounts_under(dir);
+        if procs.is_empty() && mounts.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: processes {procs:?}, mounts {mounts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Seconds since the epoch, for `--since`/`--until`.
 pub(crate) fn now() -> u64 {
     SystemTime::now()

@@ -74,3 +74,21 @@ def test_auto_remove_detached(client):
     assert c.wait(condition="removed")["StatusCode"] == 0
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(c.id)
+
+
+def test_update_limits_and_restart_policy(client):
+    c = client.containers.run("busybox", ["sleep", "1000"], detach=True, mem_limit="32m")
+    answer = c.update(mem_limit="64m", memswap_limit="128m", cpu_shares=512,
+                      restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
+    assert answer["Warnings"] == []
+    c.reload()
+    host = c.attrs["HostConfig"]
+    assert (host["Memory"], host["MemorySwap"]) == (64 << 20, 128 << 20)
+    assert host["CpuShares"] == 512
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    with pytest.raises(docker.errors.APIError) as err:
+        c.update(mem_limit="1m")
+    assert err.value.status_code == 400
+    assert "Minimum memory limit allowed is 6MB" in str(err.value)
+    with pytest.raises(docker.errors.NotFound):
+        client.api.update_container("never-was", mem_limit="64m")

@@ -84,21 +84,43 @@ pub(super) fn apply(
         }
     }
     if let Some(m) = r.memory() {
-        if let Some(limit) = m.limit() {
-            write("memory", "memory.limit_in_bytes", limit.to_string())?;
-        }
-        if let Some(swap) = m.swap() {
-            // memsw exists only with swap accounting; a limit of "no swap
-            // limit" needs no file.
-            let memsw = dir("memory").map(|d| d.join("memory.memsw.limit_in_bytes"));
-            if memsw.as_ref().is_some_and(|p| p.exists()) {
-                write("memory", "memory.memsw.limit_in_bytes", swap.to_string())?;
-            } else if swap != -1 {
+        // memsw exists only with swap accounting; a limit of "no swap
+        // limit" needs no file.
+        let memsw = dir("memory").map(|d| d.join("memory.memsw.limit_in_bytes"));
+        let has_memsw = memsw.as_ref().is_some_and(|p| p.exists());
+        let swap = match m.swap() {
+            Some(swap) if has_memsw => Some(swap),
+            Some(-1) | None => None,
+            Some(_) => {
                 return Err(CgroupError::Unsupported {
                     controller: "memory".to_string(),
                     reason: "swap limits need swap accounting (memory.memsw), which this kernel lacks",
                 });
             }
+        };
+        // The kernel keeps memory <= memsw at every write, so raising both
+        // (an update) must write memsw first, as runc does; a new cgroup
+        // (unlimited) takes the memory limit first.
+        let swap_first = match (m.limit(), swap) {
+            (Some(_), Some(-1)) => true,
+            (Some(_), Some(swap)) => {
+                let current = dir("memory")
+                    .and_then(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                current.is_some_and(|c| i64::try_from(c).is_ok_and(|c| c < swap))
+            }
+            _ => false,
+        };
+        let write_swap =
+            |swap: i64| write("memory", "memory.memsw.limit_in_bytes", swap.to_string());
+        if swap_first && let Some(swap) = swap {
+            write_swap(swap)?;
+        }
+        if let Some(limit) = m.limit() {
+            write("memory", "memory.limit_in_bytes", limit.to_string())?;
+        }
+        if !swap_first && let Some(swap) = swap {
+            write_swap(swap)?;
         }
         if let Some(v) = m.reservation() {
             write("memory", "memory.soft_limit_in_bytes", v.to_string())?;
@@ -123,7 +145,9 @@ pub(super) fn apply(
         )?;
     }
     if let Some(c) = r.cpu() {
-        if let Some(v) = c.shares() {
+        // 0 means "not set" (dockerd's specs carry it); the kernel would
+        // clamp a written 0 to 2, the least CPU weight there is.
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
             write("cpu", "cpu.shares", v.to_string())?;
         }
         // The period first: a quota is checked against the current period.
@@ -146,7 +170,12 @@ pub(super) fn apply(
             write("cpuset", "cpuset.mems", v.clone())?;
         }
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
         write("blkio", "blkio.weight", w.to_string())?;
     }
     Ok(())

@@ -16,6 +16,7 @@ mod pause;
 mod ps;
 mod run;
 mod start;
+mod update;
 
 pub use create::{CreateOptions, create};
 pub use delete::delete;
@@ -25,6 +26,7 @@ pub use pause::{pause, resume};
 pub use ps::pids;
 pub use run::run;
 pub use start::start;
+pub use update::update;
 
 /// Reads and parses `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {

@@ -174,8 +174,12 @@ enum ConnState {
     Request(Vec<u8>),
     Waiting,
     Attached,
-    /// An exec'd process whose exit the client waits for.
-    Exec(OwnedFd),
+    /// An exec'd process whose exit the client waits for. `abandoned`:
+    /// the client half-closed the connection, the process was killed.
+    Exec {
+        pidfd: OwnedFd,
+        abandoned: bool,
+    },
     /// Done; removed at the end of the loop round.
     Closed,
 }
@@ -371,7 +375,12 @@ impl Shim {
             add(self.listener.as_raw_fd(), Tag::Listener);
             for (i, c) in self.conns.iter().enumerate() {
                 match &c.state {
-                    ConnState::Exec(pidfd) => add(pidfd.as_raw_fd(), Tag::ExecExit(i)),
+                    ConnState::Exec { pidfd, abandoned } => {
+                        add(pidfd.as_raw_fd(), Tag::ExecExit(i));
+                        if !abandoned {
+                            add(c.stream.as_raw_fd(), Tag::Conn(i));
+                        }
+                    }
                     _ => add(c.stream.as_raw_fd(), Tag::Conn(i)),
                 }
             }
@@ -394,7 +403,7 @@ impl Shim {
                         }
                     }
                     Tag::ExecExit(i) => {
-                        if let ConnState::Exec(pidfd) = &self.conns[i].state {
+                        if let ConnState::Exec { pidfd, .. } = &self.conns[i].state {
                             let resp = match sys::try_reap(pidfd.as_raw_fd()) {
                                 Ok(None) => continue,
                                 Ok(Some((code, _))) => Response::ExecExited { exit_code: code },
@@ -438,6 +447,15 @@ impl Shim {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(_) => 0,
         };
+        if let ConnState::Exec { pidfd, abandoned } = &mut conn.state {
+            // The client gave up on the process (its own client hung up):
+            // kill it, as dockerd does, and still reap it and report.
+            if n == 0 {
+                let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                *abandoned = true;
+            }
+            return false;
+        }
         let ConnState::Request(line) = &mut conn.state else {
             // Waiters and attachers send nothing: data or EOF means the
             // client is done.
@@ -627,7 +645,10 @@ impl Shim {
                 };
                 // Even if the client is gone, the process must be reaped.
                 let _ = send_response(self.conns[i].stream.as_raw_fd(), &resp, &raw);
-                self.conns[i].state = ConnState::Exec(pidfd);
+                self.conns[i].state = ConnState::Exec {
+                    pidfd,
+                    abandoned: false,
+                };
             }
             Err(f) => self.reply(i, f.into_response()),
         }
@@ -801,7 +822,7 @@ impl Shim {
         container::delete(&self.root, &self.id, true)?;
         // Exec'd processes died with the cgroup: reap them.
         for c in &self.conns {
-            if let ConnState::Exec(pidfd) = &c.state {
+            if let ConnState::Exec { pidfd, .. } = &c.state {
                 let _ = sys::poll_in(pidfd.as_raw_fd(), 5_000);
                 if let Ok(Some((code, _))) = sys::try_reap(pidfd.as_raw_fd()) {
                     let _ = send_response(

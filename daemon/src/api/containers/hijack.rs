@@ -92,17 +92,19 @@ where
     })
 }
 
-/// Sends output chunks to the client until the channel ends.
-async fn pump<W>(mut writer: W, mut output: mpsc::Receiver<Bytes>)
+/// Sends output chunks to the client until the channel ends; false if the
+/// client hung up first.
+async fn pump<W>(mut writer: W, mut output: mpsc::Receiver<Bytes>) -> bool
 where
     W: AsyncWrite + Unpin,
 {
     while let Some(bytes) = output.recv().await {
         if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
-            return;
+            return false;
         }
     }
     let _ = writer.shutdown().await;
+    true
 }
 
 pub(super) async fn attach(mut call: Call) -> ApiResult {
@@ -298,13 +300,19 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
             run_exec(engine, instance, exec, None);
             return Ok(Response::new(empty_body()));
         }
+        let cancel = exec.canceller().ok();
         let (frame_tx, mut frame_rx) = mpsc::channel(64);
         run_exec(engine, instance, exec, Some(frame_tx));
         let (tx, response) = channel_body(stream_content_type(call.version, tty));
         tokio::spawn(async move {
+            let mut cancel = cancel;
             while let Some((stream, data)) = frame_rx.recv().await {
-                if tx.send(encode(stream, &data, tty)).await.is_err() {
-                    // keep draining so the exec's readers never block
+                // The client hung up: the shim kills the process (as dockerd
+                // does); keep draining so its readers never block meanwhile.
+                if tx.send(encode(stream, &data, tty)).await.is_err()
+                    && let Some(cancel) = cancel.take()
+                {
+                    cancel.cancel();
                 }
             }
         });
@@ -323,8 +331,10 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
         let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
         let mut stdin_task = None;
+        let mut cancel = None;
         match engine.exec_start(&exec_id, start.tty).await {
             Ok((instance, mut exec)) => {
+                cancel = exec.canceller().ok();
                 let stdin = exec
                     .stdin
                     .take()
@@ -349,7 +359,12 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
                 drop(out_tx);
             }
         }
-        pump(writer, out_rx).await;
+        // The client hung up: the shim kills the process, as dockerd does.
+        if !pump(writer, out_rx).await
+            && let Some(cancel) = cancel
+        {
+            cancel.cancel();
+        }
         if let Some(task) = stdin_task {
             task.abort();
         }

@@ -3,7 +3,10 @@
 //! `verifyPlatformContainerResources`, oci/caps), and the parsers they share
 //! with the spec builder (capabilities, signals, security options).
 
-use super::{CreateRequest, RestartPolicy};
+use std::collections::BTreeSet;
+
+use super::{CreateRequest, HostConfig, RestartPolicy};
+use crate::engine::host::HostFacts;
 
 /// Docker's lower bound for memory limits and reservations.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -232,14 +235,29 @@ pub(crate) fn parse_security_opts(opts: &[String]) -> Result<SecurityOptions, St
     Ok(parsed)
 }
 
-/// Checks a cpuset list like `0-3,5` (moby `parsers.ParseUintList`).
-fn valid_cpuset(list: &str) -> bool {
-    list.split(',').all(|part| match part.split_once('-') {
-        Some((lo, hi)) => {
-            matches!((lo.parse::<u32>(), hi.parse::<u32>()), (Ok(lo), Ok(hi)) if lo <= hi)
+/// A cpuset list like `0-3,5` as the set it names (moby
+/// `parsers.ParseUintList`); `None` if it is not one.
+fn parse_cpuset(list: &str) -> Option<BTreeSet<u32>> {
+    let mut set = BTreeSet::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (lo.parse::<u32>().ok()?, hi.parse::<u32>().ok()?);
+                if lo > hi || hi - lo > 65_536 {
+                    return None;
+                }
+                set.extend(lo..=hi);
+            }
+            None => {
+                set.insert(part.parse::<u32>().ok()?);
+            }
         }
-        None => part.parse::<u32>().is_ok(),
-    })
+    }
+    Some(set)
+}
+
+fn valid_cpuset(list: &str) -> bool {
+    parse_cpuset(list).is_some()
 }
 
 impl CreateRequest {
@@ -285,73 +303,7 @@ impl CreateRequest {
             return Err(format!("invalid cgroup parent: {:?}", host.cgroup_parent));
         }
 
-        if host.memory != 0 && host.memory < MIN_MEMORY {
-            return Err("Minimum memory limit allowed is 6MB".to_owned());
-        }
-        if host.memory > 0 && host.memory_swap > 0 && host.memory_swap < host.memory {
-            return Err(
-                "Minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
-            );
-        }
-        if host.memory == 0 && host.memory_swap > 0 {
-            return Err(
-                "You should always set the Memory limit when using Memoryswap limit, see usage"
-                    .to_owned(),
-            );
-        }
-        if let Some(swappiness) = host.memory_swappiness
-            && swappiness != -1
-            && !(0..=100).contains(&swappiness)
-        {
-            return Err(format!(
-                "Invalid value: {swappiness}, valid memory swappiness range is 0-100"
-            ));
-        }
-        if host.memory_reservation != 0 && host.memory_reservation < MIN_MEMORY {
-            return Err("Minimum memory reservation allowed is 6MB".to_owned());
-        }
-        if host.memory > 0 && host.memory_reservation > 0 && host.memory < host.memory_reservation {
-            return Err(
-                "Minimum memory limit can not be less than memory reservation limit, see usage"
-                    .to_owned(),
-            );
-        }
-        if host.nano_cpus > 0 && host.cpu_period > 0 {
-            return Err(
-                "Conflicting options: Nano CPUs and CPU Period cannot both be set".to_owned(),
-            );
-        }
-        if host.nano_cpus > 0 && host.cpu_quota > 0 {
-            return Err(
-                "Conflicting options: Nano CPUs and CPU Quota cannot both be set".to_owned(),
-            );
-        }
-        if host.nano_cpus < 0 || host.nano_cpus > ncpu as i64 * 1_000_000_000 {
-            return Err(format!(
-                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            ));
-        }
-        if host.cpu_period != 0 && !(1000..=1_000_000).contains(&host.cpu_period) {
-            return Err("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)".to_owned());
-        }
-        if host.cpu_quota > 0 && host.cpu_quota < 1000 {
-            return Err("CPU cfs quota can not be less than 1ms (i.e. 1000)".to_owned());
-        }
-        if !host.cpuset_cpus.is_empty() && !valid_cpuset(&host.cpuset_cpus) {
-            return Err(format!(
-                "Invalid value {} for cpuset cpus",
-                host.cpuset_cpus
-            ));
-        }
-        if !host.cpuset_mems.is_empty() && !valid_cpuset(&host.cpuset_mems) {
-            return Err(format!(
-                "Invalid value {} for cpuset mems",
-                host.cpuset_mems
-            ));
-        }
-        if host.blkio_weight > 0 && !(10..=1000).contains(&host.blkio_weight) {
-            return Err("Range of blkio weight is from 10 to 1000".to_owned());
-        }
+        validate_resources(host, ncpu, false)?;
         if !(-1000..=1000).contains(&host.oom_score_adj) {
             return Err(format!(
                 "Invalid value {}, range for oom score adj is [-1000, 1000]",
@@ -429,6 +381,140 @@ impl CreateRequest {
             host.oom_kill_disable = Some(false);
         }
     }
+}
+
+/// The resource checks of moby's `verifyPlatformContainerResources`, for a
+/// create and (`update`) for `POST /containers/{id}/update`, where a swap
+/// limit may come without a memory limit.
+pub(crate) fn validate_resources(
+    host: &HostConfig,
+    ncpu: usize,
+    update: bool,
+) -> Result<(), String> {
+    if host.memory != 0 && host.memory < MIN_MEMORY {
+        return Err("Minimum memory limit allowed is 6MB".to_owned());
+    }
+    if host.memory > 0 && host.memory_swap > 0 && host.memory_swap < host.memory {
+        return Err(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
+        );
+    }
+    if host.memory == 0 && host.memory_swap > 0 && !update {
+        return Err(
+            "You should always set the Memory limit when using Memoryswap limit, see usage"
+                .to_owned(),
+        );
+    }
+    if let Some(swappiness) = host.memory_swappiness
+        && swappiness != -1
+        && !(0..=100).contains(&swappiness)
+    {
+        return Err(format!(
+            "Invalid value: {swappiness}, valid memory swappiness range is 0-100"
+        ));
+    }
+    if host.memory_reservation != 0 && host.memory_reservation < MIN_MEMORY {
+        return Err("Minimum memory reservation allowed is 6MB".to_owned());
+    }
+    if host.memory > 0 && host.memory_reservation > 0 && host.memory < host.memory_reservation {
+        return Err(
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
+                .to_owned(),
+        );
+    }
+    if host.nano_cpus > 0 && host.cpu_period > 0 {
+        return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".to_owned());
+    }
+    if host.nano_cpus > 0 && host.cpu_quota > 0 {
+        return Err("Conflicting options: Nano CPUs and CPU Quota cannot both be set".to_owned());
+    }
+    if host.nano_cpus < 0 || host.nano_cpus > ncpu as i64 * 1_000_000_000 {
+        return Err(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        ));
+    }
+    if host.cpu_period != 0 && !(1000..=1_000_000).contains(&host.cpu_period) {
+        return Err(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .to_owned(),
+        );
+    }
+    if host.cpu_quota > 0 && host.cpu_quota < 1000 {
+        return Err("CPU cfs quota can not be less than 1ms (i.e. 1000)".to_owned());
+    }
+    if !host.cpuset_cpus.is_empty() && !valid_cpuset(&host.cpuset_cpus) {
+        return Err(format!(
+            "Invalid value {} for cpuset cpus",
+            host.cpuset_cpus
+        ));
+    }
+    if !host.cpuset_mems.is_empty() && !valid_cpuset(&host.cpuset_mems) {
+        return Err(format!(
+            "Invalid value {} for cpuset mems",
+            host.cpuset_mems
+        ));
+    }
+    if host.blkio_weight > 0 && !(10..=1000).contains(&host.blkio_weight) {
+        return Err("Range of blkio weight is from 10 to 1000".to_owned());
+    }
+    if host.memory_swap < -1 {
+        return Err(format!(
+            "invalid memoryswap limit {}: use -1 for unlimited swap",
+            host.memory_swap
+        ));
+    }
+    if host.cpu_shares < 0 {
+        return Err(format!(
+            "invalid CPU shares ({}): shares can not be negative",
+            host.cpu_shares
+        ));
+    }
+    Ok(())
+}
+
+/// Moby's adjustments to what this host's cgroups can enforce: a limit it
+/// cannot apply is discarded with Docker's warning, and cpuset lists must
+/// name CPUs and memory nodes that exist.
+pub(crate) fn adapt_resources_to_host(
+    host: &mut HostConfig,
+    facts: &HostFacts,
+) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    let features = facts.cgroup;
+    if host.memory > 0 && host.memory_swap != -1 && !features.swap_limit {
+        warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".to_owned());
+        host.memory_swap = -1;
+    }
+    if host.blkio_weight > 0 && !features.blkio_weight {
+        warnings.push(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+                .to_owned(),
+        );
+        host.blkio_weight = 0;
+    }
+    for (requested, available, what, nodes) in [
+        (&host.cpuset_cpus, &facts.cpuset_cpus, "cpus", "CPUs"),
+        (
+            &host.cpuset_mems,
+            &facts.cpuset_mems,
+            "mems",
+            "memory nodes",
+        ),
+    ] {
+        if requested.is_empty() {
+            continue;
+        }
+        let wanted = parse_cpuset(requested)
+            .ok_or_else(|| format!("Invalid value {requested} for cpuset {what}"))?;
+        if let Some(have) = parse_cpuset(available)
+            && !wanted.is_subset(&have)
+        {
+            return Err(format!(
+                "Requested {nodes} are not available - requested {requested}, available: {available}"
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 /// Moby's `container.ValidateRestartPolicy`.
