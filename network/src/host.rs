@@ -330,7 +330,7 @@ impl Networking {
     /// Removes a network. Fails with a conflict while containers hold
     /// addresses on it.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
-        let _guard = self.lock.lock().await;
+        let mut firewall = self.lock.lock().await;
         let Some(info) = self.network(name)? else {
             return Err(NetworkError::NetworkNotFound(name.to_owned()));
         };
@@ -350,7 +350,13 @@ impl Networking {
         self.tear_down(&info).await?;
         ipam.destroy()?;
         let path = self.state_dir.join("networks").join(format!("{name}.json"));
-        fs::remove_file(&path).map_err(|e| NetworkError::io("removing", &path, e))
+        fs::remove_file(&path).map_err(|e| NetworkError::io("removing", &path, e))?;
+        // The last network takes the table with it, as it came with the first.
+        if self.networks()?.is_empty() {
+            self.nft(|fw| fw.reset()).await?;
+            *firewall = FirewallState::Absent;
+        }
+        Ok(())
     }
 
     /// Where container `id`'s namespace is (or will be) mounted.

@@ -442,6 +442,13 @@ async fn no_table_until_the_first_network() {
     // A restart with a stored network builds the table again.
     net.start().await.unwrap();
     assert_eq!(net.firewall().list_tables().unwrap(), vec!["ip berth"]);
+    // The last network takes it away, and the next one brings it back.
+    net.remove_network("first").await.unwrap();
+    assert!(net.firewall().list_tables().unwrap().is_empty());
+    net.create_network(&spec("again", "br-again", Some("10.74.0.0/24")))
+        .await
+        .unwrap();
+    assert_eq!(net.firewall().list_tables().unwrap(), vec!["ip berth"]);
 }
 
 #[tokio::test]

@@ -236,6 +236,12 @@ impl Drop for Berthd {
         if self.options.shim && self.child.is_some() {
             self.remove_containers();
         }
+        if self.child.is_some() {
+            // User networks: a daemon in the host's namespace made their
+            // bridges and nftables table there.
+            let config = crate::docker::temp_config("berth-testkit-docker-config");
+            let _ = crate::docker::run(&self.host(), &config, &["network", "prune", "-f"]);
+        }
         if let Some(child) = self.child.take() {
             stop(child);
         }
