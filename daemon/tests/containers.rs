@@ -14,7 +14,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_testkit::berthd::Berthd;
-use berth_testkit::cleanup::{mounts_under, pids_mentioning};
+use berth_testkit::cleanup::{container_pids_mentioning, mounts_under};
 use berth_testkit::docker::import_busybox;
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::APPLETS;
@@ -84,9 +84,10 @@ impl Daemon {
         mounts_under(self.dir.path())
     }
 
-    /// Processes whose command line names our temp dir (shims).
+    /// Processes whose command line names our temp dir (shims), but the
+    /// standby shim.
     fn our_processes(&self) -> Vec<i32> {
-        pids_mentioning(self.dir.path().to_str().unwrap())
+        container_pids_mentioning(self.dir.path().to_str().unwrap())
     }
 
     /// What a test must leave: no containers' shims, no mounts.

@@ -126,33 +126,80 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Client> {
         .append(true)
         .open(protocol::log_path(&opts.state_dir))
         .map_err(|e| io_err("opening shim log", e))?;
+    let mut cmd = Command::new(&opts.binary);
+    cmd.args(shim_args(opts));
+    let ours = start_detached(cmd, Stdio::from(stderr)).map_err(|e| match e {
+        StartError::Socket(e) => io_err("socketpair", e),
+        StartError::Spawn(source) => ClientError::Spawn {
+            binary: opts.binary.clone(),
+            source,
+        },
+    })?;
+    await_ready(ours, opts)
+}
+
+/// A shim started ahead of time, waiting for its container's arguments:
+/// a container's start then skips the shim's exec, dynamic loading and
+/// fork (~2 ms). It exits when the socket closes (its daemon went away).
+#[derive(Debug)]
+pub struct Standby {
+    socket: UnixStream,
+}
+
+impl Standby {
+    /// Starts `binary --standby <tag>`; `tag` (e.g. the daemon's exec
+    /// root) names whose standby it is in the process list.
+    pub fn start(binary: &Path, tag: &Path) -> Result<Standby> {
+        let mut cmd = Command::new(binary);
+        cmd.arg("--standby").arg(tag);
+        let socket = start_detached(cmd, Stdio::null()).map_err(|e| match e {
+            StartError::Socket(source) => ClientError::Io {
+                op: "socketpair",
+                path: tag.to_owned(),
+                source,
+            },
+            StartError::Spawn(source) => ClientError::Spawn {
+                binary: binary.to_owned(),
+                source,
+            },
+        })?;
+        Ok(Standby { socket })
+    }
+
+    /// [`spawn`] through this standby shim. `Err(self)` when it is gone
+    /// before it took the arguments (spawn a fresh shim instead).
+    pub fn spawn(self, opts: &SpawnOptions) -> std::result::Result<Result<Client>, Standby> {
+        if let Err(e) = fs::create_dir_all(&opts.state_dir) {
+            return Ok(Err(ClientError::Io {
+                op: "creating state dir",
+                path: opts.state_dir.clone(),
+                source: e,
+            }));
+        }
+        let args: Vec<String> = shim_args(opts)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut line = serde_json::to_vec(&args).expect("strings serialize");
+        line.push(b'\n');
+        if sys::send_with_fds(self.socket.as_raw_fd(), &line, &[]).is_err() {
+            return Err(self);
+        }
+        Ok(await_ready(self.socket, opts))
+    }
+}
+
+enum StartError {
+    Socket(io::Error),
+    Spawn(io::Error),
+}
+
+/// Starts a shim whose stdout is a socket to us and reaps its first
+/// process (the shim forks to leave our process tree); our end back.
+fn start_detached(mut cmd: Command, stderr: Stdio) -> std::result::Result<UnixStream, StartError> {
     // The shim answers on a socket, not a pipe: it writes with
     // MSG_NOSIGNAL, so a vanished daemon cannot kill it with SIGPIPE.
-    let (ours, theirs) = UnixStream::pair().map_err(|e| io_err("socketpair", e))?;
-    let mut cmd = Command::new(&opts.binary);
-    cmd.arg("--bundle")
-        .arg(&opts.bundle)
-        .arg("--id")
-        .arg(&opts.id)
-        .arg("--state-dir")
-        .arg(&opts.state_dir);
-    if let Some(root) = &opts.runtime_root {
-        cmd.arg("--runtime-root").arg(root);
-    }
-    if let Some(log) = &opts.log {
-        cmd.arg("--log-path")
-            .arg(&log.path)
-            .arg("--log-max-size")
-            .arg(log.max_size.to_string())
-            .arg("--log-max-files")
-            .arg(log.max_files.to_string());
-    }
-    if opts.tty {
-        cmd.arg("--tty");
-    }
-    if opts.stdin {
-        cmd.arg("--stdin");
-    }
+    let (ours, theirs) = UnixStream::pair().map_err(StartError::Socket)?;
     // glibc's per-thread cache keeps freed chunks that `malloc_trim` cannot
     // return: creating the container leaves ~110 KiB there, for the life
     // of an idle shim. Without it an idle shim's private memory is ~40%
@@ -161,15 +208,54 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Client> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(OwnedFd::from(theirs)))
         .stderr(stderr);
-    let mut child = cmd.spawn().map_err(|e| ClientError::Spawn {
-        binary: opts.binary.clone(),
-        source: e,
-    })?;
+    let mut child = cmd.spawn().map_err(StartError::Spawn)?;
     drop(cmd);
     // The shim forks and its first process exits at once: reap it.
     let _ = child.wait();
+    Ok(ours)
+}
+
+/// The shim's flags for `opts`.
+fn shim_args(opts: &SpawnOptions) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--bundle".into(),
+        opts.bundle.clone().into(),
+        "--id".into(),
+        opts.id.clone().into(),
+        "--state-dir".into(),
+        opts.state_dir.clone().into(),
+    ];
+    if let Some(root) = &opts.runtime_root {
+        args.extend(["--runtime-root".into(), root.clone().into()]);
+    }
+    if let Some(log) = &opts.log {
+        args.extend([
+            "--log-path".into(),
+            log.path.clone().into(),
+            "--log-max-size".into(),
+            log.max_size.to_string().into(),
+            "--log-max-files".into(),
+            log.max_files.to_string().into(),
+        ]);
+    }
+    if opts.tty {
+        args.push("--tty".into());
+    }
+    if opts.stdin {
+        args.push("--stdin".into());
+    }
+    args
+}
+
+/// Waits for the shim's first answer: ready once the container exists,
+/// or the create error.
+fn await_ready(ours: UnixStream, opts: &SpawnOptions) -> Result<Client> {
     ours.set_read_timeout(Some(READY_TIMEOUT))
-        .map_err(|e| io_err("setting timeout", e))?;
+        .map_err(|e| ClientError::Io {
+            op: "setting timeout",
+            path: opts.state_dir.clone(),
+            source: e,
+        })?;
     let mut conn = Conn::new(ours, socket_path(&opts.state_dir));
     let (resp, _) = match conn.read_response() {
         Ok(r) => r,

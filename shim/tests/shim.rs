@@ -479,3 +479,53 @@ fn container_gets_default_sigpipe() {
     let mask = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
     assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
 }
+
+#[test]
+fn a_standby_shim_runs_the_container_it_is_given_and_leaves_when_unused() {
+    require_root();
+    let standby_pids = |tag: &std::path::Path| -> Vec<i32> {
+        let needle = tag.to_string_lossy().into_owned();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let text = String::from_utf8_lossy(&cmdline);
+                text.contains("--standby") && text.contains(&needle)
+            })
+            .collect()
+    };
+    let dirs = Dirs::new("standby");
+    let tag = dirs.tmp.path().join("tag");
+    let mut bundle = Bundle::new(&["sh", "-c", "echo from-standby"]);
+    bundle.save();
+
+    let standby = client::Standby::start(std::path::Path::new(SHIM), &tag).unwrap();
+    assert_eq!(standby_pids(&tag).len(), 1, "one standby shim waits");
+    let c = standby
+        .spawn(&dirs.options(&bundle))
+        .expect("the standby is alive")
+        .unwrap();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap().exit_code, 0);
+    assert!(
+        read_log(&dirs.log_path()).contains(&("stdout".into(), "from-standby\n".into())),
+        "{:?}",
+        read_log(&dirs.log_path())
+    );
+    // Its diagnostics went to the shim log in the state dir, as a shim
+    // started directly has them.
+    assert!(dirs.state_dir().join("shim.log").exists());
+    cleanup(&dirs, Some(c));
+
+    // A standby whose daemon goes away (the socket closes) exits.
+    let unused = client::Standby::start(std::path::Path::new(SHIM), &tag).unwrap();
+    assert_eq!(standby_pids(&tag).len(), 1);
+    drop(unused);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !standby_pids(&tag).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "standby shim stayed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

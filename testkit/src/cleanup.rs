@@ -27,6 +27,19 @@ pub fn pids_mentioning(needle: &str) -> Vec<i32> {
     pids
 }
 
+/// [`pids_mentioning`] without idle standby shims (`berth-shim --standby`),
+/// which a daemon keeps for its next container start: what a container
+/// left behind.
+pub fn container_pids_mentioning(needle: &str) -> Vec<i32> {
+    pids_mentioning(needle)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !cmdline.split(|b| *b == 0).any(|arg| arg == b"--standby")
+        })
+        .collect()
+}
+
 /// Mount points at or below `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

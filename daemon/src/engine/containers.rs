@@ -34,6 +34,7 @@ pub(crate) use list::ListOptions;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -393,6 +394,10 @@ pub(crate) struct ContainerStore {
     /// Parent of the containers' cgroups unless they name their own.
     cgroup_parent: String,
     shim_binary: PathBuf,
+    /// A shim started ahead of the next container start (see
+    /// [`berth_shim::client::Standby`]), and whether one is being started.
+    standby: Mutex<Option<berth_shim::client::Standby>>,
+    refilling: AtomicBool,
     /// The static init bound in for `--init`, if this host has one.
     init_binary: Option<PathBuf>,
     events: Arc<EventBus>,
@@ -453,6 +458,8 @@ impl ContainerStore {
             shim_root: exec_root.join("shim"),
             cgroup_parent: cgroup_parent.to_owned(),
             shim_binary: shim_binary(),
+            standby: Mutex::new(None),
+            refilling: AtomicBool::new(false),
             init_binary: init_binary(),
             events,
             images,

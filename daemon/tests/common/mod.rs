@@ -168,10 +168,11 @@ pub(crate) fn assert_clean_after_rm_all(daemon: &Berthd) {
     let dir = daemon.dir.path();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let procs: Vec<i32> = berth_testkit::cleanup::pids_mentioning(dir.to_str().unwrap())
-            .into_iter()
-            .filter(|pid| Some(*pid as u32) != daemon.running_pid())
-            .collect();
+        let procs: Vec<i32> =
+            berth_testkit::cleanup::container_pids_mentioning(dir.to_str().unwrap())
+                .into_iter()
+                .filter(|pid| Some(*pid as u32) != daemon.running_pid())
+                .collect();
         let mounts = berth_testkit::cleanup::mounts_under(dir);
         if procs.is_empty() && mounts.is_empty() {
             return;

@@ -86,11 +86,16 @@ fn start_exit_code(e: &RuntimeError) -> Option<i32> {
 
 /// Entry point of the `berth-shim` binary.
 pub fn main() -> ! {
-    let args = match Args::parse(std::env::args_os().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("berth-shim: {e}");
-            std::process::exit(2);
+    let standby = std::env::args_os().nth(1).is_some_and(|a| a == "--standby");
+    let args = if standby {
+        None
+    } else {
+        match Args::parse(std::env::args_os().skip(1)) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("berth-shim: {e}");
+                std::process::exit(2);
+            }
         }
     };
     // SAFETY: the process is single-threaded; the container inherits
@@ -109,6 +114,18 @@ pub fn main() -> ! {
     }
     // SAFETY: setsid has no memory effects.
     unsafe { libc::setsid() };
+    let args = match args {
+        Some(args) => args,
+        None => match await_args() {
+            Ok(Some(args)) => args,
+            // The daemon went away before it needed us.
+            Ok(None) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("berth-shim: standby: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
     let code = match serve(args) {
         Ok(()) => 0,
         Err(e) => {
@@ -117,6 +134,31 @@ pub fn main() -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// `--standby`: the container's flags come as one JSON line on stdout (the
+/// client's socket); then stderr becomes the shim log in its state dir, as
+/// the client sets it up for a shim it starts directly. `None`: the socket
+/// closed first.
+fn await_args() -> io::Result<Option<Args>> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut socket = fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    // The client sends nothing more until the shim is ready.
+    while line.last() != Some(&b'\n') {
+        match socket.read(&mut chunk)? {
+            0 => return Ok(None),
+            n => line.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let list: Vec<String> = serde_json::from_slice(&line).map_err(io::Error::other)?;
+    let args = Args::parse(list.into_iter().map(Into::into)).map_err(io::Error::other)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(protocol::log_path(&args.state_dir))?;
+    sys::dup2(log.as_raw_fd(), 2)?;
+    Ok(Some(args))
 }
 
 /// Creates the container, reports readiness on stdout (a socket from the

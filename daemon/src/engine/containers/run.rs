@@ -75,6 +75,30 @@ impl ContainerStore {
         self.shim_root.join(&id[..32.min(id.len())])
     }
 
+    /// Starts a standby shim in the background unless one is waiting (the
+    /// next start takes it). Called when a container has exited, so
+    /// containers started and removed in turn (`run --rm`, CI jobs) skip
+    /// the shim's start from the second one on.
+    pub(super) fn refill_standby(self: &Arc<Self>) {
+        if lock(&self.standby).is_some() || self.refilling.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("standby-shim".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                match berth_shim::client::Standby::start(&store.shim_binary, &store.shim_root) {
+                    Ok(standby) => *lock(&store.standby) = Some(standby),
+                    Err(err) => log::warning!("starting a standby shim: {err}"),
+                }
+                store.refilling.store(false, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.refilling.store(false, Ordering::SeqCst);
+        }
+    }
+
     /// `<parent>/<id>`: the container's `CgroupParent`, else the daemon's.
     fn cgroup_path(&self, record: &Record) -> PathBuf {
         let own = record.host_config.cgroup_parent.trim_matches('/');
@@ -134,7 +158,7 @@ impl ContainerStore {
                 .get("max-file")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1);
-            berth_shim::spawn(&SpawnOptions {
+            let opts = SpawnOptions {
                 binary: self.shim_binary.clone(),
                 bundle,
                 id: id.clone(),
@@ -147,7 +171,13 @@ impl ContainerStore {
                 }),
                 tty: record.config.tty,
                 stdin: record.config.open_stdin,
-            })
+            };
+            let standby = lock(&self.standby).take();
+            match standby.map(|s| s.spawn(&opts)) {
+                Some(Ok(spawned)) => spawned,
+                // None waiting, or it died: a shim of its own.
+                Some(Err(_)) | None => berth_shim::spawn(&opts),
+            }
             .map_err(|err| match err {
                 ClientError::Shim { message, .. } => ContainerError::Start {
                     id: id.clone(),
@@ -316,6 +346,9 @@ impl ContainerStore {
         if !manual && !record.host_config.auto_remove && wants_restart(&record, code) {
             self.schedule_restart(container, &record);
         }
+        // After the exit's work, not beside a start: on two cores a shim's
+        // exec next to the container's start slowed that start down.
+        self.refill_standby();
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
