@@ -410,14 +410,20 @@ fn shutdown_removes_container_and_exits() {
     assert!(client::connect(&f.dirs.state_dir()).is_err());
 }
 
-#[test]
-fn kill_all_reaches_exec_processes() {
+/// A started `sleep 100` container with a `sleep 100` exec in it.
+fn running_with_a_sleeping_exec() -> (Fixture, client::Exec) {
     let f = Fixture::spawn(&["sleep", "100"]);
     f.client().start().unwrap();
     let mut process = oci_spec::runtime::Process::default();
     process.set_args(Some(vec!["sleep".into(), "100".into()]));
     process.set_terminal(Some(false));
-    let mut exec = f.client().exec(&process, false).unwrap();
+    let exec = f.client().exec(&process, false).unwrap();
+    (f, exec)
+}
+
+#[test]
+fn kill_all_reaches_exec_processes() {
+    let (f, mut exec) = running_with_a_sleeping_exec();
     f.client().kill(libc::SIGKILL, true).unwrap();
     assert_eq!(exec.wait().unwrap(), 137);
     assert_eq!(f.client().wait().unwrap().exit_code, 137);
@@ -425,12 +431,7 @@ fn kill_all_reaches_exec_processes() {
 
 #[test]
 fn an_abandoned_exec_is_killed_and_still_reported() {
-    let f = Fixture::spawn(&["sleep", "100"]);
-    f.client().start().unwrap();
-    let mut process = oci_spec::runtime::Process::default();
-    process.set_args(Some(vec!["sleep".into(), "100".into()]));
-    process.set_terminal(Some(false));
-    let mut exec = f.client().exec(&process, false).unwrap();
+    let (f, mut exec) = running_with_a_sleeping_exec();
     exec.canceller().unwrap().cancel();
     assert_eq!(exec.wait().unwrap(), 137);
     // The container itself is untouched.
