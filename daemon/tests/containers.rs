@@ -228,6 +228,44 @@ fn run_rm_leaves_no_files_behind() {
 }
 
 #[test]
+fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let entries = |d: &Daemon, dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(d.data_root.join(dir))
+            .map(|list| {
+                list.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    d.ok(&["create", "--name", "unpack", "busybox"]);
+    d.ok(&["rm", "unpack"]);
+    let layers = entries(&d, "overlay/snapshots");
+    d.ok(&[
+        "create", "--rm", "--name", "doomed", "-v", "/data", "busybox", "true",
+    ]);
+    let id = d.inspect_id("doomed");
+    assert_eq!(entries(&d, "containers"), [id.clone()]);
+    // AutoRemove records `removing` and answers its waiters before the
+    // writable layer and files go: a crash there leaves this on disk.
+    d.kill9();
+    let path = d.data_root.join("containers").join(&id).join("config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["state"]["status"] = "removing".into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(entries(&d, "containers").is_empty());
+    assert_eq!(entries(&d, "overlay/snapshots"), layers);
+    // Its anonymous volume went with it, as with `run --rm`.
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+}
+
+#[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();
     d.busybox();

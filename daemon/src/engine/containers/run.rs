@@ -476,7 +476,9 @@ pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     let record = container.record();
     if !record.state.status.is_running() {
         if record.state.status == Status::Removing {
-            let _ = store.remove(container, false);
+            // AutoRemove takes the anonymous volumes, as `docker run --rm`
+            // does; an interrupted `rm` leaves them (it may not have had -v).
+            let _ = store.remove(container, record.host_config.auto_remove);
         }
         return;
     }
