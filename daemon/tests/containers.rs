@@ -248,7 +248,7 @@ fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
         "create", "--rm", "--name", "doomed", "-v", "/data", "busybox", "true",
     ]);
     let id = d.inspect_id("doomed");
-    assert_eq!(entries(&d, "containers"), [id.clone()]);
+    assert_eq!(entries(&d, "containers"), std::slice::from_ref(&id));
     // AutoRemove records `removing` and answers its waiters before the
     // writable layer and files go: a crash there leaves this on disk.
     d.kill9();
