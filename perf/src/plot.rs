@@ -567,16 +567,7 @@ mod tests {
             started_at: "2026-11-29T12:00:00Z".into(),
             runs: 3,
             warmup: 0,
-            machine: Machine {
-                cpu_model: "cpu".into(),
-                cores: 2,
-                mem_total_kib: 1,
-                kernel_release: String::new(),
-                kernel_version: String::new(),
-                os: String::new(),
-                cgroups: "hybrid".into(),
-                load_avg: [0.0; 3],
-            },
+            machine: Machine::for_tests(),
             engines: vec![],
             scenarios,
         }

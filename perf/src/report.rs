@@ -92,6 +92,23 @@ pub(crate) struct Machine {
     pub(crate) load_avg: [f64; 3],
 }
 
+#[cfg(test)]
+impl Machine {
+    /// A made-up machine for reports built in tests.
+    pub(crate) fn for_tests() -> Machine {
+        Machine {
+            cpu_model: "cpu".into(),
+            cores: 2,
+            mem_total_kib: 1,
+            kernel_release: String::new(),
+            kernel_version: String::new(),
+            os: String::new(),
+            cgroups: "hybrid".into(),
+            load_avg: [0.0; 3],
+        }
+    }
+}
+
 /// An engine that was looked for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct EngineInfo {
