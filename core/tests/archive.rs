@@ -332,6 +332,12 @@ struct Podman {
     dir: tempfile::TempDir,
 }
 
+/// Where `podman run` puts its container and conmon cgroups (podman's
+/// default, `libpod_parent/conmon`, would stay on the host).
+fn podman_cgroup_parent() -> String {
+    format!("berth-archive-podman-{}", std::process::id())
+}
+
 impl Podman {
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         let root = self.dir.path();
@@ -360,6 +366,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cmd(&["rm", "--all", "--force"]);
         let _ = self.cmd(&["rmi", "--all", "--force"]);
+        berth_testkit::cleanup::remove_cgroup_tree(&podman_cgroup_parent());
     }
 }
 
@@ -413,9 +420,12 @@ fn podman_loads_and_runs_our_save() {
         img.id().hex(),
         "podman's image ID is our config digest"
     );
+    let parent = format!("/{}", podman_cgroup_parent());
     let out = podman.cmd(&[
         "run",
         "--rm",
+        "--cgroup-parent",
+        &parent,
         "--network",
         "none",
         "--ulimit",

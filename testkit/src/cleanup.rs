@@ -40,6 +40,26 @@ pub fn container_pids_mentioning(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Removes cgroup `name` (e.g. an engine's `--cgroup-parent`) and what is
+/// below it from every hierarchy, children first (cgroups go with rmdir
+/// only). A busy or missing one is left alone.
+pub fn remove_cgroup_tree(name: &str) {
+    fn remove(dir: &Path) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove(&entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    let name = name.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    for hierarchy in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        remove(&hierarchy.path().join(name));
+    }
+    remove(&root.join(name));
+}
+
 /// Mount points at or below `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

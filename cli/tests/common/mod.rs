@@ -81,6 +81,8 @@ impl PrivateDockerd {
             .arg("--pidfile")
             .arg(root.join("pid"))
             .args(["--bridge=none", "--iptables=false"])
+            // Not dockerd's default `/docker`, which would stay on the host.
+            .arg(format!("--cgroup-parent={}", Self::cgroup_parent()))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -97,6 +99,10 @@ impl PrivateDockerd {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    fn cgroup_parent() -> String {
+        format!("berth-cli-dockerd-{}", std::process::id())
     }
 
     fn wait_ready(&self, sock: &Path) {
@@ -163,6 +169,7 @@ impl Drop for PrivateDockerd {
         }
         // containerd and the shims dockerd started for us, and their mounts
         remove_leftovers(self.path(), None);
+        berth_testkit::cleanup::remove_cgroup_tree(&Self::cgroup_parent());
     }
 }
 

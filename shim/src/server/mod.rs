@@ -886,8 +886,8 @@ fn now() -> String {
 
 /// Writes the exit record atomically (temp file, rename), for a berthd
 /// that restarts after the shim is gone. Not fsynced: the state dir is
-/// runtime state under the exec root (tmpfs, `/run/berth`), and a machine
-/// crash that could lose the write ends the container with it. The two
+/// runtime state under the exec root (`/run/berth`, normally tmpfs), and a
+/// machine crash that could lose the write ends the container with it. The two
 /// fsyncs were on every container's exit path.
 fn write_exit(state_dir: &Path, exit: &ExitInfo) -> io::Result<()> {
     let path = protocol::exit_path(state_dir);
