@@ -524,6 +524,13 @@ impl ContainerStore {
 
     /// Writes the record atomically: temp file, fsync, rename.
     fn persist(&self, record: &Record) -> Result<(), ContainerError> {
+        self.write_record(record, true)
+    }
+
+    /// [`Self::persist`]; without `durable` no fsync: the rename still
+    /// makes the write atomic for a crash of berthd, and only a machine
+    /// crash can lose it.
+    fn write_record(&self, record: &Record, durable: bool) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
         let path = dir.join("config.json");
         let tmp = dir.join("config.json.tmp");
@@ -535,7 +542,7 @@ impl ContainerStore {
         std::fs::File::create(&tmp)
             .and_then(|mut f| {
                 f.write_all(&bytes)?;
-                f.sync_all()
+                if durable { f.sync_all() } else { Ok(()) }
             })
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(io_err("writing", &path))
@@ -547,11 +554,21 @@ impl ContainerStore {
         container: &Container,
         change: impl FnOnce(&mut Record),
     ) -> Result<Record, ContainerError> {
+        self.update_with(container, true, change)
+    }
+
+    /// [`Self::update`], durable or not (see [`Self::write_record`]).
+    fn update_with(
+        &self,
+        container: &Container,
+        durable: bool,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Record, ContainerError> {
         let mut record = lock(&container.record);
         change(&mut record);
         let snapshot = record.clone();
         drop(record);
-        self.persist(&snapshot)?;
+        self.write_record(&snapshot, durable)?;
         Ok(snapshot)
     }
 

@@ -311,7 +311,11 @@ impl ContainerStore {
     /// Records an exit, releases the runtime, wakes waiters, auto-removes
     /// or restarts by the restart policy.
     fn on_exit(self: &Arc<Self>, container: &Arc<Container>, code: i64, finished_at: i64) {
-        let record = match self.update(container, |r| {
+        // An AutoRemove container's exit need not survive a machine crash:
+        // after one, its record says running, its shim is gone, and the
+        // restart records an exit and removes it all the same.
+        let durable = !container.record().host_config.auto_remove;
+        let record = match self.update_with(container, durable, |r| {
             // `AutoRemove` goes straight to `removing`: one record write,
             // and a crash from here on finishes the removal at restart.
             r.state.status = if r.host_config.auto_remove {
