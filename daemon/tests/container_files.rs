@@ -8,49 +8,18 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use berth_testkit::berthd::Berthd;
 use berth_testkit::cleanup::mounts_under;
-use berth_testkit::docker::import_busybox;
-use common::{docker, docker_config, docker_ok};
+use common::{Daemon, docker, docker_config};
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "true", "ls", "rm", "mkdir", "ln", "chmod", "stat", "test",
 ];
 
-struct Daemon(Berthd);
-
 impl Daemon {
     fn start() -> Daemon {
-        let d = Daemon(
-            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
-                .prefix("berthd-files")
-                .with_shim()
-                .start(),
-        );
-        import_busybox(
-            &d.host(),
-            &docker_config(),
-            d.0.dir.path(),
-            APPLETS,
-            &["--change", "CMD [\"sh\"]"],
-            "busybox",
-        );
+        let d = Daemon::start_in("berthd-files");
+        d.import_busybox(APPLETS);
         d
-    }
-
-    fn host(&self) -> String {
-        self.0.host()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        docker_ok(&self.host(), args)
-    }
-
-    /// Runs the docker CLI, insists on failure, returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = docker(&self.host(), args);
-        assert!(!status.success(), "{args:?} succeeded: {stdout}");
-        stderr
     }
 
     /// No rootfs is mounted but those of the `running` containers (the

@@ -7,50 +7,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use berth_testkit::berthd::Berthd;
-use berth_testkit::docker::import_busybox;
 use berth_testkit::rootfs::APPLETS;
-use common::{docker, docker_config, docker_ok, request};
-
-/// A berthd that runs containers (it is its own shim); drop removes them.
-struct Daemon(Berthd);
-
-impl std::ops::Deref for Daemon {
-    type Target = Berthd;
-
-    fn deref(&self) -> &Berthd {
-        &self.0
-    }
-}
+use common::{Daemon, request};
 
 impl Daemon {
     fn start() -> Daemon {
-        let d = Daemon(
-            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
-                .prefix("berthd-upd")
-                .with_shim()
-                .start(),
-        );
-        import_busybox(
-            &d.host(),
-            &docker_config(),
-            d.dir.path(),
-            APPLETS,
-            &["--change", "CMD [\"sh\"]"],
-            "busybox",
-        );
+        let d = Daemon::start_in("berthd-upd");
+        d.import_busybox(APPLETS);
         d
-    }
-
-    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
-        docker(&self.host(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        docker_ok(&self.host(), args)
     }
 
     /// `docker update` that must fail: returns stderr.
@@ -60,12 +26,6 @@ impl Daemon {
         let (status, stdout, stderr) = self.docker(&all);
         assert_eq!(status.code(), Some(1), "{all:?}: {stdout} {stderr}");
         stderr
-    }
-
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", "--type", "container", name]);
-        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        list.remove(0)
     }
 
     /// `POST /containers/{name}/update` with a raw body: (status, message).

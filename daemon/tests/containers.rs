@@ -10,70 +10,23 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_testkit::berthd::Berthd;
 use berth_testkit::cleanup::{container_pids_mentioning, mounts_under};
-use berth_testkit::docker::import_busybox;
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::APPLETS;
-use common::{docker, docker_config, docker_ok, now, request};
-
-/// A berthd whose shim is berthd itself (multi-call as `berth-shim`);
-/// berth-testkit's `Berthd` removes the containers, then whatever is left
-/// under the temp dir, on drop.
-struct Daemon(Berthd);
-
-impl std::ops::Deref for Daemon {
-    type Target = Berthd;
-
-    fn deref(&self) -> &Berthd {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Berthd {
-        &mut self.0
-    }
-}
+use common::{Daemon, docker_config, now, request};
 
 impl Daemon {
     fn start() -> Daemon {
-        Daemon(
-            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
-                .prefix("berthd-ctr")
-                .with_shim()
-                .start(),
-        )
-    }
-
-    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
-        docker(&self.host(), args)
-    }
-
-    /// Runs the docker CLI, insists on success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        docker_ok(&self.host(), args)
+        Daemon::start_in("berthd-ctr")
     }
 
     /// Imports a busybox image named `busybox`.
     fn busybox(&self) {
-        import_busybox(
-            &self.host(),
-            &docker_config(),
-            self.dir.path(),
-            APPLETS,
-            &["--change", "CMD [\"sh\"]"],
-            "busybox",
-        );
-    }
-
-    fn inspect(&self, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", "--type", "container", name]);
-        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        list.remove(0)
+        self.import_busybox(APPLETS);
     }
 
     fn inspect_id(&self, name: &str) -> String {

@@ -8,40 +8,15 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 
-use berth_testkit::berthd::Berthd;
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::all_applets;
-use common::{docker, docker_ok, now};
-
-/// A berthd that runs containers (its own shim); berth-testkit's `Berthd`
-/// removes the containers, then whatever is left under the temp dir, on
-/// drop.
-struct Daemon(Berthd);
-
-impl std::ops::Deref for Daemon {
-    type Target = Berthd;
-
-    fn deref(&self) -> &Berthd {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Berthd {
-        &mut self.0
-    }
-}
+use common::{Daemon, now};
 
 impl Daemon {
     fn start() -> Daemon {
-        Daemon(
-            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
-                .prefix("berthd-vol")
-                .with_shim()
-                .start(),
-        )
+        Daemon::start_in("berthd-vol")
     }
 
     /// Stops berthd with SIGTERM (containers keep running); `spawn` starts
@@ -55,24 +30,6 @@ impl Daemon {
     fn restart(&mut self) {
         self.stop();
         self.spawn();
-    }
-
-    fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
-        docker(&self.host(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        docker_ok(&self.host(), args)
-    }
-
-    /// Runs the docker CLI, insists on failure (any status), returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = self.docker(args);
-        assert!(
-            !status.success(),
-            "docker {args:?} should have failed: {stdout}"
-        );
-        stderr
     }
 
     /// Imports an image `name`: static busybox with all its applets, plus
@@ -109,12 +66,6 @@ impl Daemon {
         self.image("busybox", &["CMD [\"sh\"]"], |_| {});
     }
 
-    fn inspect(&self, kind: &str, name: &str) -> serde_json::Value {
-        let out = self.ok(&["inspect", "--type", kind, name]);
-        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        list.remove(0)
-    }
-
     /// Removes every container, then insists no shim and no mount is left.
     fn assert_clean_after_rm_all(&self) {
         common::assert_clean_after_rm_all(self);
@@ -122,7 +73,7 @@ impl Daemon {
 }
 
 fn mounts(d: &Daemon, container: &str) -> Vec<serde_json::Value> {
-    d.inspect("container", container)["Mounts"]
+    d.inspect_as("container", container)["Mounts"]
         .as_array()
         .unwrap()
         .clone()
@@ -142,7 +93,7 @@ fn named_volume_commands_and_errors() {
     );
     // Creating an existing name returns it.
     assert_eq!(d.ok(&["volume", "create", "data"]), "data\n");
-    let v = d.inspect("volume", "data");
+    let v = d.inspect_as("volume", "data");
     assert_eq!(v["Driver"], "local");
     assert_eq!(v["Scope"], "local");
     assert_eq!(v["Labels"]["tier"], "db");
@@ -201,7 +152,7 @@ fn named_volume_commands_and_errors() {
         "-c",
         "echo hello > /data/f",
     ]);
-    let writer = d.inspect("container", "writer")["Id"]
+    let writer = d.inspect_as("container", "writer")["Id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -266,7 +217,7 @@ fn named_volume_commands_and_errors() {
     let anon = mounts(&d, "anon")[0]["Name"].as_str().unwrap().to_owned();
     assert_eq!(anon.len(), 64);
     assert_eq!(
-        d.inspect("volume", &anon)["Labels"]["com.docker.volume.anonymous"],
+        d.inspect_as("volume", &anon)["Labels"]["com.docker.volume.anonymous"],
         ""
     );
     d.ok(&["rm", "anon"]);
@@ -763,7 +714,7 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
     assert!(!is_mounted(&ram), "unmounted after the last user");
     assert!(!ram.join("x").exists());
     assert_eq!(
-        d.inspect("volume", "ram")["Options"],
+        d.inspect_as("volume", "ram")["Options"],
         serde_json::json!({"type": "tmpfs", "device": "tmpfs", "o": "size=1m,mode=0700"})
     );
 
@@ -809,9 +760,9 @@ fn volumes_survive_a_restart_and_driver_options_mount_while_in_use() {
     d.ok(&["exec", "live", "sh", "-c", "echo alive > /r/a"]);
     assert!(is_mounted(&ram));
 
-    let before = d.inspect("volume", "persist");
+    let before = d.inspect_as("volume", "persist");
     d.restart();
-    assert_eq!(d.inspect("volume", "persist"), before);
+    assert_eq!(d.inspect_as("volume", "persist"), before);
     assert_eq!(d.ok(&["exec", "live", "cat", "/r/a"]), "alive\n");
     let err = d.fails(&["volume", "rm", "ram"]);
     assert!(err.contains("volume is in use"), "{err}");

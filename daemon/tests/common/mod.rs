@@ -155,6 +155,82 @@ pub(crate) fn docker_fails(host: &str, args: &[&str]) -> String {
     berth_testkit::docker::run_fails(host, &docker_config(), args)
 }
 
+/// A berthd that runs containers (its shim is berthd itself, multi-call as
+/// `berth-shim`), driven through the docker CLI; berth-testkit's `Berthd`
+/// removes the containers, then whatever is left under the temp dir, on
+/// drop. Test files add their own helpers in `impl Daemon` blocks.
+pub(crate) struct Daemon(pub(crate) Berthd);
+
+impl std::ops::Deref for Daemon {
+    type Target = Berthd;
+
+    fn deref(&self) -> &Berthd {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Berthd {
+        &mut self.0
+    }
+}
+
+impl Daemon {
+    /// Starts one in a temp dir named `prefix...`.
+    pub(crate) fn start_in(prefix: &str) -> Daemon {
+        Daemon(
+            Berthd::builder(env!("CARGO_BIN_EXE_berthd"))
+                .prefix(prefix)
+                .with_shim()
+                .start(),
+        )
+    }
+
+    pub(crate) fn docker(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        docker(&self.host(), args)
+    }
+
+    /// Runs the docker CLI, insists on success, returns stdout.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        docker_ok(&self.host(), args)
+    }
+
+    /// Imports an image `busybox` of the host's static busybox with
+    /// `applets`, whose command is `sh`.
+    pub(crate) fn import_busybox(&self, applets: &[&str]) {
+        berth_testkit::docker::import_busybox(
+            &self.host(),
+            &docker_config(),
+            self.dir.path(),
+            applets,
+            &["--change", "CMD [\"sh\"]"],
+            "busybox",
+        );
+    }
+
+    /// `docker inspect --type container name`.
+    pub(crate) fn inspect(&self, name: &str) -> serde_json::Value {
+        self.inspect_as("container", name)
+    }
+
+    /// `docker inspect --type kind name`.
+    pub(crate) fn inspect_as(&self, kind: &str, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", "--type", kind, name]);
+        let mut list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.remove(0)
+    }
+
+    /// Runs the docker CLI, insists on failure (any status), returns stderr.
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
+        let (status, stdout, stderr) = self.docker(args);
+        assert!(
+            !status.success(),
+            "docker {args:?} should have failed: {stdout}"
+        );
+        stderr
+    }
+}
+
 /// Removes every container of `daemon` through the docker CLI, then
 /// insists that no process (shim) and no mount under its temp dir is left.
 pub(crate) fn assert_clean_after_rm_all(daemon: &Berthd) {
