@@ -334,7 +334,9 @@ impl ContainerStore {
             }
         };
         self.publish("die", &record, &[("exitCode", code.to_string())]);
-        {
+        let auto_remove = record.host_config.auto_remove;
+        if !auto_remove {
+            // (AutoRemove releases it as the first step of the removal.)
             let _op = lock(&container.op);
             release_runtime(self, container);
         }
@@ -343,11 +345,11 @@ impl ContainerStore {
             l.exits += 1;
             l.exit_code = code;
         });
-        if record.host_config.auto_remove {
+        if auto_remove {
             self.auto_remove(container);
         }
         let manual = container.manual_stop.load(Ordering::SeqCst);
-        if !manual && !record.host_config.auto_remove && wants_restart(&record, code) {
+        if !manual && !auto_remove && wants_restart(&record, code) {
             self.schedule_restart(container, &record);
         }
         // After the exit's work, not beside a start: on two cores a shim's
