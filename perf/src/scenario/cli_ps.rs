@@ -37,15 +37,7 @@ impl Scenario for CliPs {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = dir.join("client.log");
 
-        let docker_cli =
-            engine::which("docker").ok_or_else(|| "the docker CLI is not installed".to_string());
-        let berth_cli = engine::sibling("berth")
-            .or_else(|| engine::which("berth"))
-            .ok_or_else(|| {
-                "berth (CLI) not found next to berth-perf nor on PATH \
-                 (cargo build --release -p berth-cli)"
-                    .to_string()
-            });
+        let (docker_cli, berth_cli) = super::fleet::clients();
         // ps needs no image: berthd is started without importing one.
         let berthd = start_berthd(&dir.join("berthd"), None, &berth_cli, &docker_cli, None);
         let dockerd = match (&docker_cli, engine::which("dockerd")) {

@@ -55,15 +55,7 @@ impl Fleet {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tarball = dir.join("busybox.tar");
         rootfs_tarball(&ctx.bundle.join("rootfs"), &tarball)?;
-        let docker_cli =
-            engine::which("docker").ok_or_else(|| "the docker CLI is not installed".to_string());
-        let berth_cli = engine::sibling("berth")
-            .or_else(|| engine::which("berth"))
-            .ok_or_else(|| {
-                "berth (CLI) not found next to berth-perf nor on PATH \
-                 (cargo build --release -p berth-cli)"
-                    .to_string()
-            });
+        let (docker_cli, berth_cli) = clients();
         let berth_cgroups_before = host::child_cgroups(&host::cgroup_dirs("berth"));
         let netns = NetNs::create(&format!("{}net", ctx.id_prefix)).map_err(|e| format!("{e:#}"));
         let docker_cgroup = format!("/{}docker", ctx.id_prefix);
@@ -319,6 +311,21 @@ fn rootfs_tarball(rootfs: &Path, tarball: &Path) -> anyhow::Result<()> {
 /// A private berthd, with the busybox image imported from `tarball` if
 /// given (with Berth's CLI if built, else the docker CLI); inside `netns`
 /// with its default bridge when given, else with `--bridge none`.
+/// The docker CLI and Berth's CLI (next to berth-perf, else on PATH), or
+/// why each is missing.
+pub(super) fn clients() -> (Result<PathBuf, String>, Result<PathBuf, String>) {
+    let docker_cli =
+        engine::which("docker").ok_or_else(|| "the docker CLI is not installed".to_string());
+    let berth_cli = engine::sibling("berth")
+        .or_else(|| engine::which("berth"))
+        .ok_or_else(|| {
+            "berth (CLI) not found next to berth-perf nor on PATH \
+             (cargo build --release -p berth-cli)"
+                .to_string()
+        });
+    (docker_cli, berth_cli)
+}
+
 pub(super) fn start_berthd(
     dir: &Path,
     tarball: Option<&Path>,
