@@ -18,6 +18,7 @@ mod ipam;
 mod link;
 mod netns;
 mod ports;
+mod spare;
 
 pub use dns::{DnsRegistry, EmbeddedDns};
 pub use error::{NetworkError, Result};
@@ -31,3 +32,4 @@ pub use ipam::{Ipam, Ipv4Net, Taken, check_overlap, pick_subnet};
 pub use link::{Netlink, Route};
 pub use netns::NetNs;
 pub use ports::{PortMapping, PortReservation, PortSpec, Protocol, reserve};
+pub use spare::Spare;
