@@ -482,6 +482,11 @@ impl Networking {
                         self.spares.put(spare);
                         made += 1;
                     }
+                    // Removed while a start was taking its spare.
+                    Err(NetworkError::NetworkNotFound(_)) => {
+                        drop(self.spares.forget(&network));
+                        break;
+                    }
                     Err(e) => {
                         first_error.get_or_insert(e);
                         break;
