@@ -33,7 +33,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_network::{DnsRegistry, Ipv4Net, NetNs, NetworkInfo, NetworkSpec, Networking};
 use serde::{Deserialize, Serialize};
@@ -540,17 +540,22 @@ pub(crate) enum Refill {
     /// A container exited (or the daemon started): at once.
     Now,
     /// A start took a spare: once starts pause for [`REFILL_QUIET`], or
-    /// at the next exit, whichever comes first.
+    /// at the next exit, whichever comes first (at most
+    /// [`REFILL_MAX_WAIT`] after the first such start).
     Later,
 }
 
 /// How long after the last start a [`Refill::Later`] waits.
 const REFILL_QUIET: Duration = Duration::from_millis(100);
+/// Starts that never pause still get their spares back this often.
+const REFILL_MAX_WAIT: Duration = Duration::from_secs(1);
 
 fn refill_loop(handle: &tokio::runtime::Handle, net: &Networking, rx: &Receiver<Refill>) {
     while let Ok(mut when) = rx.recv() {
+        let deadline = Instant::now() + REFILL_MAX_WAIT;
         while when == Refill::Later {
-            match rx.recv_timeout(REFILL_QUIET) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(REFILL_QUIET.min(left)) {
                 Ok(next) => when = next,
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
