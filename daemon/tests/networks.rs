@@ -31,10 +31,16 @@ struct NetDaemon {
     socket: PathBuf,
     netns: PathBuf,
     child: Option<Child>,
+    /// More berthd arguments.
+    args: Vec<String>,
 }
 
 impl NetDaemon {
     fn start() -> NetDaemon {
+        NetDaemon::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> NetDaemon {
         let dir = tempfile::Builder::new()
             .prefix("berthd-net")
             .tempdir()
@@ -52,6 +58,7 @@ impl NetDaemon {
             netns,
             dir,
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         // A fresh namespace has `lo` down; a real host has it up.
         let up = daemon.in_ns(&["ip", "link", "set", "lo", "up"]);
@@ -74,6 +81,7 @@ impl NetDaemon {
             .arg("--exec-root")
             .arg(root.join("run"))
             .args(["--log-level", "warn", "--config", "/dev/null"])
+            .args(&self.args)
             .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -1001,4 +1009,34 @@ fn network_pool_serves_starts_refills_and_leaves_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     d.wait_for_links("veths after kill -9", |l| veths(l).is_empty());
+}
+
+#[test]
+fn without_a_pool_starts_make_their_own_pair() {
+    let d = NetDaemon::start_with(&["--network-pool", "0"]);
+    let gateway = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let gateway = gateway.trim();
+    d.ok(&["run", "-d", "--name", "own", "busybox", "sleep", "60"]);
+    let links = d.links();
+    let pairs = veths(&links);
+    assert_eq!(pairs.len(), 1, "{links:?}");
+    assert!(spare_veths(&links).is_empty(), "no spares: {links:?}");
+    let own_ip = d.ip_on("own", "bridge");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {own_ip} && ping -c1 -W2 {gateway} && echo reached"),
+    ]);
+    assert!(out.ends_with("reached\n"), "{out}");
+    d.ok(&["rm", "-f", "own"]);
+    wait_for_only_spares(&d, 0);
 }

@@ -94,6 +94,9 @@ pub struct Networking {
     /// (`--bridge none`) leaves no trace in the host's ruleset.
     lock: Mutex<FirewallState>,
     spares: SparePool,
+    /// Held while a spare is made, and by a network's removal: a spare is
+    /// never half-made on a bridge that is going.
+    making_spare: Mutex<()>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -156,6 +159,7 @@ impl Networking {
             netns_dir: netns_dir.into(),
             lock: Mutex::new(FirewallState::Absent),
             spares: SparePool::new(0),
+            making_spare: Mutex::new(()),
         })
     }
 
@@ -362,6 +366,7 @@ impl Networking {
             });
         }
         // The spares' host ends are ports of the bridge: they go first.
+        let _making = self.making_spare.lock().await;
         drop(self.spares.forget(name));
         self.tear_down(&info).await?;
         ipam.destroy()?;
@@ -503,6 +508,7 @@ impl Networking {
     /// A new namespace with `lo` and `eth0` up, `eth0`'s peer on the
     /// network's bridge.
     async fn make_spare(&self, network: &str) -> Result<Spare> {
+        let _making = self.making_spare.lock().await;
         let info = self.require_network(network)?;
         let bridge_index = self
             .netlink
