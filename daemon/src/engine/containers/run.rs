@@ -356,8 +356,11 @@ impl ContainerStore {
             self.schedule_restart(container, &record);
         }
         // After the exit's work, not beside a start: on two cores a shim's
-        // exec next to the container's start slowed that start down.
+        // exec next to the container's start slowed that start down. The
+        // same holds for spare network namespaces.
         self.refill_standby();
+        self.networks
+            .refill_spares(crate::engine::networks::Refill::Now);
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
