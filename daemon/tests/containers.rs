@@ -267,6 +267,63 @@ fn a_restart_removes_what_a_crash_left_of_containers() {
     d.ok(&["create", "--name", "lost", "busybox", "true"]);
 }
 
+/// `--network none` starts join a spare namespace with `lo` up that berthd
+/// made after an earlier exit (held by descriptor, never mounted), and
+/// the pool is refilled after the exit.
+#[test]
+fn network_none_runs_in_a_spare_namespace() {
+    let d = Daemon::start();
+    d.busybox();
+    let pid = d.running_pid().expect("berthd runs");
+    let held = || -> Vec<String> {
+        let mut list: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|l| l.to_string_lossy().into_owned())
+            .filter(|l| l.starts_with("net:"))
+            .collect();
+        list.sort();
+        list
+    };
+    let until = |what: &str, ok: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = held();
+            if ok(&now) {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "{what}: {now:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The first exit stocks the pool.
+    d.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let spares = until("stocked", &|h| h.len() >= 2);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate; ls /sys/class/net",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        spares.iter().any(|s| s == lines[0]),
+        "{out} not in {spares:?}"
+    );
+    // lo is up (a loopback's operstate reads "unknown" when up) and alone.
+    assert_eq!(&lines[1..], ["unknown", "lo"], "{out}");
+    // Refilled, and no descriptor kept per start (namespace inode numbers
+    // are reused, so the taken one's number may come back).
+    for _ in 0..3 {
+        d.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    }
+    until("refilled", &|h| h.len() == spares.len());
+}
+
 #[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();

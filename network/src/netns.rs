@@ -151,6 +151,18 @@ impl NetNs {
         self.path.as_deref()
     }
 
+    /// A path naming this namespace while this process holds the handle
+    /// (`/proc/<pid>/fd/<n>`): another process (the runtime) can join it
+    /// by path without a mount.
+    pub fn fd_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.fd.as_raw_fd()
+        ))
+    }
+
     /// The nsfs descriptor (for `IFLA_NET_NS_FD`).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -168,6 +168,9 @@ pub(crate) struct Networks {
     pool_size: usize,
     /// Wakes the `netpool` thread (present once networking is open).
     refill: Mutex<Option<Sender<Refill>>>,
+    /// Spare namespaces with only `lo`, up, for `--network none`
+    /// (`pool_size` of them; see [`Networks::take_loopback_spare`]).
+    loopback_spares: Mutex<Vec<NetNs>>,
     net: Mutex<Option<Arc<Networking>>>,
     /// Serialises network create/remove (name checks, meta files).
     changes: Mutex<()>,
@@ -209,6 +212,7 @@ impl Networks {
             netns_dir: exec_root.join("netns"),
             default_bridge,
             pool_size,
+            loopback_spares: Mutex::new(Vec::new()),
             refill: Mutex::new(None),
             net: Mutex::new(None),
             changes: Mutex::new(()),

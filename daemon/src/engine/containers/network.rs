@@ -22,6 +22,9 @@ pub(crate) struct PreparedNetwork {
     pub(crate) files: NetworkFiles,
     /// A namespace to join (own bridge namespace or `container:<id>`'s).
     pub(crate) netns_path: Option<PathBuf>,
+    /// A spare namespace that `netns_path` names only while berthd holds
+    /// it: kept until the runtime has joined it.
+    pub(crate) held: Option<berth_network::NetNs>,
 }
 
 fn invalid(text: String) -> ContainerError {
@@ -145,17 +148,25 @@ impl ContainerStore {
         }
         if record.networks.is_empty() {
             let files = self.write_network_files(record, &[])?;
-            // `none` can never be connected to a network, so the runtime
-            // makes its namespace (and sets `lo` up) as part of the clone:
-            // cheaper than a named one made here. Without a default
-            // network a container can be connected later, which needs a
-            // namespace that outlives nothing but the container: ours.
-            let netns_path = if mode == "none" {
-                None
-            } else {
-                Some(self.networks.loopback_netns(&record.id)?)
-            };
-            return Ok(PreparedNetwork { files, netns_path });
+            // `none` can never be connected to a network: a spare made
+            // ahead (lo up), or else the runtime makes its namespace (and
+            // sets `lo` up) as part of the clone. Without a default network
+            // a container can be connected later, which needs a namespace
+            // that outlives nothing but the container: a mounted one.
+            if mode == "none" {
+                let held = self.networks.take_loopback_spare();
+                return Ok(PreparedNetwork {
+                    files,
+                    netns_path: held.as_ref().map(|ns| ns.fd_path()),
+                    held,
+                });
+            }
+            let netns_path = Some(self.networks.loopback_netns(&record.id)?);
+            return Ok(PreparedNetwork {
+                files,
+                netns_path,
+                held: None,
+            });
         }
         let overrides = dns_overrides(record)?;
         let ports = port_specs(record)?;
@@ -176,6 +187,7 @@ impl ContainerStore {
         Ok(PreparedNetwork {
             files,
             netns_path: Some(setup.netns_path),
+            held: None,
         })
     }
 
@@ -237,6 +249,7 @@ impl ContainerStore {
                 resolv_conf: file("resolv.conf"),
             },
             netns_path: Some(netns_path),
+            held: None,
         })
     }
 

@@ -189,6 +189,9 @@ impl ContainerStore {
         if built.is_err() {
             let _ = unmount(&rootfs);
         }
+        // The shim answers once the runtime's create is done: the
+        // container is in its namespace.
+        drop(network.held);
         built
     }
 
@@ -361,6 +364,9 @@ impl ContainerStore {
         self.refill_standby();
         self.networks
             .refill_spares(crate::engine::networks::Refill::Now);
+        if record.host_config.network_mode == "none" {
+            self.networks.refill_loopback_spares();
+        }
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
