@@ -30,7 +30,7 @@ pub(crate) fn routes(router: &mut Router) {
 }
 
 /// `POST /build/prune` (`docker builder prune`, and the last step of
-/// `docker system prune`): berthd has no builder, so no build cache, and
+/// `docker system prune`): berthd's builder keeps no build cache, so
 /// nothing is ever reclaimed.
 async fn build_prune(_call: Call) -> ApiResult {
     Ok(json(
