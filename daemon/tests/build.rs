@@ -249,3 +249,19 @@ fn scratch_multi_stage_add_of_a_tar_and_quiet_builds() {
     assert_eq!(daemon.ok(&["run", "--rm", "staged"]), "built\none\n");
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn docker_py_builds() {
+    let daemon = daemon();
+    let tmp = daemon.dir.path().join("py");
+    std::fs::create_dir_all(&tmp).unwrap();
+    berth_testkit::pytest::run_pytest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_build.py"),
+        &[
+            ("BERTHD_HOST", std::ffi::OsStr::new(&daemon.host())),
+            ("BERTH_TEST_TMP", tmp.as_os_str()),
+        ],
+        3,
+    );
+    assert_clean_after_rm_all(&daemon);
+}
