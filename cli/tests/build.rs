@@ -18,7 +18,8 @@ fn berth_build_against_berthd() {
         ctx.join("Dockerfile"),
         "FROM busybox\nARG WHO\nENV WHO=$WHO\nWORKDIR /w\nCOPY sub/data.txt .\n\
          RUN echo \"built for $WHO\" > out.txt\nCMD [\"cat\", \"data.txt\", \"out.txt\"]\n",
-    );
+    )
+    .unwrap();
     let out = ok(
         h,
         &[

@@ -116,12 +116,14 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
                 a.path
             )));
         }
-        let (mut reader, writer) =
-            std::io::pipe().map_err(|e| Error::Usage(format!("unable to prepare context: {e}")))?;
+        // A socket pair as the pipe (std::io::pipe is newer than our MSRV).
+        let (mut reader, writer) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::Usage(format!("unable to prepare context: {e}")))?;
         let producer = std::thread::spawn(move || write_context(writer, &dir, extra));
         let resp = ctx
             .client
             .request("POST", &path, &[], Payload::Tar(&mut reader));
+        let _ = reader.shutdown(std::net::Shutdown::Both);
         drop(reader);
         if let Ok(Err(e)) = producer.join()
             && resp.is_ok()
