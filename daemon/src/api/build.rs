@@ -97,10 +97,17 @@ async fn build(call: Call) -> ApiResult {
     let prepared = engine.build_prepare(request, body).await?;
     let (tx, response) = json_lines::<Line>(PIPE_DEPTH);
     let (messages, mut rx) = tokio::sync::mpsc::channel(PIPE_DEPTH);
+    // Ends (dropping `rx`, which the build sees) once the client is gone.
     tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if tx.send(Line::from(message)).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                () = tx.closed() => break,
+                message = rx.recv() => {
+                    let Some(message) = message else { break };
+                    if tx.send(Line::from(message)).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
     });

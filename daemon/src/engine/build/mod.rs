@@ -13,6 +13,7 @@
 //! IDs printed after each step name the config of that state and are not
 //! kept). No build cache yet: every step runs.
 
+mod config;
 mod context;
 mod copy;
 pub(crate) mod dockerfile;

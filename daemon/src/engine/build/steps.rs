@@ -11,7 +11,7 @@ use berth_core::image::{
 };
 use berth_core::{Image, Target};
 use rustix::fs::OFlags;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::copy::Copier;
 use super::dockerfile::{self, Instruction, Vars};
@@ -37,15 +37,6 @@ pub(crate) struct Runner<'a> {
     /// Build args some `ARG` declared.
     pub(crate) used_args: Vec<String>,
     pub(crate) session: Arc<Mutex<BuildSession>>,
-}
-
-/// Go's `%q` of a string slice, as moby's history comments print them.
-fn quoted(list: &[String]) -> String {
-    let items: Vec<String> = list
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap_or_default())
-        .collect();
-    format!("[{}]", items.join(" "))
 }
 
 pub(crate) fn io_err<'a>(
@@ -99,13 +90,6 @@ pub(crate) fn parent_of(path: &str) -> String {
     }
 }
 
-/// Go duration text (`30s`, `1m30s`) in nanoseconds.
-fn duration_ns(text: &str) -> Option<i64> {
-    humantime::parse_duration(text)
-        .ok()
-        .map(|d| d.as_nanos() as i64)
-}
-
 impl Runner<'_> {
     pub(crate) async fn run_all(&mut self, instructions: &[Instruction]) -> Result<(), BuildError> {
         let total = instructions.len();
@@ -139,13 +123,13 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn stage(&mut self) -> &mut Stage {
+    pub(super) fn stage(&mut self) -> &mut Stage {
         self.stages.last_mut().expect("a stage was started")
     }
 
     /// `ARG a=1 b`: names with their value (a build arg wins over the
     /// default).
-    fn arg_values(
+    pub(super) fn arg_values(
         &mut self,
         ins: &Instruction,
         vars: &Vars,
@@ -285,193 +269,9 @@ impl Runner<'_> {
         })
     }
 
-    async fn step(&mut self, ins: &Instruction) -> Result<(), BuildError> {
-        let vars = self.stage().vars();
-        let err = |e: String| BuildError::from(ins.error(e));
-        match ins.keyword.as_str() {
-            "RUN" | "COPY" | "ADD" | "WORKDIR" => {}
-            _ => self.stage().base_id = None,
-        }
-        match ins.keyword.as_str() {
-            "ENV" => {
-                let pairs = dockerfile::pairs(ins, &vars, true)?;
-                let mut env = self.stage().env();
-                let mut text = Vec::new();
-                for (key, value) in pairs {
-                    env.retain(|e| e.split('=').next() != Some(key.as_str()));
-                    env.push(format!("{key}={value}"));
-                    text.push(format!("{key}={value}"));
-                }
-                let stage = self.stage();
-                stage.run().insert("Env".into(), json!(env));
-                let comment = stage.nop(&format!("ENV {}", text.join(" ")));
-                stage.history(comment, true);
-            }
-            "LABEL" => {
-                let pairs = dockerfile::pairs(ins, &vars, false)?;
-                let stage = self.stage();
-                let labels = stage
-                    .run()
-                    .entry("Labels")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !labels.is_object() {
-                    *labels = Value::Object(Map::new());
-                }
-                let mut text = Vec::new();
-                for (key, value) in pairs {
-                    text.push(format!("{key}={value}"));
-                    labels[key] = json!(value);
-                }
-                let comment = stage.nop(&format!("LABEL {}", text.join(" ")));
-                stage.history(comment, true);
-            }
-            "MAINTAINER" => {
-                let stage = self.stage();
-                stage.config["author"] = json!(ins.args);
-                let comment = stage.nop(&format!("MAINTAINER {}", ins.args));
-                stage.history(comment, true);
-            }
-            "ARG" => {
-                let global = self.global_args.clone();
-                let mut text = Vec::new();
-                for (key, value) in self.arg_values(ins, &vars)? {
-                    let value = value.or_else(|| global.get(&key).cloned());
-                    text.push(match &value {
-                        Some(v) => format!("{key}={v}"),
-                        None => key.clone(),
-                    });
-                    self.stage().args.insert(key, value.unwrap_or_default());
-                }
-                let stage = self.stage();
-                let comment = stage.nop(&format!("ARG {}", text.join(" ")));
-                stage.history(comment, true);
-            }
-            "CMD" | "ENTRYPOINT" => {
-                let command = match ins.json_args() {
-                    Some(list) => list,
-                    None if ins.args.is_empty() => Vec::new(),
-                    None => {
-                        let mut shell = self.stage().shell();
-                        shell.push(ins.args.clone());
-                        shell
-                    }
-                };
-                let stage = self.stage();
-                let key = if ins.keyword == "CMD" {
-                    "Cmd"
-                } else {
-                    "Entrypoint"
-                };
-                stage.run().insert(key.into(), json!(command));
-                if ins.keyword == "CMD" {
-                    stage.cmd_set = !command.is_empty();
-                } else if !stage.cmd_set {
-                    stage.run().insert("Cmd".into(), Value::Null);
-                }
-                let comment = stage.nop(&format!("{} {}", ins.keyword, quoted(&command)));
-                stage.history(comment, true);
-            }
-            "SHELL" => {
-                let shell = ins
-                    .json_args()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| err("SHELL requires the arguments to be in JSON form".into()))?;
-                let stage = self.stage();
-                stage.run().insert("Shell".into(), json!(shell));
-                let comment = stage.nop(&format!("SHELL {}", quoted(&shell)));
-                stage.history(comment, true);
-            }
-            "USER" | "STOPSIGNAL" => {
-                let value = dockerfile::word(&ins.args, &vars).map_err(err)?;
-                if ins.keyword == "STOPSIGNAL" && !valid_signal(&value) {
-                    return Err(err(format!("Invalid signal: {value}")));
-                }
-                let stage = self.stage();
-                let key = if ins.keyword == "USER" {
-                    "User"
-                } else {
-                    "StopSignal"
-                };
-                stage.run().insert(key.into(), json!(value));
-                let comment = stage.nop(&format!("{} {value}", ins.keyword));
-                stage.history(comment, true);
-            }
-            "EXPOSE" => {
-                let ports = dockerfile::words(&ins.args, &vars).map_err(err)?;
-                let stage = self.stage();
-                let set = stage
-                    .run()
-                    .entry("ExposedPorts")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !set.is_object() {
-                    *set = Value::Object(Map::new());
-                }
-                for port in &ports {
-                    let (number, proto) = port.split_once('/').unwrap_or((port, "tcp"));
-                    if number.parse::<u16>().is_err() {
-                        return Err(err(format!("invalid containerPort: {number}")));
-                    }
-                    set[format!("{number}/{}", proto.to_ascii_lowercase())] = json!({});
-                }
-                let comment = stage.nop(&format!("EXPOSE {}", ports.join(" ")));
-                stage.history(comment, true);
-            }
-            "VOLUME" => {
-                let paths = match ins.json_args() {
-                    Some(list) => list,
-                    None => dockerfile::words(&ins.args, &vars).map_err(err)?,
-                };
-                if paths.iter().any(String::is_empty) {
-                    return Err(err("VOLUME specified can not be an empty string".into()));
-                }
-                let stage = self.stage();
-                let set = stage
-                    .run()
-                    .entry("Volumes")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !set.is_object() {
-                    *set = Value::Object(Map::new());
-                }
-                for path in &paths {
-                    set[path.as_str()] = json!({});
-                }
-                let comment = stage.nop(&format!("VOLUME [{}]", paths.join(" ")));
-                stage.history(comment, true);
-            }
-            "HEALTHCHECK" => {
-                let health = healthcheck(ins)?;
-                let stage = self.stage();
-                let text = format!("HEALTHCHECK {health}");
-                stage.run().insert("Healthcheck".into(), health);
-                let comment = stage.nop(&text);
-                stage.history(comment, true);
-            }
-            "ONBUILD" => {
-                let stage = self.stage();
-                let list = stage
-                    .run()
-                    .entry("OnBuild")
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if !list.is_array() {
-                    *list = Value::Array(Vec::new());
-                }
-                if let Some(list) = list.as_array_mut() {
-                    list.push(json!(ins.args));
-                }
-                let comment = stage.nop(&format!("ONBUILD {}", ins.args));
-                stage.history(comment, true);
-            }
-            "WORKDIR" => self.workdir(ins, &vars).await?,
-            "RUN" => self.run(ins).await?,
-            "COPY" | "ADD" => self.copy(ins, &vars).await?,
-            other => return Err(err(format!("unknown instruction: {other}"))),
-        }
-        Ok(())
-    }
-
     /// Stores the current state's config and manifest (leased, not
     /// recorded): the image a step's container or snapshot starts from.
-    async fn current_image(&mut self) -> Result<Image, BuildError> {
+    pub(super) async fn current_image(&mut self) -> Result<Image, BuildError> {
         let stage = self.stage().clone();
         let stores = self.stores.clone();
         let session = self.session.clone();
@@ -497,7 +297,11 @@ impl Runner<'_> {
         ))
     }
 
-    async fn workdir(&mut self, ins: &Instruction, vars: &Vars) -> Result<(), BuildError> {
+    pub(super) async fn workdir(
+        &mut self,
+        ins: &Instruction,
+        vars: &Vars,
+    ) -> Result<(), BuildError> {
         let path = dockerfile::word(&ins.args, vars).map_err(|e| ins.error(e))?;
         let current = self.stage().string("WorkingDir");
         let path = if path.starts_with('/') {
@@ -548,7 +352,7 @@ impl Runner<'_> {
         Ok(())
     }
 
-    async fn run(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+    pub(super) async fn run(&mut self, ins: &Instruction) -> Result<(), BuildError> {
         ins.check_flags(&[])?;
         let stage = self.stage().clone();
         let command = match ins.json_args() {
@@ -652,7 +456,17 @@ impl Runner<'_> {
             })
             .await;
         });
-        let code = exited.await;
+        tokio::pin!(exited);
+        let code = tokio::select! {
+            code = &mut exited => code,
+            () = self.progress.tx.closed() => {
+                // The client went away: the step is not waited for.
+                let _ = self.engine.container_kill(id, Some("KILL")).await;
+                exited.await;
+                let _ = output.await;
+                return Err(BuildError::Invalid("build cancelled: the client went away".into()));
+            }
+        };
         let _ = output.await;
         if code != 0 {
             return Err(BuildError::RunFailed {
@@ -678,7 +492,7 @@ impl Runner<'_> {
         .map_err(|_| BuildError::Task("run"))?
     }
 
-    async fn copy(&mut self, ins: &Instruction, vars: &Vars) -> Result<(), BuildError> {
+    pub(super) async fn copy(&mut self, ins: &Instruction, vars: &Vars) -> Result<(), BuildError> {
         let is_add = ins.keyword == "ADD";
         if is_add {
             ins.check_flags(&["chown"])?;
@@ -845,79 +659,4 @@ fn rootfs_name(rootfs: &Rootfs) -> String {
         .path()
         .file_name()
         .map_or_else(|| "copy".to_owned(), |n| n.to_string_lossy().into_owned())
-}
-
-/// moby's `signal.ParseSignal`: a number or a name, `SIG` optional.
-fn valid_signal(text: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-    ];
-    let name = text.trim_start_matches("SIG");
-    text.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n)) || NAMES.contains(&name)
-}
-
-/// `HEALTHCHECK [--interval=..] CMD ...` or `HEALTHCHECK NONE`, as the
-/// config's `Healthcheck`.
-fn healthcheck(ins: &Instruction) -> Result<Value, BuildError> {
-    ins.check_flags(&[
-        "interval",
-        "timeout",
-        "start-period",
-        "start-interval",
-        "retries",
-    ])?;
-    let err = |e: String| BuildError::from(ins.error(e));
-    let (word, rest) = ins
-        .args
-        .split_once(char::is_whitespace)
-        .unwrap_or((&ins.args, ""));
-    let mut health = Map::new();
-    match word.to_ascii_uppercase().as_str() {
-        "NONE" => {
-            if !rest.trim().is_empty() || !ins.flags.is_empty() {
-                return Err(err("HEALTHCHECK NONE takes no arguments".into()));
-            }
-            health.insert("Test".into(), json!(["NONE"]));
-            return Ok(Value::Object(health));
-        }
-        "CMD" => {
-            let rest = rest.trim();
-            let test = match serde_json::from_str::<Vec<String>>(rest) {
-                Ok(list) if rest.starts_with('[') => std::iter::once("CMD".to_owned())
-                    .chain(list)
-                    .collect::<Vec<_>>(),
-                _ => vec!["CMD-SHELL".to_owned(), rest.to_owned()],
-            };
-            if rest.is_empty() {
-                return Err(err("Missing command after HEALTHCHECK CMD".into()));
-            }
-            health.insert("Test".into(), json!(test));
-        }
-        other => {
-            return Err(err(format!(
-                "Unknown type \"{other}\" in HEALTHCHECK (try CMD)"
-            )));
-        }
-    }
-    for (flag, key) in [
-        ("interval", "Interval"),
-        ("timeout", "Timeout"),
-        ("start-period", "StartPeriod"),
-        ("start-interval", "StartInterval"),
-    ] {
-        if let Some(value) = ins.flag(flag) {
-            let ns = duration_ns(value)
-                .ok_or_else(|| err(format!("invalid duration for --{flag}: {value}")))?;
-            health.insert(key.into(), json!(ns));
-        }
-    }
-    if let Some(value) = ins.flag("retries") {
-        let retries: i64 = value
-            .parse()
-            .map_err(|_| err(format!("invalid value for --retries: {value}")))?;
-        health.insert("Retries".into(), json!(retries));
-    }
-    Ok(Value::Object(health))
 }
