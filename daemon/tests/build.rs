@@ -265,3 +265,58 @@ fn docker_py_builds() {
     );
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn unchanged_steps_come_from_the_cache_and_changes_rebuild_what_follows() {
+    let daemon = daemon();
+    let ctx = daemon.dir.path().join("cached");
+    write(&ctx, "input.txt", "first\n");
+    write(
+        &ctx,
+        "Dockerfile",
+        "FROM busybox\nARG V=1\nRUN X=one; echo \"ran-$X\"\nCOPY input.txt /input.txt\n\
+         RUN X=two; echo \"ran-$X\" && cat /input.txt > /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n",
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "cached"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        daemon.ok(&args)
+    };
+    let first = build(&[]);
+    assert!(
+        first.contains("ran-one") && first.contains("ran-two"),
+        "{first}"
+    );
+    assert!(!first.contains("Using cache"), "{first}");
+
+    let second = build(&[]);
+    assert_eq!(second.matches(" ---> Using cache").count(), 3, "{second}");
+    assert!(
+        !second.contains("ran-one") && !second.contains("ran-two"),
+        "{second}"
+    );
+    assert_eq!(daemon.ok(&["run", "--rm", "cached"]), "first\n");
+
+    // New content for the COPY: it and the RUN after it run again.
+    write(&ctx, "input.txt", "second\n");
+    let third = build(&[]);
+    assert_eq!(third.matches(" ---> Using cache").count(), 1, "{third}");
+    assert!(
+        !third.contains("ran-one") && third.contains("ran-two"),
+        "{third}"
+    );
+    assert_eq!(daemon.ok(&["run", "--rm", "cached"]), "second\n");
+
+    // A different build arg changes every step after its ARG.
+    let fourth = build(&["--build-arg", "V=2"]);
+    assert!(!fourth.contains("Using cache"), "{fourth}");
+
+    let fifth = build(&["--no-cache"]);
+    assert!(!fifth.contains("Using cache"), "{fifth}");
+    assert!(
+        fifth.contains("ran-one") && fifth.contains("ran-two"),
+        "{fifth}"
+    );
+    assert_clean_after_rm_all(&daemon);
+}

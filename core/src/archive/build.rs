@@ -26,7 +26,7 @@ use crate::reference::Reference;
 const BUILD_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A layer a build step stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuiltLayer {
     /// Digest of the uncompressed tar.
     pub diff_id: Digest,
@@ -94,6 +94,19 @@ impl BuildSession {
                 size,
             },
         })
+    }
+
+    /// Takes a layer an earlier build stored (a build cache hit) into
+    /// this build: leased first, then checked; `false` if the blob is
+    /// gone (collected since), and the layer must be made again.
+    pub fn reuse_layer(
+        &mut self,
+        store: &ContentStore,
+        metadata: &MetadataStore,
+        layer: &BuiltLayer,
+    ) -> Result<bool> {
+        metadata.lease_add(&self.lease, &[layer.blob.digest])?;
+        Ok(store.exists(&layer.blob.digest))
     }
 
     /// Stores `config` (a whole image config, its `rootfs` set from

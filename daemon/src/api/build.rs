@@ -91,6 +91,7 @@ async fn build(call: Call) -> ApiResult {
         build_args,
         labels: string_map(&call, "labels")?,
         quiet: call.query.bool("q"),
+        no_cache: call.query.bool("nocache"),
     };
     let engine = call.engine.clone();
     let body = body_channel(call.req.into_body());

@@ -3,9 +3,43 @@
 
 use serde_json::{Map, Value, json};
 
-use super::BuildError;
-use super::dockerfile::{self, Instruction};
-use super::steps::Runner;
+use berth_core::{Digest, Digester};
+
+use super::copy::resolve_sources;
+use super::dockerfile::{self, Instruction, Vars};
+use super::steps::{Runner, copy_parts, run_plan};
+use super::{BuildError, cache};
+use crate::log;
+
+/// The content digest of a `COPY`/`ADD`'s sources in the context.
+fn hash_sources(
+    context: &std::path::Path,
+    keyword: &str,
+    sources: &[String],
+) -> Result<Digest, BuildError> {
+    let root = rustix::fs::open(
+        context,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| BuildError::Io {
+        what: "opening",
+        path: "the build context".into(),
+        source: e.into(),
+    })?;
+    let (resolved, _) = resolve_sources(&root, keyword, sources)?;
+    let mut digester = Digester::new();
+    for source in &resolved {
+        let fd = super::context::open_in_root(&root, source, rustix::fs::OFlags::RDONLY)
+            .map_err(|e| super::copy::not_found(keyword, source, e))?;
+        cache::hash_node(&mut digester, &fd, source).map_err(|source_err| BuildError::Io {
+            what: "reading",
+            path: source.clone(),
+            source: source_err,
+        })?;
+    }
+    Ok(digester.finish())
+}
 
 /// Go's `%q` of a string slice, as moby's history comments print them.
 fn quoted(list: &[String]) -> String {
@@ -24,13 +58,167 @@ fn duration_ns(text: &str) -> Option<i64> {
 }
 
 impl Runner<'_> {
+    /// Applies one instruction of a stage: layer steps through the cache,
+    /// config steps directly (their result joins the cache key).
     pub(super) async fn step(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+        if matches!(ins.keyword.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR") {
+            return self.cached_step(ins).await;
+        }
+        self.stage().base_id = None;
+        self.config_step(ins)?;
+        let stage = self.stage();
+        let identity = format!(
+            "{}\n{}",
+            stage.config["history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .map(|h| h["created_by"].to_string())
+                .unwrap_or_default(),
+            stage.config["config"]
+        );
+        stage.cache_key = cache::chain(&stage.cache_key, &identity);
+        Ok(())
+    }
+
+    /// A layer step: reused from the cache when its key is there (and
+    /// `nocache` is not set), else run and recorded.
+    async fn cached_step(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+        let vars = self.stage().vars();
+        let identity = self.identity(ins, &vars).await?;
+        let key = cache::chain(&self.stage().cache_key, &identity);
+        if !self.request.no_cache && self.reuse(&key).await? {
+            self.progress.say(" ---> Using cache\n").await;
+            self.stage().cache_key = key;
+            return Ok(());
+        }
+        let layers_before = self.stage().layers.len();
+        match ins.keyword.as_str() {
+            "WORKDIR" => self.workdir(ins, &vars).await?,
+            "RUN" => self.run(ins).await?,
+            _ => self.copy(ins, &vars).await?,
+        }
+        let stage = self.stage();
+        stage.cache_key = key;
+        let entry = cache::Entry {
+            layer: stage.layers.get(layers_before).cloned(),
+            history: stage.config["history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .cloned()
+                .unwrap_or_default(),
+            config: stage.config["config"].clone(),
+        };
+        let stores = self.stores.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || cache::store(&stores.metadata, &key, &entry)).await;
+        if let Ok(Err(e)) = stored {
+            log::warning!("build: {e}");
+        }
+        Ok(())
+    }
+
+    /// What makes a layer step what it is, besides the stage it runs on.
+    async fn identity(&mut self, ins: &Instruction, vars: &Vars) -> Result<String, BuildError> {
+        match ins.keyword.as_str() {
+            "RUN" => Ok(format!("RUN\n{}", run_plan(self.stage(), ins).2)),
+            "WORKDIR" => Ok(format!(
+                "WORKDIR\n{}\n{}",
+                dockerfile::word(&ins.args, vars).map_err(|e| ins.error(e))?,
+                self.stage().string("WorkingDir")
+            )),
+            _ => {
+                let (sources, dest) = copy_parts(ins, vars)?;
+                if let Some(url) = sources
+                    .iter()
+                    .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+                {
+                    return Err(BuildError::Invalid(format!(
+                        "{} {url}: not supported: berthd builds have no network to fetch URLs",
+                        ins.keyword
+                    )));
+                }
+                let mut text = format!("{}\n{:?}\n{dest}\n{:?}\n", ins.keyword, sources, ins.flags);
+                match ins.flag("from") {
+                    // Another stage's files are what its key says.
+                    Some(from) => {
+                        let lower = from.to_ascii_lowercase();
+                        let stages = &self.stages[..self.stages.len() - 1];
+                        let stage = stages.iter().enumerate().find(|(i, s)| {
+                            s.name.as_deref() == Some(lower.as_str()) || i.to_string() == from
+                        });
+                        match stage {
+                            Some((_, stage)) => text.push_str(&stage.cache_key.to_string()),
+                            None => {
+                                let image = self.engine.image_inspect(from).await.map_err(|e| {
+                                    BuildError::NotFound(format!(
+                                        "invalid from flag value {from}: {e}"
+                                    ))
+                                })?;
+                                text.push_str(&image.id());
+                            }
+                        }
+                    }
+                    None => {
+                        let context = self.context.clone();
+                        let keyword = ins.keyword.clone();
+                        let digest = tokio::task::spawn_blocking(move || {
+                            hash_sources(&context, &keyword, &sources)
+                        })
+                        .await
+                        .map_err(|_| BuildError::Task("cache"))??;
+                        text.push_str(&digest.to_string());
+                    }
+                }
+                Ok(text)
+            }
+        }
+    }
+
+    /// Takes the cached result of the step keyed `key` into the stage;
+    /// `false` on a miss (or a layer blob collected since).
+    async fn reuse(&mut self, key: &Digest) -> Result<bool, BuildError> {
+        let stores = self.stores.clone();
+        let session = self.session.clone();
+        let key = *key;
+        let entry =
+            tokio::task::spawn_blocking(move || -> Result<Option<cache::Entry>, BuildError> {
+                let Some(entry) = cache::lookup(&stores.metadata, &key)? else {
+                    return Ok(None);
+                };
+                if let Some(layer) = &entry.layer {
+                    let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+                    if !session.reuse_layer(&stores.content, &stores.metadata, layer)? {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(entry))
+            })
+            .await
+            .map_err(|_| BuildError::Task("cache"))??;
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        let stage = self.stage();
+        if let Some(layer) = entry.layer {
+            stage.layers.push(layer);
+        }
+        stage.base_id = None;
+        if let Some(object) = stage.config.as_object_mut() {
+            object.insert("config".into(), entry.config);
+            object.insert("created".into(), json!(super::now_rfc3339()));
+            match object.get_mut("history").and_then(Value::as_array_mut) {
+                Some(history) => history.push(entry.history),
+                None => {
+                    object.insert("history".into(), json!([entry.history]));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn config_step(&mut self, ins: &Instruction) -> Result<(), BuildError> {
         let vars = self.stage().vars();
         let err = |e: String| BuildError::from(ins.error(e));
-        match ins.keyword.as_str() {
-            "RUN" | "COPY" | "ADD" | "WORKDIR" => {}
-            _ => self.stage().base_id = None,
-        }
         match ins.keyword.as_str() {
             "ENV" => {
                 let pairs = dockerfile::pairs(ins, &vars, true)?;
@@ -200,9 +388,6 @@ impl Runner<'_> {
                 let comment = stage.nop(&format!("ONBUILD {}", ins.args));
                 stage.history(comment, true);
             }
-            "WORKDIR" => self.workdir(ins, &vars).await?,
-            "RUN" => self.run(ins).await?,
-            "COPY" | "ADD" => self.copy(ins, &vars).await?,
             other => return Err(err(format!("unknown instruction: {other}"))),
         }
         Ok(())

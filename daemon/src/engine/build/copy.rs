@@ -17,6 +17,52 @@ use super::context::{escapes, glob, has_wildcards, open_in_root};
 use super::rootfs::{Rootfs, make_dirs};
 use super::steps::{base_name, io_err, parent_of};
 
+/// The sources of a `COPY`/`ADD` beneath `root`: refused when they climb
+/// above it, wildcards in the last component expanded (sorted); also
+/// whether a wildcard was used.
+pub(crate) fn resolve_sources(
+    root: &OwnedFd,
+    keyword: &str,
+    sources: &[String],
+) -> Result<(Vec<String>, bool), BuildError> {
+    let mut resolved = Vec::new();
+    let mut wildcard = false;
+    for source in sources {
+        if escapes(source) {
+            return Err(BuildError::OutsideContext(source.clone()));
+        }
+        let last = base_name(source);
+        if has_wildcards(&last) {
+            wildcard = true;
+            let parent = parent_of(source);
+            let dir = open_in_root(root, &parent, OFlags::RDONLY | OFlags::DIRECTORY)
+                .map_err(|e| not_found(keyword, source, e))?;
+            let mut names: Vec<String> = rustix::fs::Dir::read_from(&dir)
+                .map_err(|e| not_found(keyword, source, e))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != ".." && glob(&last, n))
+                .collect();
+            names.sort();
+            resolved.extend(names.into_iter().map(|n| format!("{parent}/{n}")));
+        } else {
+            resolved.push(source.clone());
+        }
+    }
+    Ok((resolved, wildcard))
+}
+
+pub(crate) fn not_found(keyword: &str, source: &str, e: Errno) -> BuildError {
+    BuildError::NotFound(format!(
+        "{keyword} failed: file not found in build context or excluded by .dockerignore: stat {source}: {}",
+        if e == Errno::NOENT {
+            "file does not exist".to_owned()
+        } else {
+            e.to_string()
+        }
+    ))
+}
+
 /// The work of one `COPY`/`ADD` inside the mounted snapshot.
 pub(crate) struct Copier<'a> {
     pub(crate) keyword: &'a str,
@@ -37,34 +83,7 @@ impl Copier<'_> {
         dest: &str,
         dest_dir_form: bool,
     ) -> Result<(Digest, &'static str), BuildError> {
-        let mut resolved = Vec::new();
-        let mut wildcard = false;
-        for source in sources {
-            if escapes(source) {
-                return Err(BuildError::OutsideContext(source.clone()));
-            }
-            let last = base_name(source);
-            if has_wildcards(&last) {
-                wildcard = true;
-                let parent = parent_of(source);
-                let dir = open_in_root(
-                    self.source_root,
-                    &parent,
-                    OFlags::RDONLY | OFlags::DIRECTORY,
-                )
-                .map_err(|e| self.not_found(source, e))?;
-                let mut names: Vec<String> = rustix::fs::Dir::read_from(&dir)
-                    .map_err(|e| self.not_found(source, e))?
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "." && n != ".." && glob(&last, n))
-                    .collect();
-                names.sort();
-                resolved.extend(names.into_iter().map(|n| format!("{parent}/{n}")));
-            } else {
-                resolved.push(source.clone());
-            }
-        }
+        let (resolved, wildcard) = resolve_sources(self.source_root, self.keyword, sources)?;
         if resolved.is_empty() {
             return Err(BuildError::NotFound(format!(
                 "{} failed: no source files were specified",
@@ -170,15 +189,7 @@ impl Copier<'_> {
     }
 
     fn not_found(&self, source: &str, e: Errno) -> BuildError {
-        BuildError::NotFound(format!(
-            "{} failed: file not found in build context or excluded by .dockerignore: stat {source}: {}",
-            self.keyword,
-            if e == Errno::NOENT {
-                "file does not exist".to_owned()
-            } else {
-                e.to_string()
-            }
-        ))
+        not_found(self.keyword, source, e)
     }
 
     fn is_dir(&self, path: &str) -> bool {

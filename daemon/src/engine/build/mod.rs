@@ -11,8 +11,9 @@
 //! ([`berth_core::archive::BuildSession`]); only the final image is
 //! recorded, so no intermediate images appear in `docker images` (the
 //! IDs printed after each step name the config of that state and are not
-//! kept). No build cache yet: every step runs.
+//! kept). Layer steps are cached ([`cache`]).
 
+mod cache;
 mod config;
 mod context;
 mod copy;
@@ -97,6 +98,8 @@ pub(crate) struct BuildRequest {
     pub(crate) build_args: BTreeMap<String, Option<String>>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) quiet: bool,
+    /// `nocache`: run every step (their layers are still cached).
+    pub(crate) no_cache: bool,
 }
 
 /// One message of the build's progress stream.
@@ -172,6 +175,9 @@ pub(crate) struct Stage {
     pub(crate) base_id: Option<Digest>,
     /// `CMD` was set in this stage (`ENTRYPOINT` then keeps it).
     pub(crate) cmd_set: bool,
+    /// What the stage is made of so far (base and steps), stable across
+    /// builds: the build cache's key for the next step.
+    pub(crate) cache_key: Digest,
 }
 
 impl Stage {

@@ -9,7 +9,7 @@ use berth_core::image::{
     MEDIA_TYPE_DOCKER_LAYER, MEDIA_TYPE_DOCKER_LAYER_GZIP, MEDIA_TYPE_OCI_LAYER,
     MEDIA_TYPE_OCI_LAYER_GZIP,
 };
-use berth_core::{Image, Target};
+use berth_core::{Digest, Image, Target};
 use rustix::fs::OFlags;
 use serde_json::{Value, json};
 
@@ -48,6 +48,62 @@ pub(crate) fn io_err<'a>(
         path: path.to_owned(),
         source,
     }
+}
+
+/// A RUN's command, the declared ARGs it gets as env (sorted), and
+/// moby's history text (`|1 A=b /bin/sh -c cmd` when there are ARGs).
+pub(crate) fn run_plan(stage: &Stage, ins: &Instruction) -> (Vec<String>, Vec<String>, String) {
+    let command = match ins.json_args() {
+        Some(list) if !list.is_empty() => list,
+        _ => {
+            let mut shell = stage.shell();
+            shell.push(ins.args.clone());
+            shell
+        }
+    };
+    let env = stage.env();
+    let mut arg_env: Vec<String> = stage
+        .args
+        .iter()
+        .filter(|(k, _)| !env.iter().any(|e| e.split('=').next() == Some(k.as_str())))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    arg_env.sort();
+    let created_by = if arg_env.is_empty() {
+        command.join(" ")
+    } else {
+        format!(
+            "|{} {} {}",
+            arg_env.len(),
+            arg_env.join(" "),
+            command.join(" ")
+        )
+    };
+    (command, arg_env, created_by)
+}
+
+/// A `COPY`/`ADD`'s sources and destination, expanded.
+pub(crate) fn copy_parts(
+    ins: &Instruction,
+    vars: &Vars,
+) -> Result<(Vec<String>, String), BuildError> {
+    let err = |e: String| BuildError::from(ins.error(e));
+    let mut parts = match ins.json_args() {
+        Some(list) => list
+            .iter()
+            .map(|p| dockerfile::word(p, vars))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?,
+        None => dockerfile::words(&ins.args, vars).map_err(err)?,
+    };
+    if parts.len() < 2 {
+        return Err(err(format!(
+            "{} requires at least two arguments",
+            ins.keyword
+        )));
+    }
+    let dest = parts.pop().unwrap_or_default();
+    Ok((parts, dest))
 }
 
 /// Docker's layer media types are byte-for-byte OCI ones.
@@ -179,6 +235,7 @@ impl Runner<'_> {
                 args: Vars::new(),
                 base_id: None,
                 cmd_set: false,
+                cache_key: Digest::of(b"scratch"),
             }
         } else if let Some(previous) = self
             .stages
@@ -266,6 +323,7 @@ impl Runner<'_> {
             args: Vars::new(),
             base_id: Some(details.image.id()),
             cmd_set: false,
+            cache_key: details.image.id(),
         })
     }
 
@@ -355,32 +413,8 @@ impl Runner<'_> {
     pub(super) async fn run(&mut self, ins: &Instruction) -> Result<(), BuildError> {
         ins.check_flags(&[])?;
         let stage = self.stage().clone();
-        let command = match ins.json_args() {
-            Some(list) if !list.is_empty() => list,
-            _ => {
-                let mut shell = stage.shell();
-                shell.push(ins.args.clone());
-                shell
-            }
-        };
+        let (command, arg_env, created_by) = run_plan(&stage, ins);
         let env = stage.env();
-        let mut arg_env: Vec<String> = stage
-            .args
-            .iter()
-            .filter(|(k, _)| !env.iter().any(|e| e.split('=').next() == Some(k.as_str())))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        arg_env.sort();
-        let created_by = if arg_env.is_empty() {
-            command.join(" ")
-        } else {
-            format!(
-                "|{} {} {}",
-                arg_env.len(),
-                arg_env.join(" "),
-                command.join(" ")
-            )
-        };
         let image = self.current_image().await?;
         let run_config = stage.config["config"]
             .as_object()
@@ -500,22 +534,7 @@ impl Runner<'_> {
             ins.check_flags(&["chown", "from"])?;
         }
         let err = |e: String| BuildError::from(ins.error(e));
-        let mut parts = match ins.json_args() {
-            Some(list) => list
-                .iter()
-                .map(|p| dockerfile::word(p, vars))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?,
-            None => dockerfile::words(&ins.args, vars).map_err(err)?,
-        };
-        if parts.len() < 2 {
-            return Err(err(format!(
-                "{} requires at least two arguments",
-                ins.keyword
-            )));
-        }
-        let dest = parts.pop().unwrap_or_default();
-        let sources = parts;
+        let (sources, dest) = copy_parts(ins, vars)?;
         let chown = match ins.flag("chown") {
             Some(spec) => Some(dockerfile::word(spec, vars).map_err(err)?),
             None => None,
@@ -530,15 +549,6 @@ impl Runner<'_> {
                 if workdir.is_empty() { "/" } else { &workdir }
             ))
         };
-        if is_add
-            && let Some(url) = sources
-                .iter()
-                .find(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            return Err(BuildError::Invalid(format!(
-                "ADD {url}: not supported: berthd builds have no network to fetch URLs"
-            )));
-        }
         // Where the sources come from: the context, or another stage.
         let from_image = match ins.flag("from") {
             Some(from) => Some(self.copy_source_image(from).await?),
