@@ -65,6 +65,24 @@ pub(crate) fn store(
         .map_err(|e| BuildError::Invalid(format!("writing the build cache: {e}")))
 }
 
+/// Deletes every entry; returns their keys. The layers stay: they are
+/// the images' (or garbage, collected with the images' blobs).
+pub(crate) fn prune(metadata: &berth_core::MetadataStore) -> Result<Vec<String>, BuildError> {
+    let entries = metadata
+        .list_table::<Value>(TABLE)
+        .map_err(|e| BuildError::Invalid(format!("reading the build cache: {e}")))?;
+    let mut removed = Vec::new();
+    for (key, _) in entries {
+        if metadata
+            .delete(TABLE, &key)
+            .map_err(|e| BuildError::Invalid(format!("pruning the build cache: {e}")))?
+        {
+            removed.push(key);
+        }
+    }
+    Ok(removed)
+}
+
 /// Hashes what `fd` (opened beneath the context) holds, named `name`.
 pub(crate) fn hash_node(d: &mut Digester, fd: &OwnedFd, name: &str) -> io::Result<()> {
     let st = rustix::fs::fstat(fd)?;

@@ -478,6 +478,14 @@ impl Engine {
         drop(build);
     }
 
+    /// `POST /build/prune`: forgets the build cache; returns the keys.
+    pub(crate) async fn build_cache_prune(&self) -> Result<Vec<String>, BuildError> {
+        let stores = self.images.stores().clone();
+        tokio::task::spawn_blocking(move || cache::prune(&stores.metadata))
+            .await
+            .map_err(|_| BuildError::Task("prune"))?
+    }
+
     /// Stores and tags the last stage's image; returns its ID.
     async fn build_finish(
         &self,
