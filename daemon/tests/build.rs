@@ -320,3 +320,27 @@ fn unchanged_steps_come_from_the_cache_and_changes_rebuild_what_follows() {
     );
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn from_pulls_an_image_that_is_not_local() {
+    let registry = berth_testkit::registry::TestRegistry::start(None);
+    let daemon = daemon();
+    let remote = format!("{}/base:1", registry.host());
+    daemon.ok(&["tag", "busybox", &remote]);
+    daemon.ok(&["push", &remote]);
+    daemon.ok(&["rmi", &remote, "busybox"]);
+    assert_eq!(daemon.ok(&["images", "-q"]), "");
+
+    let ctx = daemon.dir.path().join("pulled");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!("FROM {remote}\nRUN echo on-pulled > /f\nCMD [\"cat\", \"/f\"]\n"),
+    );
+    let out = daemon.ok(&["build", "-t", "on-pulled", ctx.to_str().unwrap()]);
+    assert!(out.contains("1: Pulling from base"), "{out}");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    assert_eq!(daemon.ok(&["run", "--rm", "on-pulled"]), "on-pulled\n");
+    assert!(!daemon.ok(&["images", "-q", &remote]).is_empty());
+    assert_clean_after_rm_all(&daemon);
+}

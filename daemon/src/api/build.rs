@@ -92,6 +92,7 @@ async fn build(call: Call) -> ApiResult {
         labels: string_map(&call, "labels")?,
         quiet: call.query.bool("q"),
         no_cache: call.query.bool("nocache"),
+        pull: call.query.bool("pull"),
     };
     let engine = call.engine.clone();
     let body = body_channel(call.req.into_body());

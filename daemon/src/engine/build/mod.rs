@@ -49,6 +49,8 @@ pub(crate) enum BuildError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Pull(String),
     #[error("The command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i64 },
     #[error(transparent)]
@@ -74,6 +76,7 @@ impl BuildError {
                 ErrorKind::InvalidArgument
             }
             Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Pull(_) => ErrorKind::Unavailable,
             Self::RunFailed { .. } | Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
             Self::Image(e) => e.kind(),
             Self::Container(e) => e.kind(),
@@ -100,6 +103,8 @@ pub(crate) struct BuildRequest {
     pub(crate) quiet: bool,
     /// `nocache`: run every step (their layers are still cached).
     pub(crate) no_cache: bool,
+    /// `pull`: pull FROM images even when present.
+    pub(crate) pull: bool,
 }
 
 /// One message of the build's progress stream.

@@ -265,14 +265,42 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// A stage on an image of the store (berthd builds do not pull).
+    /// Pulls `name` for FROM (without credentials), its progress in the
+    /// build's output as plain lines.
+    async fn pull_base(&self, name: &str) -> Result<(), BuildError> {
+        use crate::engine::images::PullLine;
+        let reference = berth_core::Reference::parse(name)
+            .map_err(|e| BuildError::Invalid(format!("invalid reference format: {name}: {e}")))?;
+        let mut lines = self.engine.image_pull(reference, None, None).await?;
+        while let Some(line) = lines.recv().await {
+            match line {
+                PullLine::Status { id, status } => {
+                    let prefix = id.map(|i| format!("{i}: ")).unwrap_or_default();
+                    self.progress.say(format!("{prefix}{status}\n")).await;
+                }
+                PullLine::Layer {
+                    id,
+                    status,
+                    progress: None,
+                } => self.progress.say(format!("{id}: {status}\n")).await,
+                PullLine::Layer { .. } | PullLine::PushResult { .. } => {}
+                PullLine::Error(message) => return Err(BuildError::Pull(message)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A stage on an image of the store, pulled first when missing (or
+    /// always with `pull`).
     async fn base_stage(&self, name: &str) -> Result<Stage, BuildError> {
+        if self.request.pull {
+            self.pull_base(name).await?;
+        }
         let details = match self.engine.image_inspect(name).await {
             Ok(details) => details,
-            Err(e) if e.kind() == crate::engine::ErrorKind::NotFound => {
-                return Err(BuildError::NotFound(format!(
-                    "pull access denied for {name}: berthd builds use local images only, and {e}"
-                )));
+            Err(e) if e.kind() == crate::engine::ErrorKind::NotFound && !self.request.pull => {
+                self.pull_base(name).await?;
+                self.engine.image_inspect(name).await?
             }
             Err(e) => return Err(e.into()),
         };
