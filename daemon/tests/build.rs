@@ -344,3 +344,44 @@ fn from_pulls_an_image_that_is_not_local() {
     assert!(!daemon.ok(&["images", "-q", &remote]).is_empty());
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn a_restart_after_a_crash_mid_build_removes_what_the_build_left() {
+    let mut daemon = daemon();
+    let ctx = daemon.dir.path().join("crash");
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN sleep 30\n");
+    let mut build = berth_testkit::docker::command(&daemon.host(), &common::docker_config())
+        .args(["build", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while daemon.ok(&["ps", "-q"]).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let build_dir = daemon.data_root.join("build");
+    assert!(std::fs::read_dir(&build_dir).unwrap().count() == 1);
+    daemon.kill9();
+    let _ = build.kill();
+    let _ = build.wait();
+    // What a crash in a COPY step leaves: a mount in the build directory.
+    let stale = build_dir.join("0123456789abcdef/copy-01234567");
+    std::fs::create_dir_all(&stale).unwrap();
+    rustix::mount::mount(
+        "tmpfs",
+        &stale,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    daemon.spawn();
+    assert!(!build_dir.exists());
+    assert!(berth_testkit::cleanup::mounts_under(&build_dir).is_empty());
+    assert_clean_after_rm_all(&daemon);
+}

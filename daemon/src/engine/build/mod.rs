@@ -533,6 +533,39 @@ impl Engine {
     }
 }
 
+/// At daemon start: what builds cut short by a crash left (their mounts
+/// and work directories under `<data-root>/build`, their `build-*`
+/// snapshots). No build runs yet, so all of it is stale.
+pub(crate) fn clean_stale(data_root: &std::path::Path, stores: &super::images::Stores) {
+    use berth_snapshotter::Snapshotter;
+    let dir = data_root.join("build");
+    if let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let prefix = format!("{}/", dir.display());
+        let mut stale: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        // Deepest first.
+        stale.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for mount in stale {
+            let _ = rustix::mount::unmount(mount, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::warning!("removing stale build directories in {}: {e}", dir.display());
+    }
+    if let Ok(snapshots) = stores.snapshots.list() {
+        for info in snapshots.iter().filter(|i| i.name.starts_with("build-")) {
+            if let Err(e) = stores.snapshots.remove(&info.name) {
+                log::warning!("removing stale build snapshot {}: {e}", info.name);
+            }
+        }
+    }
+}
+
 /// After a failed build: removes the unpacked snapshots of the stages'
 /// layers that no recorded image uses (what the build's steps unpacked),
 /// top layer first. One still in use (a parent) stays.
