@@ -385,3 +385,47 @@ fn a_restart_after_a_crash_mid_build_removes_what_the_build_left() {
     assert!(berth_testkit::cleanup::mounts_under(&build_dir).is_empty());
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn from_pulls_with_the_credentials_the_cli_sends() {
+    let registry = berth_testkit::registry::TestRegistry::start(Some(("berth", "s3cret")));
+    let daemon = daemon();
+    // A private docker config: the login must not reach other tests.
+    let config = daemon.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let docker = |args: &[&str]| berth_testkit::docker::run_ok(&daemon.host(), &config, args);
+    let remote = format!("{}/private:1", registry.host());
+    docker(&["tag", "busybox", &remote]);
+    let mut login = berth_testkit::docker::command(&daemon.host(), &config)
+        .args(["login", &registry.host(), "-u", "berth", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut login.stdin.take().unwrap(), b"s3cret\n").unwrap();
+    assert!(login.wait().unwrap().success());
+    docker(&["push", &remote]);
+    docker(&["rmi", &remote]);
+
+    let ctx = daemon.dir.path().join("private");
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!("FROM {remote}\nCMD [\"echo\", \"private\"]\n"),
+    );
+    let out = docker(&["build", "-t", "from-private", ctx.to_str().unwrap()]);
+    assert!(out.contains("Pulling from private"), "{out}");
+    assert_eq!(docker(&["run", "--rm", "from-private"]), "private\n");
+
+    // Without the login, the registry refuses the pull.
+    docker(&["logout", &registry.host()]);
+    docker(&["rmi", &remote, "from-private"]);
+    let (status, _, stderr) =
+        berth_testkit::docker::run(&daemon.host(), &config, &["build", ctx.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("unauthorized") || stderr.contains("401"),
+        "{stderr}"
+    );
+    assert_clean_after_rm_all(&daemon);
+}

@@ -157,11 +157,20 @@ impl Copier<'_> {
                     self.keyword
                 )));
             }
+            // Hashed in chunks, then applied from the file: a large
+            // source is never held in memory.
             tar.rewind().map_err(io_err("reading", "a copy buffer"))?;
-            let mut hashed = Vec::new();
-            tar.read_to_end(&mut hashed)
-                .map_err(io_err("reading", "a copy buffer"))?;
-            digester.update(&hashed);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = tar
+                    .read(&mut buf)
+                    .map_err(io_err("reading", "a copy buffer"))?;
+                if n == 0 {
+                    break;
+                }
+                digester.update(&buf[..n]);
+            }
+            tar.rewind().map_err(io_err("reading", "a copy buffer"))?;
             let (dir, _) = make_dirs(self.rootfs.root(), &dest_dir, self.owner)
                 .map_err(|e| BuildError::Invalid(format!("{} to {dest_dir}: {e}", self.keyword)))?;
             let opts = ApplyOptions {
@@ -172,13 +181,13 @@ impl Copier<'_> {
                 ..ApplyOptions::default()
             };
             let target = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, tar);
             let input: Box<dyn Read + Send> = if extract {
-                let mut reader = std::io::BufReader::new(std::io::Cursor::new(hashed));
                 let compression =
                     Compression::detect(&mut reader).map_err(io_err("reading", source))?;
                 decoder(compression, reader).map_err(io_err("reading", source))?
             } else {
-                Box::new(std::io::Cursor::new(hashed))
+                Box::new(reader)
             };
             apply_layer(input, &target, &opts).map_err(|e| {
                 BuildError::Invalid(format!("{} {source} to {dest_dir}: {e}", self.keyword))

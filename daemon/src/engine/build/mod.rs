@@ -105,6 +105,8 @@ pub(crate) struct BuildRequest {
     pub(crate) no_cache: bool,
     /// `pull`: pull FROM images even when present.
     pub(crate) pull: bool,
+    /// Registry address -> credentials, for FROM's pulls.
+    pub(crate) credentials: BTreeMap<String, berth_core::Credentials>,
 }
 
 /// One message of the build's progress stream.

@@ -106,6 +106,29 @@ pub(crate) fn copy_parts(
     Ok((parts, dest))
 }
 
+/// The credentials `X-Registry-Config` holds for `domain` (Docker Hub's
+/// under its index address, others under `host[:port]`, maybe with a
+/// scheme).
+fn credentials_for(
+    configs: &std::collections::BTreeMap<String, berth_core::Credentials>,
+    domain: &str,
+) -> Option<berth_core::Credentials> {
+    let wanted = if domain == "docker.io" {
+        "index.docker.io"
+    } else {
+        domain
+    };
+    configs
+        .iter()
+        .find(|(address, _)| {
+            let host = address
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            host.split('/').next() == Some(wanted)
+        })
+        .map(|(_, credentials)| credentials.clone())
+}
+
 /// Docker's layer media types are byte-for-byte OCI ones.
 fn oci_layer_type(media_type: &str) -> String {
     match media_type {
@@ -271,7 +294,8 @@ impl Runner<'_> {
         use crate::engine::images::PullLine;
         let reference = berth_core::Reference::parse(name)
             .map_err(|e| BuildError::Invalid(format!("invalid reference format: {name}: {e}")))?;
-        let mut lines = self.engine.image_pull(reference, None, None).await?;
+        let credentials = credentials_for(&self.request.credentials, reference.domain());
+        let mut lines = self.engine.image_pull(reference, None, credentials).await?;
         while let Some(line) = lines.recv().await {
             match line {
                 PullLine::Status { id, status } => {
