@@ -429,3 +429,31 @@ fn from_pulls_with_the_credentials_the_cli_sends() {
     );
     assert_clean_after_rm_all(&daemon);
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build_only() {
+    let daemon = daemon();
+    let parent = daemon.dir.path().join("parent");
+    write(
+        &parent,
+        "Dockerfile",
+        "FROM busybox\nONBUILD COPY a.txt /from-trigger.txt\nONBUILD RUN echo ran-trigger > /t\n",
+    );
+    daemon.ok(&["build", "-t", "parent", parent.to_str().unwrap()]);
+    let child = daemon.dir.path().join("child");
+    write(&child, "a.txt", "child file\n");
+    write(
+        &child,
+        "Dockerfile",
+        "FROM parent\nCMD [\"cat\", \"/from-trigger.txt\", \"/t\"]\n",
+    );
+    let out = daemon.ok(&["build", "-t", "child", child.to_str().unwrap()]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    assert_eq!(
+        daemon.ok(&["run", "--rm", "child"]),
+        "child file\nran-trigger\n"
+    );
+    let image = daemon.inspect_as("image", "child");
+    assert!(image["Config"]["OnBuild"].is_null(), "{}", image["Config"]);
+    assert_clean_after_rm_all(&daemon);
+}

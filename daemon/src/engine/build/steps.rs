@@ -282,9 +282,55 @@ impl Runner<'_> {
             stage.run().insert("Env".into(), json!(env));
             stage.base_id = None;
         }
+        let triggers: Vec<String> = stage.config["config"]["OnBuild"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            // Run once, here: the new image does not inherit them.
+            stage.run().insert("OnBuild".into(), Value::Null);
+            stage.base_id = None;
+        }
         let id = stage.id();
         self.stages.push(stage);
         self.progress.say(format!(" ---> {}\n", short(&id))).await;
+        if !triggers.is_empty() {
+            self.progress
+                .say(format!(
+                    "# Executing {} build trigger{}\n",
+                    triggers.len(),
+                    if triggers.len() == 1 { "" } else { "s" }
+                ))
+                .await;
+        }
+        for trigger in &triggers {
+            let mut parsed = dockerfile::parse(trigger)
+                .map_err(|e| ins.error(format!("ONBUILD trigger {trigger:?}: {}", e.message)))?;
+            let Some(mut instruction) = parsed.pop().filter(|_| parsed.is_empty()) else {
+                return Err(ins
+                    .error(format!(
+                        "ONBUILD trigger {trigger:?} is not one instruction"
+                    ))
+                    .into());
+            };
+            if matches!(
+                instruction.keyword.as_str(),
+                "FROM" | "ONBUILD" | "MAINTAINER"
+            ) {
+                return Err(ins
+                    .error(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        instruction.keyword
+                    ))
+                    .into());
+            }
+            instruction.line = ins.line;
+            Box::pin(self.step(&instruction)).await?;
+        }
         Ok(())
     }
 
@@ -355,6 +401,9 @@ impl Runner<'_> {
         }
         if let Some(object) = config.as_object_mut() {
             object.remove("rootfs");
+            // The base's own build container says nothing about ours.
+            object.remove("container");
+            object.remove("container_config");
         }
         let layers = details
             .image
