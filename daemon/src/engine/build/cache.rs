@@ -52,7 +52,7 @@ pub(crate) fn lookup(
 ) -> Result<Option<Entry>, BuildError> {
     metadata
         .get::<Entry>(TABLE, &key.hex())
-        .map_err(|e| BuildError::Invalid(format!("reading the build cache: {e}")))
+        .map_err(BuildError::Cache)
 }
 
 pub(crate) fn store(
@@ -62,7 +62,7 @@ pub(crate) fn store(
 ) -> Result<(), BuildError> {
     metadata
         .put(TABLE, &key.hex(), entry)
-        .map_err(|e| BuildError::Invalid(format!("writing the build cache: {e}")))
+        .map_err(BuildError::Cache)
 }
 
 /// Deletes every entry; returns their keys. The layers stay: they are
@@ -70,13 +70,10 @@ pub(crate) fn store(
 pub(crate) fn prune(metadata: &berth_core::MetadataStore) -> Result<Vec<String>, BuildError> {
     let entries = metadata
         .list_table::<Value>(TABLE)
-        .map_err(|e| BuildError::Invalid(format!("reading the build cache: {e}")))?;
+        .map_err(BuildError::Cache)?;
     let mut removed = Vec::new();
     for (key, _) in entries {
-        if metadata
-            .delete(TABLE, &key)
-            .map_err(|e| BuildError::Invalid(format!("pruning the build cache: {e}")))?
-        {
+        if metadata.delete(TABLE, &key).map_err(BuildError::Cache)? {
             removed.push(key);
         }
     }

@@ -51,6 +51,8 @@ pub(crate) enum BuildError {
     NotFound(String),
     #[error("{0}")]
     Pull(String),
+    #[error("build cache: {0}")]
+    Cache(#[source] berth_core::MetadataError),
     #[error("The command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i64 },
     #[error(transparent)]
@@ -77,7 +79,9 @@ impl BuildError {
             }
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Pull(_) => ErrorKind::Unavailable,
-            Self::RunFailed { .. } | Self::Io { .. } | Self::Task(_) => ErrorKind::Internal,
+            Self::RunFailed { .. } | Self::Io { .. } | Self::Task(_) | Self::Cache(_) => {
+                ErrorKind::Internal
+            }
             Self::Image(e) => e.kind(),
             Self::Container(e) => e.kind(),
             Self::Archive(e) => e.kind().into(),
