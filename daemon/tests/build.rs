@@ -209,6 +209,15 @@ fn copies_outside_the_context_and_bad_dockerfiles_are_refused() {
         "{stderr}"
     );
 
+    let ctx = daemon.dir.path().join("chmod");
+    write(&ctx, "a", "a\n");
+    write(&ctx, "Dockerfile", "FROM busybox\nCOPY --chmod=755 a /a\n");
+    let stderr = daemon.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(
+        stderr.contains("line 2: the --chmod option requires BuildKit"),
+        "{stderr}"
+    );
+
     let ctx = daemon.dir.path().join("url");
     write(
         &ctx,

@@ -629,6 +629,12 @@ impl Runner<'_> {
 
     pub(super) async fn copy(&mut self, ins: &Instruction, vars: &Vars) -> Result<(), BuildError> {
         let is_add = ins.keyword == "ADD";
+        if ins.flag("chmod").is_some() {
+            // moby's classic builder refuses it the same way.
+            return Err(ins
+                .error("the --chmod option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled")
+                .into());
+        }
         if is_add {
             ins.check_flags(&["chown"])?;
         } else {
