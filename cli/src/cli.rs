@@ -957,6 +957,9 @@ pub(crate) struct BuildArgs {
     /// Write the image ID to the file
     #[arg(long = "iidfile")]
     pub(crate) iidfile: Option<String>,
+    /// Set the target build stage to build
+    #[arg(long = "target")]
+    pub(crate) target: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -256,6 +256,25 @@ fn scratch_multi_stage_add_of_a_tar_and_quiet_builds() {
     assert!(out.trim().starts_with("sha256:"), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert_eq!(daemon.ok(&["run", "--rm", "staged"]), "built\none\n");
+    // --target stops after the named stage.
+    daemon.ok(&[
+        "build",
+        "-q",
+        "--target",
+        "builder",
+        "-t",
+        "first-stage",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        daemon.ok(&["run", "--rm", "first-stage", "cat", "/out/result"]),
+        "built\n"
+    );
+    let stderr = daemon.fails(&["build", "--target", "nope", ctx.to_str().unwrap()]);
+    assert!(
+        stderr.contains("failed to reach build target nope in Dockerfile"),
+        "{stderr}"
+    );
     assert_clean_after_rm_all(&daemon);
 }
 

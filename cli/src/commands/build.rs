@@ -98,6 +98,11 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         .add_if(a.no_cache, "nocache", "1")
         .add_if(a.pull, "pull", "1")
         .add_if(a.force_rm, "forcerm", "1")
+        .add_if(
+            a.target.is_some(),
+            "target",
+            a.target.clone().unwrap_or_default(),
+        )
         .add("rm", if a.rm { "1" } else { "0" });
     let path = format!("/build{}", q.render());
     let resp = if a.path == "-" {

@@ -93,6 +93,7 @@ async fn build(call: Call) -> ApiResult {
         quiet: call.query.bool("q"),
         no_cache: call.query.bool("nocache"),
         pull: call.query.bool("pull"),
+        target: call.query.get("target").unwrap_or_default().to_owned(),
         credentials: super::registry::registry_config_header(call.req.headers()),
     };
     let engine = call.engine.clone();

@@ -109,6 +109,8 @@ pub(crate) struct BuildRequest {
     pub(crate) no_cache: bool,
     /// `pull`: pull FROM images even when present.
     pub(crate) pull: bool,
+    /// `target`: the stage to stop after.
+    pub(crate) target: String,
     /// Registry address -> credentials, for FROM's pulls.
     pub(crate) credentials: BTreeMap<String, berth_core::Credentials>,
 }
@@ -294,6 +296,30 @@ pub(crate) fn short(id: &Digest) -> String {
     id.hex()[..12].to_owned()
 }
 
+/// The instructions up to the end of stage `target` (`--target`).
+fn until_target(
+    instructions: Vec<Instruction>,
+    target: &str,
+) -> Result<Vec<Instruction>, BuildError> {
+    let named = |ins: &Instruction| {
+        let words: Vec<&str> = ins.args.split_whitespace().collect();
+        ins.keyword == "FROM"
+            && words.len() == 3
+            && words[1].eq_ignore_ascii_case("as")
+            && words[2].eq_ignore_ascii_case(target)
+    };
+    let Some(start) = instructions.iter().position(named) else {
+        return Err(BuildError::Invalid(format!(
+            "failed to reach build target {target} in Dockerfile"
+        )));
+    };
+    let end = instructions[start + 1..]
+        .iter()
+        .position(|i| i.keyword == "FROM")
+        .map_or(instructions.len(), |n| start + 1 + n);
+    Ok(instructions.into_iter().take(end).collect())
+}
+
 /// Parses a `t` value as moby's build does (a name without tag is `:latest`).
 fn parse_tag(tag: &str) -> Result<Reference, BuildError> {
     let reference = Reference::parse(tag)
@@ -331,6 +357,7 @@ impl Engine {
             "" => "Dockerfile".to_owned(),
             name => name.to_owned(),
         };
+        let target = request.target.to_ascii_lowercase();
         let instructions = tokio::task::spawn_blocking(move || {
             context::unpack(super::images::pipe::ChannelReader::new(body), &context_dir)?;
             let relative = dockerfile_name.trim_start_matches("./").to_owned();
@@ -367,7 +394,10 @@ impl Engine {
                     path: "the build context".into(),
                     source,
                 })?;
-            let instructions = dockerfile::parse(&text)?;
+            let mut instructions = dockerfile::parse(&text)?;
+            if !target.is_empty() {
+                instructions = until_target(instructions, &target)?;
+            }
             match instructions.iter().find(|i| i.keyword != "ARG") {
                 Some(first) if first.keyword != "FROM" => {
                     Err(first.error("no build stage in current context").into())
@@ -608,4 +638,21 @@ async fn fail(tx: &mpsc::Sender<BuildMessage>, err: &BuildError) {
             code: err.code(),
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_keeps_the_stages_up_to_the_named_one() {
+        let parsed =
+            dockerfile::parse("FROM a AS one\nRUN x\nFROM b AS Two\nRUN y\nFROM c\nRUN z\n")
+                .unwrap();
+        let kept = until_target(parsed.clone(), "two").unwrap();
+        assert_eq!(kept.len(), 4);
+        assert_eq!(kept.last().unwrap().args, "y");
+        assert_eq!(until_target(parsed.clone(), "one").unwrap().len(), 2);
+        assert!(until_target(parsed, "three").is_err());
+    }
 }
