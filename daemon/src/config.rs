@@ -13,6 +13,7 @@ const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 const DEFAULT_BRIDGE: &str = "berth0";
 const DEFAULT_CGROUP_PARENT: &str = "/berth";
+const DEFAULT_NETWORK_POOL: usize = 2;
 
 /// Command line of `berthd`.
 #[derive(Debug, Parser)]
@@ -49,6 +50,11 @@ pub struct Args {
     /// container names its own [default: /berth]
     #[arg(long, value_name = "CGROUP")]
     pub cgroup_parent: Option<String>,
+    /// Network namespaces with a veth pair kept ready per bridge network
+    /// that containers start on, so a start skips making them; 0 keeps
+    /// none [default: 2]
+    #[arg(long, value_name = "N")]
+    pub network_pool: Option<usize>,
 }
 
 /// How much `berthd` logs to stderr.
@@ -87,6 +93,7 @@ struct FileConfig {
     insecure_registries: Option<Vec<String>>,
     bridge: Option<String>,
     cgroup_parent: Option<String>,
+    network_pool: Option<usize>,
 }
 
 /// The settings `berthd` runs with, after merging flags, file and defaults.
@@ -106,6 +113,8 @@ pub struct Config {
     pub bridge: Option<String>,
     /// Parent cgroup of the containers' cgroups, absolute (`/berth`).
     pub cgroup_parent: String,
+    /// Spare network namespaces kept per bridge network in use.
+    pub network_pool: usize,
 }
 
 /// Why the configuration could not be loaded.
@@ -180,6 +189,10 @@ impl Config {
                     .or(file.cgroup_parent)
                     .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
             )?,
+            network_pool: args
+                .network_pool
+                .or(file.network_pool)
+                .unwrap_or(DEFAULT_NETWORK_POOL),
         })
     }
 }
@@ -299,6 +312,24 @@ mod tests {
         assert_eq!(from_file.bridge.as_deref(), Some("br-file"));
         let none = Config::load(args(&["--config", path, "--bridge", "none"])).unwrap();
         assert_eq!(none.bridge, None);
+    }
+
+    #[test]
+    fn network_pool_from_flag_file_or_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berthd.toml");
+        std::fs::write(&file, "network-pool = 4\n").unwrap();
+        let path = file.to_str().unwrap();
+        let default = Config::load(args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(default.network_pool, 2);
+        assert_eq!(
+            Config::load(args(&["--config", path]))
+                .unwrap()
+                .network_pool,
+            4
+        );
+        let off = Config::load(args(&["--config", path, "--network-pool", "0"])).unwrap();
+        assert_eq!(off.network_pool, 0);
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             insecure_registries: config.insecure_registries.clone(),
             default_bridge: config.bridge.clone(),
             cgroup_parent: config.cgroup_parent.clone(),
+            network_pool: config.network_pool,
         })
         .map_err(|e: EngineError| ServeError::Engine(e.to_string()))?,
     );
@@ -277,6 +278,7 @@ mod tests {
                 insecure_registries: Vec::new(),
                 default_bridge: None,
                 cgroup_parent: "/berth".to_owned(),
+                network_pool: 0,
             })
             .unwrap(),
         )

@@ -218,6 +218,55 @@ fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }
 
+/// What a machine crash can leave, made by hand after a `kill -9`: a
+/// container directory without its record (an AutoRemove record is not
+/// fsynced), an empty record, and a writable layer whose container
+/// directory never reached the disk. A restart removes all of it, and an
+/// AutoRemove container that is not running, as dockerd does.
+#[test]
+fn a_restart_removes_what_a_crash_left_of_containers() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let entries = |d: &Daemon, dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(d.data_root.join(dir))
+            .map(|list| {
+                list.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    d.ok(&["create", "--name", "unpack", "busybox"]);
+    d.ok(&["rm", "unpack"]);
+    let layers = entries(&d, "overlay/snapshots");
+    d.ok(&[
+        "create",
+        "--rm",
+        "--name",
+        "never-started",
+        "busybox",
+        "true",
+    ]);
+    let mut ids = Vec::new();
+    for name in ["lost", "torn", "vanished"] {
+        d.ok(&["create", "--name", name, "busybox", "true"]);
+        ids.push(d.inspect_id(name));
+    }
+    assert_eq!(entries(&d, "overlay/snapshots").len(), layers.len() + 4);
+    d.kill9();
+    let dir = |id: &str| d.data_root.join("containers").join(id);
+    std::fs::remove_file(dir(&ids[0]).join("config.json")).unwrap();
+    std::fs::write(dir(&ids[1]).join("config.json"), b"").unwrap();
+    std::fs::remove_dir_all(dir(&ids[2])).unwrap();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(entries(&d, "containers").is_empty());
+    assert_eq!(entries(&d, "overlay/snapshots"), layers);
+    // The names are free again.
+    d.ok(&["create", "--name", "lost", "busybox", "true"]);
+}
+
 #[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();

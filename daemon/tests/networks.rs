@@ -10,7 +10,8 @@
 //! the embedded DNS, isolation between networks, connect/disconnect,
 //! inspect, events), bad input, and what is left after removal and after
 //! a `kill -9` of berthd with containers running (addresses kept, ports
-//! republished, nothing stale).
+//! republished, nothing stale); the pool of spare namespaces and veths
+//! (used by starts, refilled, gone after a stop and after a `kill -9`).
 
 mod common;
 
@@ -30,10 +31,16 @@ struct NetDaemon {
     socket: PathBuf,
     netns: PathBuf,
     child: Option<Child>,
+    /// More berthd arguments.
+    args: Vec<String>,
 }
 
 impl NetDaemon {
     fn start() -> NetDaemon {
+        NetDaemon::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> NetDaemon {
         let dir = tempfile::Builder::new()
             .prefix("berthd-net")
             .tempdir()
@@ -51,6 +58,7 @@ impl NetDaemon {
             netns,
             dir,
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         // A fresh namespace has `lo` down; a real host has it up.
         let up = daemon.in_ns(&["ip", "link", "set", "lo", "up"]);
@@ -73,6 +81,7 @@ impl NetDaemon {
             .arg("--exec-root")
             .arg(root.join("run"))
             .args(["--log-level", "warn", "--config", "/dev/null"])
+            .args(&self.args)
             .env("BERTH_SHIM_BINARY", root.join("bin/berth-shim"))
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -95,6 +104,31 @@ impl NetDaemon {
         child.kill().unwrap();
         child.wait().unwrap();
         self.spawn();
+    }
+
+    /// SIGTERM, and waits for berthd to exit (containers keep running).
+    fn stop(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "berthd exited with {status}");
+    }
+
+    /// Waits until the links of the scratch host satisfy `done`.
+    fn wait_for_links(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let links = self.links();
+            if done(&links) {
+                return links;
+            }
+            assert!(Instant::now() < deadline, "{what}: {links:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn host(&self) -> String {
@@ -233,6 +267,29 @@ fn text(bytes: &[u8]) -> String {
 
 fn veths(links: &[String]) -> Vec<&String> {
     links.iter().filter(|l| l.starts_with("vb")).collect()
+}
+
+/// Spares berthd keeps per network in use (its default `--network-pool`).
+const POOL: usize = 2;
+
+fn spare_veths(links: &[String]) -> Vec<&String> {
+    links.iter().filter(|l| l.starts_with("vbp")).collect()
+}
+
+/// Waits until at most `spares` veths are left (the pool's, of the
+/// networks still in use): every removed container's pair went with its
+/// namespace.
+fn wait_for_only_spares(d: &NetDaemon, spares: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let links = d.links();
+        let all = veths(&links);
+        if all.len() <= spares && all.len() == spare_veths(&links).len() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "veths left: {links:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// What berthd leaves when no container runs: base chains only.
@@ -428,11 +485,7 @@ fn default_bridge_ports_files_none_and_container_mode() {
     d.ok(&["rm", "-f", "web", "rand"]);
     assert_no_container_rules(&d.ruleset());
     assert!(d.curl("http://127.0.0.1:18080/").is_none());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !veths(&d.links()).is_empty() {
-        assert!(Instant::now() < deadline, "veths left: {:?}", d.links());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_only_spares(&d, POOL);
     let netns_dir = d.dir.path().join("run/netns");
     let left: Vec<PathBuf> = std::fs::read_dir(&netns_dir)
         .map(|e| e.flatten().map(|e| e.path()).collect())
@@ -673,11 +726,10 @@ fn user_networks_names_isolation_and_bad_input() {
     assert!(pruned.contains("back"), "{pruned}");
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(ls, "bridge\nhost\nnone\n");
+    // The removed networks' spares went with them.
+    wait_for_only_spares(&d, POOL);
     let links = d.links();
-    assert!(
-        !links.iter().any(|l| l.starts_with("br-")) && veths(&links).is_empty(),
-        "{links:?}"
-    );
+    assert!(!links.iter().any(|l| l.starts_with("br-")), "{links:?}");
     let ruleset = d.ruleset();
     assert!(!ruleset.contains("br-"), "{ruleset}");
     assert_no_container_rules(&ruleset);
@@ -803,11 +855,7 @@ fn crash_restart_keeps_addresses_and_ports_and_cleans_up() {
     d.ok(&["rm", "-f", "web-a", "web-b", "short"]);
     d.ok(&["network", "rm", "n1"]);
     assert_no_container_rules(&d.ruleset());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !veths(&d.links()).is_empty() {
-        assert!(Instant::now() < deadline, "veths left: {:?}", d.links());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_only_spares(&d, POOL);
     let left: Vec<PathBuf> = std::fs::read_dir(d.dir.path().join("run/netns"))
         .map(|e| e.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -822,4 +870,173 @@ fn docker_py_networks_api() {
         &[("BERTHD_HOST", OsStr::new(&d.host()))],
         3,
     );
+}
+
+#[test]
+fn network_pool_serves_starts_refills_and_leaves_nothing() {
+    let mut d = NetDaemon::start();
+    let gateway = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let gateway = gateway.trim().to_owned();
+    // The default network is stocked at start.
+    let stocked = d.wait_for_links("the default network's spares", |l| {
+        spare_veths(l).len() == POOL
+    });
+    let spares: Vec<String> = spare_veths(&stocked).into_iter().cloned().collect();
+
+    // A start takes one: its host end is one of the spares, no pair of
+    // its own was made; the pool is refilled behind it.
+    d.ok(&["run", "-d", "--name", "pa", "busybox", "sleep", "60"]);
+    let links = d.wait_for_links("the pool refilled after a start", |l| {
+        spare_veths(l).len() == POOL + 1
+    });
+    assert_eq!(
+        veths(&links).len(),
+        POOL + 1,
+        "a pair not from the pool: {links:?}"
+    );
+    let kept: Vec<&String> = spares.iter().filter(|s| links.contains(s)).collect();
+    assert_eq!(kept.len(), POOL, "a's pair is one of the spares: {links:?}");
+    let a_ip = d.ip_on("pa", "bridge");
+
+    // Pooled containers have a working network: each other, the gateway.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "ip -o -4 addr show eth0; ip route; ping -c1 -W2 {a_ip} && ping -c1 -W2 {gateway} && echo reached"
+        ),
+    ]);
+    assert!(
+        out.contains(&format!("default via {gateway} dev eth0")),
+        "{out}"
+    );
+    assert!(out.ends_with("reached\n"), "{out}");
+    let out = d.ok(&[
+        "exec",
+        "pa",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {gateway} && echo reached"),
+    ]);
+    assert!(out.ends_with("reached\n"), "{out}");
+
+    // A user network gets spares once a container started on it.
+    d.ok(&["network", "create", "--subnet", "10.125.0.0/24", "u1"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "u1",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.125.0."), "{out}");
+    d.wait_for_links("u1 stocked too", |l| spare_veths(l).len() == 2 * POOL + 1);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "u1",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.125.0."), "{out}");
+    d.ok(&["network", "rm", "u1"]);
+    d.wait_for_links("u1's spares gone with it", |l| {
+        spare_veths(l).len() == POOL + 1
+    });
+
+    // kill -9 with a container running: the spares go with the daemon,
+    // a's pair stays with a; the restart stocks the pool again.
+    let before_crash: Vec<String> = spare_veths(&d.links()).into_iter().cloned().collect();
+    d.crash_and_restart();
+    // Only pa's pair outlives the crashed daemon; two new spares.
+    d.wait_for_links("spares after a crash and restart", |l| {
+        spare_veths(l).len() == POOL + 1
+            && before_crash.iter().filter(|v| l.contains(v)).count() == 1
+    });
+    assert_eq!(d.ip_on("pa", "bridge"), a_ip);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {a_ip} && echo reached"),
+    ]);
+    assert!(out.ends_with("reached\n"), "{out}");
+    d.ok(&["rm", "-f", "pa"]);
+    wait_for_only_spares(&d, POOL);
+
+    // A clean stop leaves no pair behind, and no namespace mounted.
+    d.stop();
+    d.wait_for_links("veths after berthd stopped", |l| veths(l).is_empty());
+    let netns: Vec<PathBuf> = std::fs::read_dir(d.dir.path().join("run/netns"))
+        .map(|e| e.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "{netns:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let run = d.dir.path().join("run");
+    assert!(
+        !mounts.contains(run.to_str().unwrap()),
+        "mounts left under {}",
+        run.display()
+    );
+
+    // And after a kill -9 with nothing running: nothing either.
+    d.spawn();
+    d.wait_for_links("spares after a restart", |l| spare_veths(l).len() == POOL);
+    let mut child = d.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    d.wait_for_links("veths after kill -9", |l| veths(l).is_empty());
+}
+
+#[test]
+fn without_a_pool_starts_make_their_own_pair() {
+    let d = NetDaemon::start_with(&["--network-pool", "0"]);
+    let gateway = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let gateway = gateway.trim();
+    d.ok(&["run", "-d", "--name", "own", "busybox", "sleep", "60"]);
+    let links = d.links();
+    let pairs = veths(&links);
+    assert_eq!(pairs.len(), 1, "{links:?}");
+    assert!(spare_veths(&links).is_empty(), "no spares: {links:?}");
+    let own_ip = d.ip_on("own", "bridge");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {own_ip} && ping -c1 -W2 {gateway} && echo reached"),
+    ]);
+    assert!(out.ends_with("reached\n"), "{out}");
+    d.ok(&["rm", "-f", "own"]);
+    wait_for_only_spares(&d, 0);
 }

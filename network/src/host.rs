@@ -11,6 +11,7 @@
 //! ```
 //!
 //! Container namespaces are mounted at `<netns_dir>/<container id>`.
+//! Spare namespaces (see [`crate::spare`]) are mounted nowhere.
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -25,6 +26,7 @@ use crate::ipam::{Ipam, Ipv4Net, Taken, check_overlap, pick_subnet, write_atomic
 use crate::link::Netlink;
 use crate::netns::NetNs;
 use crate::ports::{PortMapping, PortReservation, PortSpec, reserve};
+use crate::spare::{SPARE_INTERFACE, Spare, SparePool, spare_veth_name};
 
 /// What `network create` asks for.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +93,10 @@ pub struct Networking {
     /// made with the first network, so a daemon without networks
     /// (`--bridge none`) leaves no trace in the host's ruleset.
     lock: Mutex<FirewallState>,
+    spares: SparePool,
+    /// Held while a spare is made, and by a network's removal: a spare is
+    /// never half-made on a bridge that is going.
+    making_spare: Mutex<()>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -152,7 +158,17 @@ impl Networking {
             state_dir: state_dir.into(),
             netns_dir: netns_dir.into(),
             lock: Mutex::new(FirewallState::Absent),
+            spares: SparePool::new(0),
+            making_spare: Mutex::new(()),
         })
+    }
+
+    /// Keeps up to `per_network` spare endpoints ready for each network
+    /// that containers start on (0, the default, keeps none); see
+    /// [`Networking::refill_spares`].
+    pub fn with_spares(mut self, per_network: usize) -> Self {
+        self.spares = SparePool::new(per_network);
+        self
     }
 
     /// The firewall (for inspection and tests).
@@ -179,8 +195,10 @@ impl Networking {
         Ok(())
     }
 
-    /// Deletes the firewall table (clean shutdown with no containers).
+    /// Deletes the firewall table (clean shutdown with no containers)
+    /// and the spares.
     pub async fn stop(&self) -> Result<()> {
+        drop(self.spares.clear());
         let mut firewall = self.lock.lock().await;
         self.firewall.reset()?;
         *firewall = FirewallState::Absent;
@@ -347,6 +365,9 @@ impl Networking {
                 address,
             });
         }
+        // The spares' host ends are ports of the bridge: they go first.
+        let _making = self.making_spare.lock().await;
+        drop(self.spares.forget(name));
         self.tear_down(&info).await?;
         ipam.destroy()?;
         let path = self.state_dir.join("networks").join(format!("{name}.json"));
@@ -387,22 +408,8 @@ impl Networking {
         address: Option<Ipv4Addr>,
         ports: &[PortSpec],
     ) -> Result<Endpoint> {
-        let info = self
-            .network(network)?
-            .ok_or_else(|| NetworkError::NetworkNotFound(network.to_owned()))?;
-        let address = {
-            let _guard = self.lock.lock().await;
-            let mut ipam = Ipam::open(
-                &self.state_dir.join("ipam"),
-                network,
-                info.subnet,
-                info.gateway,
-            )?;
-            match address {
-                Some(a) => ipam.allocate_specific(a, container_id)?,
-                None => ipam.allocate(container_id)?,
-            }
-        };
+        let info = self.require_network(network)?;
+        let address = self.allocate(&info, container_id, address).await?;
         let hash = short_hash(&[container_id, network]);
         let host_veth = format!("vb{}", &hash[..12]);
         let mut endpoint = Endpoint {
@@ -422,6 +429,180 @@ impl Networking {
                 Err(e)
             }
         }
+    }
+
+    fn require_network(&self, network: &str) -> Result<NetworkInfo> {
+        self.network(network)?
+            .ok_or_else(|| NetworkError::NetworkNotFound(network.to_owned()))
+    }
+
+    /// An address on `info` for `container_id`: `address` (`--ip`) or the next free one.
+    async fn allocate(
+        &self,
+        info: &NetworkInfo,
+        container_id: &str,
+        address: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
+        let _guard = self.lock.lock().await;
+        let mut ipam = Ipam::open(
+            &self.state_dir.join("ipam"),
+            &info.name,
+            info.subnet,
+            info.gateway,
+        )?;
+        match address {
+            Some(a) => ipam.allocate_specific(a, container_id),
+            None => ipam.allocate(container_id),
+        }
+    }
+
+    /// A spare endpoint of `network` if one is ready (`None` when none is
+    /// or spares are off); the network is kept stocked from then on.
+    pub fn take_spare(&self, network: &str) -> Option<Spare> {
+        self.spares.take(network)
+    }
+
+    /// Keeps `network` stocked with spares from the next
+    /// [`Networking::refill_spares`] on.
+    pub fn want_spares(&self, network: &str) {
+        self.spares.want(network);
+    }
+
+    /// Host ends of the spares ready now.
+    pub fn spare_veths(&self) -> Vec<String> {
+        self.spares.host_veths()
+    }
+
+    /// Makes spares until every network that wants them has its number
+    /// (see [`Networking::with_spares`]). Returns how many were made; on
+    /// an error the other networks are still stocked and the first error
+    /// is returned.
+    pub async fn refill_spares(&self) -> Result<usize> {
+        let mut made = 0;
+        let mut first_error = None;
+        for (network, missing) in self.spares.shortfall() {
+            for _ in 0..missing.min(self.spares.target()) {
+                match self.make_spare(&network).await {
+                    Ok(spare) => {
+                        self.spares.put(spare);
+                        made += 1;
+                    }
+                    // Removed while a start was taking its spare.
+                    Err(NetworkError::NetworkNotFound(_)) => {
+                        drop(self.spares.forget(&network));
+                        break;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(made),
+        }
+    }
+
+    /// A new namespace with `lo` and `eth0` up, `eth0`'s peer on the
+    /// network's bridge.
+    async fn make_spare(&self, network: &str) -> Result<Spare> {
+        let _making = self.making_spare.lock().await;
+        let info = self.require_network(network)?;
+        let bridge_index = self
+            .netlink
+            .link_index(&info.bridge)
+            .await?
+            .ok_or_else(|| NetworkError::LinkNotFound(info.bridge.clone()))?;
+        let netns = NetNs::create_unmounted()?;
+        let host_veth = spare_veth_name()?;
+        self.netlink
+            .create_veth(&host_veth, SPARE_INTERFACE, bridge_index, &netns)
+            .await?;
+        // From here the pair goes with the namespace if anything fails.
+        let inside = Netlink::open(&netns).await?;
+        let index = inside.prepare_container_link(SPARE_INTERFACE).await?;
+        Ok(Spare {
+            network: network.to_owned(),
+            netns,
+            inside,
+            index,
+            host_veth,
+        })
+    }
+
+    /// Mounts a spare's namespace as container `id`'s (see
+    /// [`Networking::netns_path`]), before [`Networking::connect_spare`].
+    pub fn mount_spare(&self, spare: &Spare, id: &str) -> Result<NetNs> {
+        spare.netns.mount_at(self.netns_path(id))
+    }
+
+    /// [`Networking::connect`] with a spare as `eth0`: only the address,
+    /// the default route and the published ports are left to do. Undone
+    /// completely on failure (the namespace stays for its owner to remove).
+    pub async fn connect_spare(
+        &self,
+        spare: Spare,
+        container_id: &str,
+        address: Option<Ipv4Addr>,
+        ports: &[PortSpec],
+    ) -> Result<Endpoint> {
+        let info = self.require_network(&spare.network)?;
+        let address = self.allocate(&info, container_id, address).await?;
+        let mut endpoint = Endpoint {
+            network: info.name.clone(),
+            container_id: container_id.to_owned(),
+            address,
+            subnet: info.subnet,
+            gateway: (!info.internal).then_some(info.gateway),
+            host_veth: spare.host_veth.clone(),
+            interface: SPARE_INTERFACE.to_owned(),
+            ports: PortReservation::default(),
+        };
+        match self.wire_spare(&info, &mut endpoint, &spare, ports).await {
+            Ok(()) => Ok(endpoint),
+            Err(e) => {
+                let _ = self.disconnect(endpoint).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn wire_spare(
+        &self,
+        info: &NetworkInfo,
+        ep: &mut Endpoint,
+        spare: &Spare,
+        ports: &[PortSpec],
+    ) -> Result<()> {
+        if !info.internal {
+            ep.ports = reserve(&self.host, ports)?;
+        }
+        spare
+            .inside
+            .address_container_link(
+                spare.index,
+                &ep.interface,
+                ep.address,
+                ep.subnet,
+                ep.gateway,
+            )
+            .await?;
+        self.publish(ep).await
+    }
+
+    async fn publish(&self, ep: &Endpoint) -> Result<()> {
+        if ep.ports.mappings().is_empty() {
+            return Ok(());
+        }
+        let (id, address, mappings) = (
+            ep.container_id.clone(),
+            ep.address,
+            ep.ports.mappings().to_vec(),
+        );
+        self.nft(move |fw| fw.publish(&id, address, &mappings))
+            .await
     }
 
     async fn wire(
@@ -454,13 +635,7 @@ impl Networking {
                 ep.gateway,
             )
             .await?;
-        let (id, address, mappings) = (
-            ep.container_id.clone(),
-            ep.address,
-            ep.ports.mappings().to_vec(),
-        );
-        self.nft(move |fw| fw.publish(&id, address, &mappings))
-            .await
+        self.publish(ep).await
     }
 
     /// Re-adds the DNAT rules of a container restored after a daemon

@@ -3,7 +3,8 @@
 //! rtnetlink, a persistent per-network address allocator, NAT, isolation
 //! and published ports in one nftables table, and the contents of a
 //! container's resolv.conf, hosts and hostname files; and the embedded
-//! DNS server (127.0.0.11) of user-defined networks.
+//! DNS server (127.0.0.11) of user-defined networks; and spare
+//! namespaces with their veth pair made ahead of container starts.
 //!
 //! [`Networking`] ties the parts together; every part works in the
 //! network namespace it is given, so tests run whole "hosts" inside
@@ -18,6 +19,7 @@ mod ipam;
 mod link;
 mod netns;
 mod ports;
+mod spare;
 
 pub use dns::{DnsRegistry, EmbeddedDns};
 pub use error::{NetworkError, Result};
@@ -31,3 +33,4 @@ pub use ipam::{Ipam, Ipv4Net, Taken, check_overlap, pick_subnet};
 pub use link::{Netlink, Route};
 pub use netns::NetNs;
 pub use ports::{PortMapping, PortReservation, PortSpec, Protocol, reserve};
+pub use spare::Spare;

@@ -286,18 +286,49 @@ impl Netlink {
         if let Some(lo) = self.link_index("lo").await? {
             self.set_up(lo, "lo").await?;
         }
-        if let Some(gateway) = gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gateway)
-                .output_interface(index)
-                .build();
-            match self.handle.route().add(route).execute().await {
-                Ok(()) => {}
-                Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => return Err(nl_err("adding default route via", gateway.to_string())(e)),
-            }
+        self.add_default_route(index, gateway).await
+    }
+
+    /// Inside a spare namespace: sets `name` and `lo` up, ahead of the
+    /// container's address. Returns `name`'s index.
+    pub async fn prepare_container_link(&self, name: &str) -> Result<u32> {
+        let index = self.require_index(name).await?;
+        self.set_up(index, name).await?;
+        if let Some(lo) = self.link_index("lo").await? {
+            self.set_up(lo, "lo").await?;
         }
-        Ok(())
+        Ok(index)
+    }
+
+    /// Inside a container's namespace: `address` on link `index` (already
+    /// up, see [`Netlink::prepare_container_link`]) and the default route
+    /// via `gateway`.
+    pub async fn address_container_link(
+        &self,
+        index: u32,
+        name: &str,
+        address: Ipv4Addr,
+        subnet: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        self.add_address(index, name, address, subnet.prefix())
+            .await?;
+        self.add_default_route(index, gateway).await
+    }
+
+    async fn add_default_route(&self, index: u32, gateway: Option<Ipv4Addr>) -> Result<()> {
+        let Some(gateway) = gateway else {
+            return Ok(());
+        };
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        match self.handle.route().add(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(nl_err("adding default route via", gateway.to_string())(e)),
+        }
     }
 
     /// The namespace's IPv4 unicast routes (main table), skipping default routes.

@@ -80,6 +80,54 @@ impl NetNs {
         Self::open(path)
     }
 
+    /// Creates a new namespace held only by the returned handle (and its
+    /// clones): nothing is mounted, so the namespace, and every link in it,
+    /// goes when the last handle closes, including when the process dies.
+    pub fn create_unmounted() -> Result<Self> {
+        let file = std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> std::io::Result<File> {
+                    // SAFETY: as in `create`: only CLONE_NEWNET, on a scoped
+                    // thread that ends right after.
+                    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }?;
+                    File::open("/proc/thread-self/ns/net")
+                })
+                .join()
+                .expect("netns creation thread panicked")
+        })
+        .map_err(|e| NetworkError::io("creating netns", "/proc/thread-self/ns/net", e))?;
+        Ok(Self {
+            path: None,
+            fd: Arc::new(file.into()),
+        })
+    }
+
+    /// Bind-mounts this namespace at `path` (as [`NetNs::create`] does), for
+    /// an OCI spec to join; [`NetNs::remove`] undoes it.
+    pub fn mount_at(&self, path: impl AsRef<Path>) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let path = path.as_ref();
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| NetworkError::io("creating netns directory", parent, e))?;
+        }
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(path)
+            .map_err(|e| NetworkError::io("creating netns file", path, e))?;
+        let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        if let Err(e) = mount_bind(source.as_str(), path) {
+            let _ = fs::remove_file(path);
+            return Err(NetworkError::io("bind-mounting netns on", path, e.into()));
+        }
+        Ok(Self {
+            path: Some(path.to_owned()),
+            fd: self.fd.clone(),
+        })
+    }
+
     /// Unmounts and removes a namespace created by [`NetNs::create`]. A
     /// missing path is not an error, so cleanup after a crash can call it
     /// blindly. The namespace itself lives on while processes are in it.

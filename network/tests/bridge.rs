@@ -682,3 +682,137 @@ async fn published_udp_port() {
         .unwrap();
     assert!(taken.is_err(), "published UDP port was not reserved");
 }
+
+async fn links_settle(net: &Networking, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut links = net.netlink().link_names().await.unwrap();
+    for _ in 0..100 {
+        if links.iter().all(|l| keep(l)) {
+            break;
+        }
+        // The kernel deletes a namespace's veth pair asynchronously.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        links = net.netlink().link_names().await.unwrap();
+    }
+    links
+}
+
+#[tokio::test]
+async fn spares_become_a_containers_eth0_and_go_with_their_network() {
+    let (_host, net) = TestHost::new().await;
+    let net = net.with_spares(2);
+    let info = net
+        .create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    // Nothing is made for a network no container wanted yet.
+    assert_eq!(net.refill_spares().await.unwrap(), 0);
+    assert!(net.take_spare("bridge").is_none(), "the pool starts empty");
+    assert_eq!(net.refill_spares().await.unwrap(), 2);
+    let spares = net.spare_veths();
+    assert_eq!(spares.len(), 2, "{spares:?}");
+    let links = net.netlink().link_names().await.unwrap();
+    for veth in &spares {
+        assert!(veth.starts_with("vbp") && veth.len() <= 15, "{veth}");
+        assert!(links.contains(veth), "{veth} not in {links:?}");
+    }
+
+    // A container on a spare: its namespace mounted at its path, eth0
+    // with an address and the default route, reachable and reaching out.
+    let spare = net.take_spare("bridge").expect("a spare is ready");
+    let host_veth = spare.host_veth().to_owned();
+    let ns1 = net.mount_spare(&spare, "c1").unwrap();
+    assert!(is_mounted(&net.netns_path("c1")));
+    let ports = [PortSpec::parse("9000").unwrap()];
+    let ep1 = net.connect_spare(spare, "c1", None, &ports).await.unwrap();
+    assert_eq!(
+        (ep1.interface.as_str(), &ep1.host_veth),
+        ("eth0", &host_veth)
+    );
+    assert!(info.subnet.contains(ep1.address));
+    assert_eq!(ep1.ports.mappings().len(), 1);
+    let (ns2, ep2) = container(&net, "bridge", "c2", &[]).await;
+    assert!(ping(&ns1, ep2.address), "c1 (spare) cannot ping c2");
+    assert!(ping(&ns2, ep1.address), "c2 cannot ping c1 (spare)");
+    assert!(ping(&ns1, info.gateway), "c1 cannot ping the gateway");
+    // One connection, then the listener goes: a socket would keep the
+    // namespace, and so the veth pair, alive.
+    let listener = ns1
+        .run(|| TcpListener::bind(("0.0.0.0", 9000)))
+        .unwrap()
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(b"from c1").unwrap();
+    });
+    assert_eq!(
+        fetch(&ns2, SocketAddrV4::new(ep1.address, 9000)).unwrap(),
+        "from c1"
+    );
+    server.join().unwrap();
+    let routes = ns1
+        .run(|| Command::new("ip").args(["-4", "route"]).output().unwrap())
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains(&format!("default via {} dev eth0", info.gateway)),
+        "{routes}"
+    );
+
+    // Refilled to two; the taken one is the container's now.
+    assert_eq!(net.refill_spares().await.unwrap(), 1);
+    assert_eq!(net.spare_veths().len(), 2);
+    assert!(!net.spare_veths().contains(&host_veth));
+
+    // Removal: the container's pair goes with its namespace, the spares
+    // with the network.
+    drop((ns1, ns2));
+    net.remove_endpoint(ep1).await.unwrap();
+    net.remove_endpoint(ep2).await.unwrap();
+    net.remove_network("bridge").await.unwrap();
+    assert!(net.spare_veths().is_empty());
+    // A start racing the removal asked for spares of the gone network:
+    // the refill forgets it rather than failing on it.
+    assert!(net.take_spare("bridge").is_none());
+    assert_eq!(net.refill_spares().await.unwrap(), 0);
+    let links = links_settle(&net, |l| !l.starts_with("vb")).await;
+    assert_eq!(links, vec!["lo".to_owned()]);
+    let netns_dir = std::fs::read_dir(net.netns_path("c1").parent().unwrap())
+        .map(|e| e.count())
+        .unwrap_or(0);
+    assert_eq!(netns_dir, 0, "container namespaces left");
+    net.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn spares_vanish_with_the_process_that_held_them() {
+    // A crashed berthd: nothing but its descriptors held the spares.
+    let (host, net) = TestHost::new().await;
+    let net = net.with_spares(3);
+    net.create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    net.want_spares("bridge");
+    assert_eq!(net.refill_spares().await.unwrap(), 3);
+    assert_eq!(
+        net.netlink()
+            .link_names()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("vbp"))
+            .count(),
+        3
+    );
+    drop(net);
+    let next = host.networking().await;
+    let links = links_settle(&next, |l| !l.starts_with("vb")).await;
+    assert!(!links.iter().any(|l| l.starts_with("vb")), "{links:?}");
+    assert!(links.contains(&"berth0".to_owned()), "{links:?}");
+    let nothing_mounted = std::fs::read_dir(host.netns_dir())
+        .map(|e| e.count())
+        .unwrap_or(0);
+    assert_eq!(nothing_mounted, 0);
+    next.start().await.unwrap();
+    next.remove_network("bridge").await.unwrap();
+    next.stop().await.unwrap();
+}

@@ -661,6 +661,12 @@ fn enable_controllers(dir: &Path, only: Option<&str>) {
 /// runc (5 tries, 10 ms doubling). A missing directory is fine.
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
     const ATTEMPTS: u32 = 5;
+    // Most containers make no sub-cgroups: one rmdir, no listing.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     match fs::read_dir(dir) {
         Ok(entries) => {
             for entry in entries.flatten() {

@@ -752,3 +752,34 @@ fn tmpcopyup_fills_a_tmpfs_with_the_images_files() {
         "the write went to the image, not the tmpfs"
     );
 }
+
+/// runc's check for GHSA-m8cg-xc2p-r3fc: with a read-only "cgroup" mount
+/// every mount under `/sys/fs/cgroup` is read-only inside, the v1 tmpfs
+/// too, and the container's own cgroup is what it sees there.
+#[test]
+fn the_cgroup_tree_is_read_only_inside() {
+    require_root();
+    let rt = Runtime::new();
+    let (code, out, err) = rt.run(
+        &sh("grep ' /sys/fs/cgroup' /proc/mounts; \
+             mkdir /sys/fs/cgroup/x 2>/dev/null && echo WRITABLE; \
+             cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"),
+        &unique_id("cgro"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let mounts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" /sys/fs/cgroup"))
+        .collect();
+    let v1 = !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // v1: the tmpfs and one bind per hierarchy; v2: cgroup2.
+    assert!(mounts.len() > if v1 { 2 } else { 0 }, "{out}");
+    for m in &mounts {
+        let options = m.split_whitespace().nth(3).unwrap_or_default();
+        assert!(options.split(',').any(|o| o == "ro"), "not read-only: {m}");
+        assert!(options.split(',').any(|o| o == "nosuid"), "{m}");
+    }
+    assert!(!out.contains("WRITABLE"), "{out}");
+    // The container's own pids cgroup (no limit set) is the one mounted.
+    assert!(out.lines().any(|l| l == "max"), "{out}");
+}

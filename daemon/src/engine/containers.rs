@@ -471,10 +471,25 @@ impl ContainerStore {
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
             let path = entry.path().join("config.json");
-            let mut record: Record = match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            {
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) if !bytes.is_empty() => bytes,
+                // An AutoRemove container's record is written without
+                // fsync: a machine crash can leave its directory without
+                // one. Nothing can run it again; its remains go.
+                Ok(_) => {
+                    store.remove_remains(&entry.file_name().to_string_lossy());
+                    continue;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    store.remove_remains(&entry.file_name().to_string_lossy());
+                    continue;
+                }
+                Err(err) => {
+                    log::warning!("skipping container record {}: {err}", path.display());
+                    continue;
+                }
+            };
+            let mut record: Record = match serde_json::from_slice(&bytes) {
                 Ok(record) => record,
                 Err(err) => {
                     log::warning!("skipping container record {}: {err}", path.display());
@@ -495,6 +510,7 @@ impl ContainerStore {
                 .by_id
                 .insert(record.id.clone(), Arc::new(Container::new(record)));
         }
+        store.remove_stray_snapshots();
         let all: Vec<Arc<Container>> = lock(&store.table).by_id.values().cloned().collect();
         for container in all {
             run::restore(&store, &container);
@@ -510,6 +526,46 @@ impl ContainerStore {
         Ok(store)
     }
 
+    /// Removes what a container without a record left: its directories
+    /// and writable layer (see [`Self::open`]).
+    fn remove_remains(&self, id: &str) {
+        log::warning!("removing the remains of container {id}, which has no record");
+        match self.images.snapshots.remove(id) {
+            Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
+            Err(err) => log::warning!("removing the writable layer of {id}: {err}"),
+        }
+        for dir in [self.dir(id), self.run_dir(id), self.state_dir(id)] {
+            if let Err(err) = std::fs::remove_dir_all(&dir)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                log::warning!("removing {}: {err}", dir.display());
+            }
+        }
+    }
+
+    /// Removes writable layers keyed by a container ID that has no
+    /// container: a crash between a create's layer and its record.
+    fn remove_stray_snapshots(&self) {
+        let snapshots = match self.images.snapshots.list() {
+            Ok(list) => list,
+            Err(err) => {
+                log::warning!("listing snapshots: {err}");
+                return;
+            }
+        };
+        let table = lock(&self.table);
+        let stray: Vec<String> = snapshots
+            .into_iter()
+            .filter(|info| info.kind == berth_snapshotter::Kind::Active)
+            .map(|info| info.name)
+            .filter(|key| is_container_id(key) && !table.by_id.contains_key(key))
+            .collect();
+        drop(table);
+        for id in stray {
+            self.remove_remains(&id);
+        }
+    }
+
     pub(crate) fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -522,14 +578,9 @@ impl ContainerStore {
         self.dir(id).join(format!("{id}-json.log"))
     }
 
-    /// Writes the record atomically: temp file, fsync, rename.
-    fn persist(&self, record: &Record) -> Result<(), ContainerError> {
-        self.write_record(record, true)
-    }
-
-    /// [`Self::persist`]; without `durable` no fsync: the rename still
-    /// makes the write atomic for a crash of berthd, and only a machine
-    /// crash can lose it.
+    /// Writes the record atomically: temp file, fsync if `durable`, rename.
+    /// Without the fsync the rename still makes the write atomic for a
+    /// crash of berthd, and only a machine crash can lose it.
     fn write_record(&self, record: &Record, durable: bool) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
         let path = dir.join("config.json");
@@ -751,7 +802,9 @@ impl ContainerStore {
             .and_then(|()| {
                 let dir = self.dir(&id);
                 std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
-                self.persist(&record)
+                // AutoRemove: see `Self::open` for what a machine crash
+                // leaves without the fsync.
+                self.write_record(&record, !record.host_config.auto_remove)
             });
         if let Err(err) = made {
             let _ = self.images.snapshots.remove(&id);
@@ -814,9 +867,13 @@ impl ContainerStore {
     /// answered before the writable layer and files are deleted, which is
     /// disk work nobody needs to wait for. The record goes last, so a crash
     /// in between finishes the removal at the next start.
+    ///
+    /// In its own PID namespace nothing of the container runs once its
+    /// init is reaped (the kernel kills and waits for the rest first), so
+    /// the runtime's cleanup of cgroups and state also follows the answer.
     fn auto_remove(&self, container: &Container) {
         let _op = lock(&container.op);
-        let record = match self.begin_removal(container) {
+        let record = match self.mark_removing(container) {
             Ok(Some(record)) => record,
             Ok(None) => return,
             Err(err) => {
@@ -824,7 +881,16 @@ impl ContainerStore {
                 return;
             }
         };
+        let own_pid_namespace = record.host_config.pid_mode != "host";
+        if own_pid_namespace {
+            run::release_host_resources(self, container);
+        } else {
+            run::release_runtime(self, container);
+        }
         self.forget(container, &record, true);
+        if own_pid_namespace {
+            run::shut_down_runtime(self, container);
+        }
         if let Err(err) = self.purge(&record) {
             log::warning!(
                 "auto-removing container {}: {err}; retried at the next start",
@@ -837,15 +903,22 @@ impl ContainerStore {
     /// job) and releases its runtime, mounts and network. `None`: already
     /// removed. Caller holds the `op` lock.
     fn begin_removal(&self, container: &Container) -> Result<Option<Record>, ContainerError> {
+        let record = self.mark_removing(container)?;
+        if record.is_some() {
+            run::release_runtime(self, container);
+        }
+        Ok(record)
+    }
+
+    /// The `removing` record (persisted), or `None` if already removed.
+    fn mark_removing(&self, container: &Container) -> Result<Option<Record>, ContainerError> {
         if container.lifecycle.borrow().removed {
             return Ok(None);
         }
-        let record = match container.record() {
+        Ok(Some(match container.record() {
             record if record.state.status == Status::Removing => record,
             _ => self.update(container, |r| r.state.status = Status::Removing)?,
-        };
-        run::release_runtime(self, container);
-        Ok(Some(record))
+        }))
     }
 
     /// Deletes the writable layer, then the container's files: the record
@@ -917,6 +990,11 @@ pub(crate) fn unpack_layers(
         parent = Some(chain_id);
     }
     Ok(parent)
+}
+
+/// 64 lowercase hex digits, as [`random_id`] makes them.
+fn is_container_id(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn valid_name(name: &str) -> bool {

@@ -36,6 +36,8 @@ pub(crate) struct EngineConfig {
     pub(crate) default_bridge: Option<String>,
     /// Parent of the containers' cgroups (`/berth`).
     pub(crate) cgroup_parent: String,
+    /// Spare network namespaces per bridge network in use (0: none).
+    pub(crate) network_pool: usize,
 }
 
 /// Container totals by state, for `GET /info`.
@@ -84,6 +86,7 @@ impl Engine {
             &config.data_root,
             &config.exec_root,
             config.default_bridge.clone(),
+            config.network_pool,
             events.clone(),
         ));
         networks

@@ -12,6 +12,11 @@
 //! (`networks/`, `ipam/`) and `docker/<name>.json` (Docker's fields);
 //! container namespaces are bind-mounted at `<exec_root>/netns/<id>`.
 //!
+//! Spare endpoints (`--network-pool`, see `berth_network::Spare`) are
+//! made by a `netpool` thread after a container's exit, or once starts
+//! pause, never beside a start: on two cores, making namespaces next to
+//! a start slowed that start down.
+//!
 //! Networking is opened at start when there is something to restore or
 //! the default bridge is enabled (the nft table is rebuilt then: crash
 //! cleanup), else on the first `network create`: a daemon started with
@@ -26,14 +31,16 @@ use std::future::Future;
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_network::{DnsRegistry, Ipv4Net, NetNs, NetworkInfo, NetworkSpec, Networking};
 use serde::{Deserialize, Serialize};
 
 use super::events::{Event, EventType, unix_nanos};
 use super::{ErrorKind, EventBus};
+use crate::log;
 
 /// The default network's name, as in Docker.
 pub(crate) const DEFAULT_NETWORK: &str = "bridge";
@@ -157,6 +164,10 @@ pub(crate) struct Networks {
     state_dir: PathBuf,
     netns_dir: PathBuf,
     default_bridge: Option<String>,
+    /// Spare endpoints per network in use (`--network-pool`).
+    pool_size: usize,
+    /// Wakes the `netpool` thread (present once networking is open).
+    refill: Mutex<Option<Sender<Refill>>>,
     net: Mutex<Option<Arc<Networking>>>,
     /// Serialises network create/remove (name checks, meta files).
     changes: Mutex<()>,
@@ -189,6 +200,7 @@ impl Networks {
         data_root: &Path,
         exec_root: &Path,
         default_bridge: Option<String>,
+        pool_size: usize,
         events: Arc<EventBus>,
     ) -> Networks {
         Networks {
@@ -196,6 +208,8 @@ impl Networks {
             state_dir: data_root.join("network"),
             netns_dir: exec_root.join("netns"),
             default_bridge,
+            pool_size,
+            refill: Mutex::new(None),
             net: Mutex::new(None),
             changes: Mutex::new(()),
             dns: DnsRegistry::new(),
@@ -256,6 +270,10 @@ impl Networks {
                 ..NetworkMeta::default()
             })?;
         }
+        if self.default_bridge.is_some() {
+            net.want_spares(DEFAULT_NETWORK);
+            self.refill_spares(Refill::Now);
+        }
         Ok(())
     }
 
@@ -267,13 +285,33 @@ impl Networks {
         }
         let host = NetNs::current()?;
         let net = self.block(async {
-            let net = Networking::open(host, &self.state_dir, &self.netns_dir).await?;
+            let net = Networking::open(host, &self.state_dir, &self.netns_dir)
+                .await?
+                .with_spares(self.pool_size);
             net.start().await?;
             Ok::<_, berth_network::NetworkError>(net)
         })?;
         let net = Arc::new(net);
         *slot = Some(net.clone());
+        if self.pool_size > 0 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (handle, for_thread) = (self.handle.clone(), net.clone());
+            let spawned = std::thread::Builder::new()
+                .name("netpool".into())
+                .spawn(move || refill_loop(&handle, &for_thread, &rx));
+            match spawned {
+                Ok(_) => *lock(&self.refill) = Some(tx),
+                Err(err) => log::warning!("starting the network pool thread: {err}"),
+            }
+        }
         Ok(net)
+    }
+
+    /// Asks the `netpool` thread to make the spares that are missing.
+    pub(crate) fn refill_spares(&self, when: Refill) {
+        if let Some(tx) = &*lock(&self.refill) {
+            let _ = tx.send(when);
+        }
     }
 
     fn opened(&self) -> Option<Arc<Networking>> {
@@ -492,6 +530,40 @@ impl Networks {
     fn publish_endpoint(&self, action: &str, network: &str, container: &str) {
         if let Ok(Some(meta)) = self.meta(network) {
             self.publish(action, &meta, Some(container));
+        }
+    }
+}
+
+/// When the `netpool` thread should make spares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refill {
+    /// A container exited (or the daemon started): at once.
+    Now,
+    /// A start took a spare: once starts pause for [`REFILL_QUIET`], or
+    /// at the next exit, whichever comes first (at most
+    /// [`REFILL_MAX_WAIT`] after the first such start).
+    Later,
+}
+
+/// How long after the last start a [`Refill::Later`] waits.
+const REFILL_QUIET: Duration = Duration::from_millis(100);
+/// Starts that never pause still get their spares back this often.
+const REFILL_MAX_WAIT: Duration = Duration::from_secs(1);
+
+fn refill_loop(handle: &tokio::runtime::Handle, net: &Networking, rx: &Receiver<Refill>) {
+    while let Ok(mut when) = rx.recv() {
+        let deadline = Instant::now() + REFILL_MAX_WAIT;
+        while when == Refill::Later {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(REFILL_QUIET.min(left)) {
+                Ok(next) => when = next,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        while rx.try_recv().is_ok() {}
+        if let Err(err) = handle.block_on(net.refill_spares()) {
+            log::warning!("making spare network namespaces: {err}");
         }
     }
 }

@@ -70,7 +70,9 @@ def test_remove_and_not_found(client):
 
 
 def test_auto_remove_detached(client):
-    c = client.containers.run("busybox", ["true"], detach=True, auto_remove=True)
+    # Long enough for the wait to begin before the removal: a removed
+    # container has no wait endpoint (404), with dockerd too.
+    c = client.containers.run("busybox", ["sleep", "1"], detach=True, auto_remove=True)
     assert c.wait(condition="removed")["StatusCode"] == 0
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(c.id)

@@ -73,14 +73,38 @@ pub(super) fn apply(
         write_file(controller, &d.join(file), &value)
     };
 
-    if let Some(devices) = r.devices() {
+    if let Some(devices) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+        let Some(d) = dir("devices") else {
+            return Err(CgroupError::Unsupported {
+                controller: "devices".to_string(),
+                reason: "no cgroup v1 hierarchy has this controller",
+            });
+        };
+        // One rule per write(), each file opened once (Docker's list is
+        // about twenty rules).
+        let (mut allow, mut deny) = (None, None);
         for rule in devices {
-            let file = if rule.allow() {
-                "devices.allow"
+            let (file, name) = if rule.allow() {
+                (&mut allow, "devices.allow")
             } else {
-                "devices.deny"
+                (&mut deny, "devices.deny")
             };
-            write("devices", file, device_rule(rule))?;
+            let path = d.join(name);
+            let value = device_rule(rule);
+            let written = match file {
+                Some(f) => Ok(f),
+                None => OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(|f| file.insert(f)),
+            }
+            .and_then(|f: &mut std::fs::File| f.write_all(value.as_bytes()));
+            written.map_err(|source| CgroupError::Write {
+                controller: "devices".to_string(),
+                path,
+                value,
+                source,
+            })?;
         }
     }
     if let Some(m) = r.memory() {

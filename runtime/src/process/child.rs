@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use libc::c_ulong;
 
 use super::copy_up;
-use super::plan::{ChildPlan, MountOp, PathInRoot};
+use super::plan::{ChildPlan, InnerMounts, MountOp, PathInRoot};
 use super::{MESSAGE_LEN, Message, MessageKind, Step};
 use crate::sys::{self, Errno, fmt::StackPath};
 
@@ -337,6 +337,12 @@ fn mount_one<'a>(root: RawFd, m: &'a MountOp) -> Result<(), Failure<'a>> {
         sys::close(src);
         copied.at(Step::CopyUp, detail)?;
     }
+    if let Some(inner) = &m.inner {
+        let fd = open_in_root(root, &m.dest, false).at(Step::ResolveMountpoint, detail)?;
+        let made = mount_inner(fd, inner);
+        sys::close(fd);
+        made?;
+    }
     if m.remount_flags.is_none() && m.propagation.is_empty() {
         return Ok(());
     }
@@ -357,6 +363,30 @@ fn mount_one<'a>(root: RawFd, m: &'a MountOp) -> Result<(), Failure<'a>> {
     })();
     sys::close(fd);
     result
+}
+
+/// Binds and links `inner` inside the new mount at `dir`, then sets its
+/// attributes on the whole tree.
+fn mount_inner<'a>(dir: RawFd, inner: &'a InnerMounts) -> Result<(), Failure<'a>> {
+    for (name, source) in &inner.binds {
+        match sys::mkdirat(dir, name, 0o755) {
+            Ok(()) | Err(libc::EEXIST) => {}
+            Err(e) => return Err((Step::Mount, e, name.to_bytes())),
+        }
+        let fd = sys::openat(dir, name, O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY, 0)
+            .at(Step::Mount, name)?;
+        let target = StackPath::proc_fd(fd);
+        let bound = sys::mount(Some(source), target.as_cstr(), None, libc::MS_BIND, None);
+        sys::close(fd);
+        bound.at(Step::Mount, source)?;
+    }
+    for (name, target) in &inner.links {
+        match sys::symlinkat(target, dir, name) {
+            Ok(()) | Err(libc::EEXIST) => {}
+            Err(e) => return Err((Step::CreateSymlink, e, name.to_bytes())),
+        }
+    }
+    sys::mount_setattr_recursive(dir, inner.attr_set).step(Step::Remount)
 }
 
 fn create_device<'a>(root: RawFd, d: &'a super::plan::DeviceOp) -> Result<(), Failure<'a>> {

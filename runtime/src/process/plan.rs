@@ -87,6 +87,22 @@ pub struct MountOp {
     /// A sysfs mount that the kernel refuses (no new network namespace)
     /// falls back to a recursive bind of the host's `/sys`, as runc does.
     pub(crate) sysfs_fallback: bool,
+    /// Mounts and links made inside this one, then attributes set on the
+    /// whole tree at once.
+    pub(crate) inner: Option<InnerMounts>,
+}
+
+/// What goes inside a new mount before one `mount_setattr` sets `attr_set`
+/// (`MOUNT_ATTR_*`) on it and everything below: the v1 cgroup hierarchies
+/// under the cgroup tmpfs. One call instead of a remount per bind, and the
+/// tmpfs itself ends read-only too, as with runc.
+#[derive(Debug, Clone)]
+pub struct InnerMounts {
+    /// Directory names and the host directories bind mounted on them.
+    pub(crate) binds: Vec<(CString, CString)>,
+    /// Symlink names and their targets ("cpu" -> "cpu,cpuacct").
+    pub(crate) links: Vec<(CString, CString)>,
+    pub(crate) attr_set: u64,
 }
 
 /// A device node to create in the rootfs.
@@ -601,6 +617,7 @@ impl ChildPlan {
                 propagation: parsed.propagation,
                 sysfs_fallback: false,
                 copy_up: false,
+                inner: None,
             });
             return Ok(());
         }
@@ -622,6 +639,7 @@ impl ChildPlan {
             propagation: parsed.propagation,
             sysfs_fallback: fstype == "sysfs",
             copy_up: parsed.copy_up && fstype == "tmpfs",
+            inner: None,
         });
         Ok(())
     }
@@ -634,43 +652,41 @@ impl ChildPlan {
         parsed: &MountOptions,
         opts: &PlanOptions,
     ) -> Result<()> {
-        let base = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let mut inner = InnerMounts {
+            binds: Vec::new(),
+            links: Vec::new(),
+            attr_set: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        };
+        if parsed.flags & libc::MS_RDONLY != 0 {
+            inner.attr_set |= libc::MOUNT_ATTR_RDONLY;
+        }
+        for b in &opts.cgroup_binds {
+            inner.binds.push((
+                cstring(b.name.as_str())?,
+                cstring(b.host_path.as_os_str().as_bytes())?,
+            ));
+            // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct".
+            if b.name.contains(',') {
+                for part in b.name.split(',') {
+                    inner
+                        .links
+                        .push((cstring(part)?, cstring(b.name.as_str())?));
+                }
+            }
+        }
         self.mounts.push(MountOp {
             dest: PathInRoot::new(dest)?,
             dest_is_file: false,
             source: Some(cstring("tmpfs")?),
             fstype: Some(cstring("tmpfs")?),
-            flags: base,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             data: Some(cstring("mode=755")?),
             remount_flags: None,
             propagation: Vec::new(),
             sysfs_fallback: false,
             copy_up: false,
+            inner: Some(inner),
         });
-        let ro = parsed.flags & libc::MS_RDONLY;
-        for b in &opts.cgroup_binds {
-            self.mounts.push(MountOp {
-                dest: PathInRoot::new(&dest.join(&b.name))?,
-                dest_is_file: false,
-                source: Some(cstring(b.host_path.as_os_str().as_bytes())?),
-                fstype: None,
-                flags: libc::MS_BIND,
-                data: None,
-                remount_flags: Some(libc::MS_REMOUNT | libc::MS_BIND | base | ro),
-                propagation: Vec::new(),
-                sysfs_fallback: false,
-                copy_up: false,
-            });
-            // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct".
-            if b.name.contains(',') {
-                for part in b.name.split(',') {
-                    self.symlinks.push((
-                        cstring(b.name.as_str())?,
-                        PathInRoot::new(&dest.join(part))?,
-                    ));
-                }
-            }
-        }
         Ok(())
     }
 

@@ -465,6 +465,30 @@ pub(crate) fn file_type(path: &CStr) -> SysResult<u32> {
     Ok(st.st_mode & libc::S_IFMT)
 }
 
+/// Sets `MOUNT_ATTR_*` flags on the mount at `dirfd` and every mount below
+/// it: one call for a whole tree.
+pub(crate) fn mount_setattr_recursive(dirfd: RawFd, attr_set: u64) -> SysResult<()> {
+    let attr = libc::mount_attr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is an empty C string (AT_EMPTY_PATH: dirfd itself)
+    // and attr a valid mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
 /// Mount flags of the mount holding `path` that a bind remount must keep
 /// (the kernel refuses to clear locked flags inside a user namespace).
 pub(crate) fn locked_mount_flags(path: &CStr) -> SysResult<c_ulong> {

@@ -167,7 +167,11 @@ impl ContainerStore {
         let setup = self
             .networks
             .connect_container(&who, &mut attachments, &ports, &overrides)?;
-        self.update(container, |r| r.networks = attachments.clone())?;
+        // Not fsynced: the start's record write, fsynced, follows at once
+        // with the endpoints in it. A daemon crash in between keeps this
+        // one (page cache); a machine crash takes the namespace along and
+        // the restart releases the addresses of what is not running.
+        self.update_with(container, false, |r| r.networks = attachments.clone())?;
         let files = self.write_network_files(record, &attachments)?;
         Ok(PreparedNetwork {
             files,

@@ -294,7 +294,10 @@ impl ContainerStore {
             }
         };
         *lock(&container.shim) = Some(client.clone());
-        let record = self.update(container, |r| {
+        // An AutoRemove container is removed after a machine crash anyway
+        // (see `on_exit`), so its start need not be fsynced either.
+        let durable = !record.host_config.auto_remove;
+        let record = self.update_with(container, durable, |r| {
             r.state.status = Status::Running;
             r.state.pid = i64::from(pid);
             r.state.exit_code = 0;
@@ -353,8 +356,11 @@ impl ContainerStore {
             self.schedule_restart(container, &record);
         }
         // After the exit's work, not beside a start: on two cores a shim's
-        // exec next to the container's start slowed that start down.
+        // exec next to the container's start slowed that start down. The
+        // same holds for spare network namespaces.
         self.refill_standby();
+        self.networks
+            .refill_spares(crate::engine::networks::Refill::Now);
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
@@ -414,9 +420,17 @@ fn parse_size(text: &str) -> Option<u64> {
     Some(n * mult)
 }
 
-/// Shuts the shim down (the runtime deletes processes, state and cgroup)
-/// and unmounts the rootfs. Caller holds the container's `op` lock.
+/// Shuts the shim down (the runtime deletes processes, state and cgroup),
+/// then releases what the container held on the host. Caller holds the
+/// container's `op` lock.
 pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
+    shut_down_runtime(store, container);
+    release_host_resources(store, container);
+}
+
+/// The shim and the runtime's container: leftover processes, cgroups and
+/// runtime state.
+pub(super) fn shut_down_runtime(store: &ContainerStore, container: &Container) {
     let client = lock(&container.shim).take();
     let client = client.or_else(|| berth_shim::connect(&store.state_dir(&container.id)).ok());
     let shut_down = match client {
@@ -437,6 +451,10 @@ pub(super) fn release_runtime(store: &ContainerStore, container: &Container) {
             log::warning!("deleting container {} in the runtime: {err}", container.id);
         }
     }
+}
+
+/// The rootfs mount, volumes and network.
+pub(super) fn release_host_resources(store: &ContainerStore, container: &Container) {
     let rootfs = store.rootfs_path(&container.id);
     if rootfs.exists() {
         let _ = unmount(&rootfs);
@@ -481,9 +499,12 @@ fn parse_time(text: &str) -> i64 {
 pub(super) fn restore(store: &Arc<ContainerStore>, container: &Arc<Container>) {
     let record = container.record();
     if !record.state.status.is_running() {
-        if record.state.status == Status::Removing {
-            // AutoRemove takes the anonymous volumes, as `docker run --rm`
-            // does; an interrupted `rm` leaves them (it may not have had -v).
+        // AutoRemove takes the anonymous volumes, as `docker run --rm`
+        // does; an interrupted `rm` leaves them (it may not have had -v).
+        // As dockerd, an AutoRemove container that is not running goes at
+        // a restart, created or exited (its unfsynced start may be what a
+        // machine crash lost).
+        if record.state.status == Status::Removing || record.host_config.auto_remove {
             let _ = store.remove(container, record.host_config.auto_remove);
         }
         return;

@@ -14,7 +14,7 @@ use berth_network::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_NETWORK, Live, NetError, Networks, io_err, lock, random_hex};
+use super::{DEFAULT_NETWORK, Live, NetError, Networks, Refill, io_err, lock, random_hex};
 use crate::engine::spec::NetworkFiles;
 use crate::log;
 
@@ -122,6 +122,8 @@ impl Networks {
     /// Start of a container on `attachments` (in order; the first is
     /// `eth0` and carries the published ports): its namespace, endpoints,
     /// DNS names and embedded DNS server. Undone completely on failure.
+    /// The namespace and `eth0` come from the pool when it has a spare
+    /// for the first network.
     pub(crate) fn connect_container(
         &self,
         who: &ContainerNames<'_>,
@@ -131,8 +133,17 @@ impl Networks {
     ) -> Result<NetworkSetup, NetError> {
         let net = self.networking()?;
         net.remove_netns(who.id)?;
-        let netns = net.create_netns(who.id)?;
-        let made = self.wire_all(who, &netns, attachments, ports, overrides);
+        let spare = attachments
+            .first()
+            .and_then(|(network, _)| net.take_spare(network));
+        if self.pool_size > 0 {
+            self.refill_spares(Refill::Later);
+        }
+        let netns = match &spare {
+            Some(spare) => net.mount_spare(spare, who.id)?,
+            None => net.create_netns(who.id)?,
+        };
+        let made = self.wire_all(who, &netns, attachments, ports, overrides, spare);
         drop(netns);
         match made {
             Ok(()) => Ok(NetworkSetup {
@@ -152,20 +163,27 @@ impl Networks {
         attachments: &mut [(String, Attachment)],
         ports: &[PortSpec],
         overrides: &DnsOverrides,
+        mut spare: Option<berth_network::Spare>,
     ) -> Result<(), NetError> {
         let net = self.networking()?;
         let mut ports_left = ports;
         for (index, (network, attachment)) in attachments.iter_mut().enumerate() {
             let internal = net.network(network)?.is_some_and(|n| n.internal);
             let these = if internal { &[][..] } else { ports_left };
-            let endpoint = self.block(net.connect(
-                network,
-                who.id,
-                netns,
-                &format!("eth{index}"),
-                attachment.ipv4,
-                these,
-            ))?;
+            let endpoint = match spare.take() {
+                // The spare is `eth0` of the first network.
+                Some(spare) => {
+                    self.block(net.connect_spare(spare, who.id, attachment.ipv4, these))?
+                }
+                None => self.block(net.connect(
+                    network,
+                    who.id,
+                    netns,
+                    &format!("eth{index}"),
+                    attachment.ipv4,
+                    these,
+                ))?,
+            };
             if !these.is_empty() {
                 ports_left = &[];
             }
