@@ -116,3 +116,55 @@ fn berth_build_against_berthd() {
     assert_eq!(ok(h, &["ps", "-aq"]), "");
     drop(d);
 }
+
+/// FROM an image of a registry that wants a login: `berth build` sends the
+/// stored credentials in `X-Registry-Config`.
+#[test]
+fn berth_build_pulls_with_stored_credentials() {
+    let registry = berth_testkit::registry::TestRegistry::start(Some(("berth", "s3cret")));
+    let d = start_berthd();
+    let h = &d.host();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    let config = config.to_str().unwrap();
+    let remote = format!("{}/private:1", registry.host());
+    let login = berth_with_stdin(
+        h,
+        &[
+            "--config",
+            config,
+            "login",
+            &registry.host(),
+            "-u",
+            "berth",
+            "--password-stdin",
+        ],
+        b"s3cret\n",
+    );
+    assert!(login.status.success(), "{}", stderr(&login));
+    ok(h, &["tag", "busybox", &remote]);
+    ok(h, &["--config", config, "push", &remote]);
+    ok(h, &["rmi", &remote]);
+
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {remote}\nCMD [\"echo\", \"private base\"]\n"),
+    )
+    .unwrap();
+    let out = ok(
+        h,
+        &[
+            "--config",
+            config,
+            "build",
+            "-t",
+            "from-private",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Pulling from private"), "{out}");
+    assert_eq!(ok(h, &["run", "--rm", "from-private"]), "private base\n");
+    drop(d);
+}

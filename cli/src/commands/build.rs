@@ -105,12 +105,14 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         )
         .add("rm", if a.rm { "1" } else { "0" });
     let path = format!("/build{}", q.render());
+    let registry_config = crate::auth::registry_config_header(&ctx.config_dir);
+    let headers = [("X-Registry-Config", registry_config.as_str())];
     let resp = if a.path == "-" {
         let mut stdin = std::io::stdin().lock();
         ctx.client.request(
             "POST",
             &path,
-            &[],
+            &headers,
             Payload::Tar(&mut stdin as &mut dyn Read),
         )?
     } else {
@@ -127,7 +129,7 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         let producer = std::thread::spawn(move || write_context(writer, &dir, extra));
         let resp = ctx
             .client
-            .request("POST", &path, &[], Payload::Tar(&mut reader));
+            .request("POST", &path, &headers, Payload::Tar(&mut reader));
         let _ = reader.shutdown(std::net::Shutdown::Both);
         drop(reader);
         if let Ok(Err(e)) = producer.join()
