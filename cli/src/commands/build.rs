@@ -56,20 +56,158 @@ fn dockerfile_in_context(context: &Path, file: &str) -> Result<(String, Option<P
     }
 }
 
-/// Writes the context directory as a tar (symlinks kept as symlinks).
+/// Writes the context directory as a tar (symlinks kept as symlinks),
+/// without what `.dockerignore` excludes (the daemon applies it again;
+/// skipping here saves sending it), always with the Dockerfile and
+/// `.dockerignore` themselves.
 fn write_context(
     out: impl Write,
     dir: &Path,
+    dockerfile: &str,
     extra: Option<(String, PathBuf)>,
 ) -> std::io::Result<()> {
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore"))
+        .map(|t| Ignore::parse(&t))
+        .unwrap_or_default();
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
-    tar.append_dir_all(".", dir)?;
+    let keep = [dockerfile, ".dockerignore"];
+    append_tree(&mut tar, dir, "", &ignore, &keep)?;
     if let Some((name, path)) = extra {
         tar.append_path_with_name(path, name)?;
     }
     tar.into_inner()?.flush()
+}
+
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    dir: &Path,
+    prefix: &str,
+    ignore: &Ignore,
+    keep: &[&str],
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let is_dir = entry.file_type()?.is_dir();
+        let ignored = ignore.ignored(&relative) && !keep.contains(&relative.as_str());
+        if ignored && !(is_dir && ignore.has_exceptions()) {
+            continue;
+        }
+        if is_dir {
+            if !ignored {
+                tar.append_dir(&relative, entry.path())?;
+            }
+            append_tree(tar, &entry.path(), &relative, ignore, keep)?;
+        } else if !ignored {
+            tar.append_path_with_name(entry.path(), &relative)?;
+        }
+    }
+    Ok(())
+}
+
+/// `.dockerignore` patterns (moby's rules, as the daemon's matcher): the
+/// last matching pattern wins, `!` re-includes, `**` spans directories, a
+/// matching directory takes what is beneath it along.
+#[derive(Debug, Default)]
+struct Ignore {
+    patterns: Vec<(Vec<String>, bool)>,
+}
+
+impl Ignore {
+    fn parse(text: &str) -> Ignore {
+        let patterns = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let (exclude, body) = match line.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, line),
+                };
+                let parts: Vec<String> = body
+                    .split('/')
+                    .filter(|p| !p.is_empty() && *p != ".")
+                    .map(str::to_owned)
+                    .collect();
+                (parts, exclude)
+            })
+            .filter(|(parts, _)| !parts.is_empty())
+            .collect();
+        Ignore { patterns }
+    }
+
+    fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|(_, exclude)| *exclude)
+    }
+
+    fn ignored(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut ignored = false;
+        for (pattern, exclude) in &self.patterns {
+            if (1..=parts.len()).any(|n| matches(pattern, &parts[..n])) {
+                ignored = !exclude;
+            }
+        }
+        ignored
+    }
+}
+
+fn matches(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| matches(rest, &path[skip..]))
+        }
+        Some((first, rest)) => match path.split_first() {
+            Some((name, tail)) => glob(first, name) && matches(rest, tail),
+            None => false,
+        },
+    }
+}
+
+/// Go's `filepath.Match` on one component (`*`, `?`, `[a-z]`, `\`).
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let (Some(end), Some(c)) = (p.iter().position(|c| *c == ']'), n.first()) else {
+                    return false;
+                };
+                let (negate, class) = match p.get(1) {
+                    Some('^') | Some('!') => (true, &p[2..end]),
+                    _ => (false, &p[1..end]),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= *c && *c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&p[end + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
 }
 
 pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
@@ -78,12 +216,14 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         q = q.add("t", tag.clone());
     }
     let mut extra = None;
+    let mut dockerfile_name = "Dockerfile".to_owned();
     if let Some(file) = &a.file {
         if a.path == "-" {
             q = q.add("dockerfile", file.clone());
         } else {
             let (name, outside) = dockerfile_in_context(Path::new(&a.path), file)?;
             q = q.add("dockerfile", name.clone());
+            dockerfile_name = name.clone();
             extra = outside.map(|p| (name, p));
         }
     }
@@ -126,7 +266,8 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         // A socket pair as the pipe (std::io::pipe is newer than our MSRV).
         let (mut reader, writer) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| Error::Usage(format!("unable to prepare context: {e}")))?;
-        let producer = std::thread::spawn(move || write_context(writer, &dir, extra));
+        let producer =
+            std::thread::spawn(move || write_context(writer, &dir, &dockerfile_name, extra));
         let resp = ctx
             .client
             .request("POST", &path, &headers, Payload::Tar(&mut reader));
@@ -169,4 +310,40 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
         std::fs::write(file, id).map_err(|e| Error::Usage(format!("writing {file}: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_rules_match_the_daemons() {
+        let ignore = Ignore::parse("# c\n*.log\nbuild\n!keep.log\n**/tmp\n");
+        assert!(ignore.ignored("a.log"));
+        assert!(!ignore.ignored("keep.log"));
+        assert!(ignore.ignored("build/x/y"));
+        assert!(ignore.ignored("deep/er/tmp/file"));
+        assert!(!ignore.ignored("src/main.rs"));
+        assert!(ignore.has_exceptions());
+    }
+
+    #[test]
+    fn the_context_tar_leaves_out_what_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "big\n*.tmp\nDockerfile\n").unwrap();
+        std::fs::create_dir(dir.path().join("big")).unwrap();
+        std::fs::write(dir.path().join("big/blob"), "x").unwrap();
+        std::fs::write(dir.path().join("a.tmp"), "x").unwrap();
+        std::fs::write(dir.path().join("kept"), "x").unwrap();
+        let mut out = Vec::new();
+        write_context(&mut out, dir.path(), "Dockerfile", None).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".dockerignore", "Dockerfile", "kept"]);
+    }
 }
