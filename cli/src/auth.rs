@@ -61,3 +61,32 @@ pub(crate) fn registry_auth_header(config_dir: &Path, registry: &str) -> String 
         None => "e30=".to_string(),
     }
 }
+
+/// `X-Registry-Config` for builds: base64url JSON of every stored
+/// registry's credentials, keyed by its `auths` address (as docker sends it).
+pub(crate) fn registry_config_header(config_dir: &Path) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE;
+    let auths = std::fs::read(config_dir.join("config.json"))
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+        .and_then(|cfg| cfg["auths"].as_object().cloned())
+        .unwrap_or_default();
+    let mut configs = serde_json::Map::new();
+    for (address, entry) in auths {
+        let decoded = entry["auth"]
+            .as_str()
+            .and_then(|auth| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .ok()
+            })
+            .and_then(|raw| String::from_utf8(raw).ok());
+        if let Some((user, pass)) = decoded.as_deref().and_then(|s| s.split_once(':')) {
+            configs.insert(
+                address.clone(),
+                json!({"username": user, "password": pass, "serveraddress": address}),
+            );
+        }
+    }
+    engine.encode(Value::Object(configs).to_string())
+}

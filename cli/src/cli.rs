@@ -102,6 +102,8 @@ pub(crate) enum Command {
     Events(EventsArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
@@ -182,6 +184,8 @@ pub(crate) enum ContainerCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// List images
     #[command(visible_aliases = ["list"])]
     Ls(ImagesArgs),
@@ -917,6 +921,45 @@ pub(crate) struct SaveArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long = "output")]
     pub(crate) output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// PATH | - : the context directory, or a tar of it on stdin
+    pub(crate) path: String,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub(crate) tag: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    pub(crate) file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub(crate) build_arg: Vec<String>,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub(crate) label: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long = "quiet")]
+    pub(crate) quiet: bool,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub(crate) no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long = "pull")]
+    pub(crate) pull: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long = "rm", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub(crate) force_rm: bool,
+    /// Write the image ID to the file
+    #[arg(long = "iidfile")]
+    pub(crate) iidfile: Option<String>,
+    /// Set the target build stage to build
+    #[arg(long = "target")]
+    pub(crate) target: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,8 +14,10 @@
 //! place, and a failed load removes the blobs it added.
 //!
 //! [`import`] turns a root file system tar into a one-layer image;
-//! [`commit`] adds a container's changes as a layer on top of its image.
+//! [`commit`] adds a container's changes as a layer on top of its image;
+//! a [`BuildSession`] holds the layers of `docker build` steps.
 
+mod build;
 mod commit;
 mod import;
 mod load;
@@ -30,6 +32,7 @@ use crate::image::ImageError;
 use crate::metadata::{MetadataError, MetadataStore};
 use crate::reference::ReferenceError;
 
+pub use build::{BuildSession, BuiltLayer};
 pub use commit::{CommitConfig, commit};
 pub use import::{ImportConfig, import};
 pub use load::{LoadedImage, load};

@@ -82,7 +82,7 @@ fn docker_system_df_prints_empty_tables() {
 #[test]
 fn docker_system_and_builder_prune_succeed() {
     let daemon = start_berthd();
-    // system prune ends with the build cache, which berthd does not have.
+    // system prune ends with the build cache, empty on a new daemon.
     let (status, stdout, stderr) = docker(&daemon.host(), &["system", "prune", "--force"]);
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("Total reclaimed space: 0B"), "{stdout}");

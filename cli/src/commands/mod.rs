@@ -1,5 +1,6 @@
 //! One module per command family; each function is one docker command.
 
+pub(crate) mod build;
 pub(crate) mod container;
 pub(crate) mod cp;
 pub(crate) mod files;

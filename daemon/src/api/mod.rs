@@ -16,6 +16,7 @@
 
 mod archive;
 mod body;
+mod build;
 mod containers;
 pub(crate) mod containers_types;
 mod error;
@@ -141,6 +142,7 @@ impl App {
         volumes::routes(&mut router);
         networks::routes(&mut router);
         archive::routes(&mut router);
+        build::routes(&mut router);
         App { engine, router }
     }
 

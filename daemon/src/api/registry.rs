@@ -82,6 +82,30 @@ fn registry_auth_header(headers: &HeaderMap) -> Option<AuthConfig> {
     )
 }
 
+/// `X-Registry-Config` (what `docker build` sends): base64url JSON of
+/// registry address -> `AuthConfig`; the entries that hold credentials.
+pub(super) fn registry_config_header(
+    headers: &HeaderMap,
+) -> std::collections::BTreeMap<String, Credentials> {
+    let Some(value) = headers
+        .get("x-registry-config")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return Default::default();
+    };
+    let configs: std::collections::BTreeMap<String, AuthConfig> = AUTH_HEADER_BASE64
+        .decode(value)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    configs
+        .into_iter()
+        .filter_map(|(address, config)| Some((address, config.credentials()?)))
+        .collect()
+}
+
 /// `Pulling fs layer`, `Downloading` with `progressDetail` and the bar...:
 /// moby's `JSONMessage` fields in its order, empty ones left out.
 #[derive(Debug, Default, Serialize)]

@@ -30,11 +30,12 @@ pub(crate) fn routes(router: &mut Router) {
 }
 
 /// `POST /build/prune` (`docker builder prune`, and the last step of
-/// `docker system prune`): berthd has no builder, so no build cache, and
-/// nothing is ever reclaimed.
-async fn build_prune(_call: Call) -> ApiResult {
+/// `docker system prune`): forgets the classic builder's cache entries.
+/// Their layers belong to images, so no space is reclaimed here.
+async fn build_prune(call: Call) -> ApiResult {
+    let removed = call.engine.build_cache_prune().await?;
     Ok(json(
-        &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        &serde_json::json!({"CachesDeleted": removed, "SpaceReclaimed": 0}),
     ))
 }
 

@@ -20,7 +20,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod exec;
-mod fstree;
+pub(crate) mod fstree;
 mod list;
 mod mounts;
 pub(crate) mod network;
@@ -726,7 +726,7 @@ impl ContainerStore {
 
     /// Creates the record and the writable layer; returns the ID and
     /// moby's warnings.
-    fn create(
+    pub(crate) fn create(
         &self,
         name: Option<&str>,
         mut request: CreateRequest,
@@ -836,42 +836,17 @@ impl ContainerStore {
             .map_err(ContainerError::InvalidConfig)
     }
 
-    /// Unpacks the image's layers that have no snapshot yet (an image
-    /// loaded with `docker load` has only blobs), then prepares the
-    /// container's writable snapshot on the top one.
+    /// Unpacks the image's layers that have no snapshot yet, then prepares
+    /// the container's writable snapshot on the top one.
     fn prepare_layer(
         &self,
         record: &Record,
         image: &berth_core::Image,
     ) -> Result<(), ContainerError> {
-        let snapshots = &*self.images.snapshots;
-        let mut parent: Option<String> = None;
-        for layer in &image.layers {
-            let chain_id = layer.chain_id.to_string();
-            if !snapshots.is_committed(&chain_id) {
-                let file = self
-                    .images
-                    .content
-                    .reader(&layer.blob.digest)
-                    .map_err(|e| ContainerError::Image(ImageError::Content(e)))?;
-                let mut reader = std::io::BufReader::new(file);
-                let compression = match Compression::from_media_type(&layer.blob.media_type) {
-                    Some(c) => c,
-                    None => Compression::detect(&mut reader)
-                        .map_err(io_err("reading layer", Path::new(&chain_id)))?,
-                };
-                berth_snapshotter::unpack::unpack_layer(
-                    snapshots,
-                    &chain_id,
-                    parent.as_deref(),
-                    reader,
-                    compression,
-                    Some(layer.diff_id),
-                )?;
-            }
-            parent = Some(chain_id);
-        }
-        snapshots.prepare(&record.id, record.top_layer.as_deref())?;
+        unpack_layers(&self.images, image)?;
+        self.images
+            .snapshots
+            .prepare(&record.id, record.top_layer.as_deref())?;
         Ok(())
     }
 
@@ -979,6 +954,42 @@ impl ContainerStore {
             l.running = false;
         });
     }
+}
+
+/// Unpacks the image's layers that have no snapshot yet (an image loaded
+/// with `docker load`, or made by commit or build, has only blobs); returns
+/// the top layer's chain ID.
+pub(crate) fn unpack_layers(
+    images: &Stores,
+    image: &berth_core::Image,
+) -> Result<Option<String>, ContainerError> {
+    let snapshots = &*images.snapshots;
+    let mut parent: Option<String> = None;
+    for layer in &image.layers {
+        let chain_id = layer.chain_id.to_string();
+        if !snapshots.is_committed(&chain_id) {
+            let file = images
+                .content
+                .reader(&layer.blob.digest)
+                .map_err(|e| ContainerError::Image(ImageError::Content(e)))?;
+            let mut reader = std::io::BufReader::new(file);
+            let compression = match Compression::from_media_type(&layer.blob.media_type) {
+                Some(c) => c,
+                None => Compression::detect(&mut reader)
+                    .map_err(io_err("reading layer", Path::new(&chain_id)))?,
+            };
+            berth_snapshotter::unpack::unpack_layer(
+                snapshots,
+                &chain_id,
+                parent.as_deref(),
+                reader,
+                compression,
+                Some(layer.diff_id),
+            )?;
+        }
+        parent = Some(chain_id);
+    }
+    Ok(parent)
 }
 
 /// 64 lowercase hex digits, as [`random_id`] makes them.

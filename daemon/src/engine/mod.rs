@@ -1,6 +1,7 @@
 //! Domain operations and state of the daemon. Nothing here knows HTTP: the
 //! `api` layer parses requests into calls on [`Engine`] and renders results.
 
+pub(crate) mod build;
 pub(crate) mod containers;
 pub(crate) mod error;
 pub(crate) mod events;
@@ -73,6 +74,7 @@ impl Engine {
         let id = load_or_create_engine_id(&config.data_root)?;
         let host = HostFacts::gather(&config.data_root);
         let images = ImageStore::open(&config.data_root).map_err(EngineError::Images)?;
+        build::clean_stale(&config.data_root, images.stores());
         let events = Arc::new(EventBus::default());
         let volumes = volumes::VolumeStore::open(
             &config.data_root,
