@@ -324,6 +324,32 @@ fn network_none_runs_in_a_spare_namespace() {
     until("refilled", &|h| h.len() == spares.len());
 }
 
+/// A missing working directory is created in the container, as dockerd
+/// does; one under a file is refused with dockerd's text.
+#[test]
+fn a_missing_working_directory_is_created() {
+    let d = Daemon::start();
+    d.busybox();
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-w",
+            "/new/work/dir",
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; ls -ld /new/work/dir | cut -c1-10"
+        ]),
+        "/new/work/dir\ndrwxr-xr-x\n"
+    );
+    let stderr = d.fails(&["run", "--rm", "-w", "/bin/busybox/x", "busybox", "pwd"]);
+    assert!(
+        stderr.contains("Cannot mkdir: /bin/busybox/x is not a directory"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();

@@ -128,6 +128,7 @@ impl ContainerStore {
         }
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
+            make_working_dir(&rootfs, &record.config.working_dir)?;
             let (extra_mounts, host) = self.prepare_mounts(record)?;
             let spec = spec::build_spec(&SpecInput {
                 config: &record.config,
@@ -392,6 +393,66 @@ impl ContainerStore {
             log::error!("starting a restart thread: {err}");
         }
     }
+}
+
+/// Creates the working directory in the rootfs if it is missing, as
+/// dockerd does (root-owned, 0755). Resolved beneath the rootfs, so a
+/// symlink in the image cannot make it land on the host.
+fn make_working_dir(rootfs: &Path, dir: &str) -> Result<(), ContainerError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let relative = dir.trim_start_matches('/');
+    if relative.is_empty() {
+        return Ok(());
+    }
+    let failed = |e: rustix::io::Errno| ContainerError::Io {
+        what: "creating the working directory",
+        path: PathBuf::from(dir),
+        source: e.into(),
+    };
+    let open = |root: &rustix::fd::OwnedFd, path: &str| {
+        rustix::fs::openat2(
+            root,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(failed)?;
+    match open(&root, relative) {
+        Ok(_) => return Ok(()),
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(rustix::io::Errno::NOTDIR) => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "Cannot mkdir: {dir} is not a directory"
+            )));
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    let mut parent = open(&root, ".").map_err(failed)?;
+    let mut walked = String::new();
+    for name in relative.split('/').filter(|n| !n.is_empty() && *n != ".") {
+        if !walked.is_empty() {
+            walked.push('/');
+        }
+        walked.push_str(name);
+        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(failed(e)),
+        }
+        parent = open(&root, &walked).map_err(|e| match e {
+            rustix::io::Errno::NOTDIR => {
+                ContainerError::InvalidConfig(format!("Cannot mkdir: {dir} is not a directory"))
+            }
+            e => failed(e),
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether the restart policy restarts the container after this exit.
