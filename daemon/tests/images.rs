@@ -167,6 +167,36 @@ fn import_list_inspect_tag_and_remove() {
     assert_eq!(blobs, 0);
 }
 
+/// Removing an image frees its unpacked layers too, but not one a
+/// container's writable layer still sits on.
+#[test]
+fn removing_an_image_frees_its_unpacked_layers() {
+    let daemon = start_berthd();
+    let tar = busybox_rootfs(&daemon);
+    let snapshots = || {
+        std::fs::read_dir(daemon.data_root.join("overlay/snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    import(&daemon, &tar, &[], Some("box"));
+    // (`rm` deletes the writable layer before it answers; `run --rm`
+    // answers first.)
+    ok(&daemon, &["create", "--name", "unpack", "box", "true"]);
+    ok(&daemon, &["rm", "unpack"]);
+    assert_eq!(snapshots(), 1, "the unpacked layer");
+    ok(&daemon, &["rmi", "box"]);
+    assert_eq!(snapshots(), 0);
+
+    import(&daemon, &tar, &[], Some("box"));
+    ok(&daemon, &["create", "--name", "holder", "box", "true"]);
+    ok(&daemon, &["rmi", "-f", "box"]);
+    assert_eq!(snapshots(), 2, "the layer and the container's on it");
+    ok(&daemon, &["rm", "holder"]);
+    import(&daemon, &tar, &[], Some("other"));
+    ok(&daemon, &["rmi", "other"]);
+    assert_eq!(snapshots(), 0);
+}
+
 #[test]
 fn save_then_load_round_trips_the_image_and_history_shows_it() {
     let daemon = start_berthd();

@@ -310,6 +310,7 @@ impl Stores {
     /// Frees blobs no image or lease holds. The records are already gone, so
     /// a failure here only leaves garbage for the next run: logged, not returned.
     fn collect_garbage(&self) -> u64 {
+        self.remove_unused_layers();
         match self.metadata.gc(&self.content) {
             Ok(stats) => {
                 let mut cache = self.configs.lock().unwrap_or_else(|p| p.into_inner());
@@ -321,6 +322,37 @@ impl Stores {
             Err(err) => {
                 log::warning!("freeing unreferenced image content: {err}");
                 0
+            }
+        }
+    }
+
+    /// Removes unpacked layers (committed snapshots keyed by chain ID)
+    /// that no image has any more, top layers first. One with a child (a
+    /// container's writable layer, a layer above) stays; a layer removed
+    /// under a pull or build still in progress is unpacked again from its
+    /// blob when a container needs it.
+    fn remove_unused_layers(&self) {
+        use berth_snapshotter::{Kind, Snapshotter};
+        let (Ok(images), Ok(snapshots)) = (self.metadata.list(), self.snapshots.list()) else {
+            return;
+        };
+        let kept: std::collections::HashSet<String> = images
+            .iter()
+            .flat_map(|entry| entry.image.layers.iter().map(|l| l.chain_id.to_string()))
+            .collect();
+        let mut unused: Vec<String> = snapshots
+            .into_iter()
+            .filter(|s| s.kind == Kind::Committed && s.name.starts_with("sha256:"))
+            .map(|s| s.name)
+            .filter(|name| !kept.contains(name))
+            .collect();
+        // Each pass removes the layers nothing sits on; their parents
+        // become removable in the next.
+        while !unused.is_empty() {
+            let before = unused.len();
+            unused.retain(|key| self.snapshots.remove(key).is_err());
+            if unused.len() == before {
+                break;
             }
         }
     }
