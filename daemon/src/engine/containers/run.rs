@@ -318,13 +318,8 @@ impl ContainerStore {
     /// Records an exit, releases the runtime, wakes waiters, auto-removes
     /// or restarts by the restart policy.
     fn on_exit(self: &Arc<Self>, container: &Arc<Container>, code: i64, finished_at: i64) {
-        // An AutoRemove container's exit need not survive a machine crash:
-        // after one, its record says running, its shim is gone, and the
-        // restart records an exit and removes it all the same.
-        let durable = !container.record().host_config.auto_remove;
-        let record = match self.update_with(container, durable, |r| {
-            // `AutoRemove` goes straight to `removing`: one record write,
-            // and a crash from here on finishes the removal at restart.
+        let record_exit = |r: &mut Record| {
+            // `AutoRemove` goes straight to `removing`.
             r.state.status = if r.host_config.auto_remove {
                 Status::Removing
             } else {
@@ -333,12 +328,20 @@ impl ContainerStore {
             r.state.exit_code = code;
             r.state.pid = 0;
             r.state.finished_at = Some(finished_at);
-        }) {
-            Ok(record) => record,
-            Err(err) => {
+        };
+        // An AutoRemove container's exit is not written at all: after a
+        // crash of berthd or the machine from here on, the restart finds
+        // its record saying running and its shim gone (or exited), records
+        // the exit and removes it all the same (see `restore`).
+        let record = if container.record().host_config.auto_remove {
+            let mut record = lock(&container.record);
+            record_exit(&mut record);
+            record.clone()
+        } else {
+            self.update(container, record_exit).unwrap_or_else(|err| {
                 log::error!("recording the exit of container {}: {err}", container.id);
                 container.record()
-            }
+            })
         };
         self.publish("die", &record, &[("exitCode", code.to_string())]);
         let auto_remove = record.host_config.auto_remove;
