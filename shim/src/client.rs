@@ -110,6 +110,9 @@ pub struct Client {
     state_dir: PathBuf,
     socket: PathBuf,
     shim_pid: i32,
+    /// The container's init as the create reported it (`None` after a
+    /// reconnect).
+    created_pid: Option<i32>,
 }
 
 /// Starts a shim that creates the container (not yet started) and returns
@@ -268,10 +271,11 @@ fn await_ready(ours: UnixStream, opts: &SpawnOptions) -> Result<Client> {
         }
     };
     match resp {
-        Response::Ready { shim_pid, .. } => Ok(Client {
+        Response::Ready { pid, shim_pid } => Ok(Client {
             socket: socket_path(&opts.state_dir),
             state_dir: opts.state_dir.clone(),
             shim_pid,
+            created_pid: Some(pid),
         }),
         Response::Error {
             kind,
@@ -292,6 +296,7 @@ pub fn connect(state_dir: &Path) -> Result<Client> {
         state_dir: state_dir.to_path_buf(),
         socket: socket_path(state_dir),
         shim_pid: 0,
+        created_pid: None,
     };
     c.shim_pid = c.state()?.shim_pid;
     Ok(c)
@@ -324,6 +329,12 @@ impl Client {
 
     pub fn shim_pid(&self) -> i32 {
         self.shim_pid
+    }
+
+    /// The pid of the container's init from the create, which a start
+    /// keeps (saves asking [`Client::state`]); `None` after [`connect`].
+    pub fn created_pid(&self) -> Option<i32> {
+        self.created_pid
     }
 
     fn request(&self, req: &Request) -> Result<(Conn, Response, Vec<OwnedFd>)> {

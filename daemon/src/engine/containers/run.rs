@@ -239,10 +239,10 @@ impl ContainerStore {
                     .map_err(|e| e.to_string());
                 let _ = pending.reply.send(attached);
             }
-            let pid = client
-                .start()
-                .and_then(|()| client.state())
-                .map(|state| state.pid);
+            let pid = client.start().and_then(|()| match client.created_pid() {
+                Some(pid) => Ok(pid),
+                None => client.state().map(|state| state.pid),
+            });
             match pid {
                 Ok(pid) => Ok((client, pid)),
                 Err(err) => {
