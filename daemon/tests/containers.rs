@@ -350,6 +350,27 @@ fn a_missing_working_directory_is_created() {
     );
 }
 
+/// Concurrent creates without a name never get the same generated one
+/// (the name is picked and reserved under one lock).
+#[test]
+fn concurrent_creates_get_distinct_generated_names() {
+    let d = Daemon::start();
+    d.busybox();
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let creates: Vec<_> = (0..32)
+            .map(|_| scope.spawn(|| d.ok(&["create", "busybox", "true"]).trim().to_owned()))
+            .collect();
+        creates.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let mut names: Vec<String> = ids
+        .iter()
+        .map(|id| d.inspect(id)["Name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), ids.len(), "{names:?}");
+}
+
 #[test]
 fn run_prints_output_and_returns_exit_codes() {
     let d = Daemon::start();

@@ -699,7 +699,10 @@ impl ContainerStore {
         }
     }
 
-    fn generate_name(&self, id: &str) -> String {
+    /// Picks a free name like dockerd's `adjective_surname` from the ID's
+    /// bytes and reserves it under the same lock: concurrent creates
+    /// never pick the same one.
+    fn reserve_generated_name(&self, id: &str) -> String {
         const LEFT: &[&str] = &[
             "brave", "calm", "eager", "gentle", "happy", "jolly", "keen", "lucid", "merry",
             "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty",
@@ -709,19 +712,23 @@ impl ContainerStore {
             "lovelace", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak", "yalow",
         ];
         let bytes = hex_bytes(id);
+        let mut table = lock(&self.table);
+        let mut name = format!("/berth_{}", &id[..12]);
         for attempt in 0..16usize {
             let left = LEFT[(bytes[attempt % bytes.len()] as usize) % LEFT.len()];
             let right = RIGHT[(bytes[(attempt + 1) % bytes.len()] as usize) % RIGHT.len()];
-            let name = if attempt < 4 {
+            let candidate = if attempt < 4 {
                 format!("/{left}_{right}")
             } else {
                 format!("/{left}_{right}{attempt}")
             };
-            if !lock(&self.table).names.contains_key(&name) {
-                return name;
+            if !table.names.contains_key(&candidate) {
+                name = candidate;
+                break;
             }
         }
-        format!("/berth_{}", &id[..12])
+        table.names.insert(name.clone(), id.to_owned());
+        name
     }
 
     /// Creates the record and the writable layer; returns the ID and
@@ -741,15 +748,15 @@ impl ContainerStore {
                 .map_err(ContainerError::InvalidConfig)?,
         );
         let id = random_id()?;
-        let name = match name {
+        let requested_name = match name {
             Some(name) if !name.is_empty() => {
                 let bare = name.strip_prefix('/').unwrap_or(name);
                 if !valid_name(bare) {
                     return Err(ContainerError::InvalidName(name.to_owned()));
                 }
-                format!("/{bare}")
+                Some(format!("/{bare}"))
             }
-            _ => self.generate_name(&id),
+            _ => None,
         };
         let host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -773,7 +780,13 @@ impl ContainerStore {
                 .as_ref()
                 .and_then(|n| n.endpoints_config.as_ref()),
         )?;
-        self.reserve_name(&name, &id)?;
+        let name = match requested_name {
+            Some(name) => {
+                self.reserve_name(&name, &id)?;
+                name
+            }
+            None => self.reserve_generated_name(&id),
+        };
         let made_volumes = match self.volumes.claim(&id, &mut mount_points) {
             Ok(created) => created,
             Err(err) => {
