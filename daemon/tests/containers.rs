@@ -33,6 +33,18 @@ impl Daemon {
         self.inspect(name)["Id"].as_str().unwrap().to_owned()
     }
 
+    /// The sorted names in `<data-root>/<dir>` (none if it is missing).
+    fn entries(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.data_root.join(dir))
+            .map(|list| {
+                list.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     fn mounts_under_dir(&self) -> Vec<PathBuf> {
         mounts_under(self.dir.path())
     }
@@ -135,18 +147,10 @@ fn cgroup_parent_of_the_daemon_and_of_a_container() {
 fn run_rm_leaves_no_files_behind() {
     let d = Daemon::start();
     d.busybox();
-    let entries = |dir: &str| -> Vec<String> {
-        match std::fs::read_dir(d.data_root.join(dir)) {
-            Ok(list) => list
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    };
     // The image's layers are unpacked at the first create.
     d.ok(&["create", "--name", "unpack", "busybox"]);
     d.ok(&["rm", "unpack"]);
-    let layers = entries("overlay/snapshots");
+    let layers = d.entries("overlay/snapshots");
     assert!(!layers.is_empty());
     for _ in 0..3 {
         d.ok(&[
@@ -164,7 +168,7 @@ fn run_rm_leaves_no_files_behind() {
     // returns (AutoRemove answers the waiter first), so poll.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (containers, snapshots) = (entries("containers"), entries("overlay/snapshots"));
+        let (containers, snapshots) = (d.entries("containers"), d.entries("overlay/snapshots"));
         if containers.is_empty() && snapshots == layers {
             break;
         }
@@ -184,24 +188,14 @@ fn run_rm_leaves_no_files_behind() {
 fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
     let mut d = Daemon::start();
     d.busybox();
-    let entries = |d: &Daemon, dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(d.data_root.join(dir))
-            .map(|list| {
-                list.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
     d.ok(&["create", "--name", "unpack", "busybox"]);
     d.ok(&["rm", "unpack"]);
-    let layers = entries(&d, "overlay/snapshots");
+    let layers = d.entries("overlay/snapshots");
     d.ok(&[
         "create", "--rm", "--name", "doomed", "-v", "/data", "busybox", "true",
     ]);
     let id = d.inspect_id("doomed");
-    assert_eq!(entries(&d, "containers"), std::slice::from_ref(&id));
+    assert_eq!(d.entries("containers"), std::slice::from_ref(&id));
     // AutoRemove records `removing` and answers its waiters before the
     // writable layer and files go: a crash there leaves this on disk.
     d.kill9();
@@ -212,8 +206,8 @@ fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
     std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
     d.spawn();
     assert_eq!(d.ok(&["ps", "-aq"]), "");
-    assert!(entries(&d, "containers").is_empty());
-    assert_eq!(entries(&d, "overlay/snapshots"), layers);
+    assert!(d.entries("containers").is_empty());
+    assert_eq!(d.entries("overlay/snapshots"), layers);
     // Its anonymous volume went with it, as with `run --rm`.
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }
@@ -227,19 +221,9 @@ fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
 fn a_restart_removes_what_a_crash_left_of_containers() {
     let mut d = Daemon::start();
     d.busybox();
-    let entries = |d: &Daemon, dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(d.data_root.join(dir))
-            .map(|list| {
-                list.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
     d.ok(&["create", "--name", "unpack", "busybox"]);
     d.ok(&["rm", "unpack"]);
-    let layers = entries(&d, "overlay/snapshots");
+    let layers = d.entries("overlay/snapshots");
     d.ok(&[
         "create",
         "--rm",
@@ -253,7 +237,7 @@ fn a_restart_removes_what_a_crash_left_of_containers() {
         d.ok(&["create", "--name", name, "busybox", "true"]);
         ids.push(d.inspect_id(name));
     }
-    assert_eq!(entries(&d, "overlay/snapshots").len(), layers.len() + 4);
+    assert_eq!(d.entries("overlay/snapshots").len(), layers.len() + 4);
     d.kill9();
     let dir = |id: &str| d.data_root.join("containers").join(id);
     std::fs::remove_file(dir(&ids[0]).join("config.json")).unwrap();
@@ -261,8 +245,8 @@ fn a_restart_removes_what_a_crash_left_of_containers() {
     std::fs::remove_dir_all(dir(&ids[2])).unwrap();
     d.spawn();
     assert_eq!(d.ok(&["ps", "-aq"]), "");
-    assert!(entries(&d, "containers").is_empty());
-    assert_eq!(entries(&d, "overlay/snapshots"), layers);
+    assert!(d.entries("containers").is_empty());
+    assert_eq!(d.entries("overlay/snapshots"), layers);
     // The names are free again.
     d.ok(&["create", "--name", "lost", "busybox", "true"]);
 }
