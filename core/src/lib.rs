@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod dockerignore;
 pub mod error;
 pub mod image;
 pub mod metadata;

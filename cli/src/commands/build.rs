@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use berth_core::dockerignore::DockerIgnore as Ignore;
 use serde_json::Value;
 
 use crate::Ctx;
@@ -113,103 +114,6 @@ fn append_tree<W: Write>(
     Ok(())
 }
 
-/// `.dockerignore` patterns (moby's rules, as the daemon's matcher): the
-/// last matching pattern wins, `!` re-includes, `**` spans directories, a
-/// matching directory takes what is beneath it along.
-#[derive(Debug, Default)]
-struct Ignore {
-    patterns: Vec<(Vec<String>, bool)>,
-}
-
-impl Ignore {
-    fn parse(text: &str) -> Ignore {
-        let patterns = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|line| {
-                let (exclude, body) = match line.strip_prefix('!') {
-                    Some(rest) => (true, rest.trim()),
-                    None => (false, line),
-                };
-                let parts: Vec<String> = body
-                    .split('/')
-                    .filter(|p| !p.is_empty() && *p != ".")
-                    .map(str::to_owned)
-                    .collect();
-                (parts, exclude)
-            })
-            .filter(|(parts, _)| !parts.is_empty())
-            .collect();
-        Ignore { patterns }
-    }
-
-    fn has_exceptions(&self) -> bool {
-        self.patterns.iter().any(|(_, exclude)| *exclude)
-    }
-
-    fn ignored(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        let mut ignored = false;
-        for (pattern, exclude) in &self.patterns {
-            if (1..=parts.len()).any(|n| matches(pattern, &parts[..n])) {
-                ignored = !exclude;
-            }
-        }
-        ignored
-    }
-}
-
-fn matches(pattern: &[String], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| matches(rest, &path[skip..]))
-        }
-        Some((first, rest)) => match path.split_first() {
-            Some((name, tail)) => glob(first, name) && matches(rest, tail),
-            None => false,
-        },
-    }
-}
-
-/// Go's `filepath.Match` on one component (`*`, `?`, `[a-z]`, `\`).
-fn glob(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
-            Some('[') => {
-                let (Some(end), Some(c)) = (p.iter().position(|c| *c == ']'), n.first()) else {
-                    return false;
-                };
-                let (negate, class) = match p.get(1) {
-                    Some('^') | Some('!') => (true, &p[2..end]),
-                    _ => (false, &p[1..end]),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= *c && *c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != negate && go(&p[end + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
-}
-
 pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
     let mut q = Query::new();
     for tag in &a.tag {
@@ -315,17 +219,6 @@ pub(crate) fn build(ctx: &mut Ctx, a: BuildArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dockerignore_rules_match_the_daemons() {
-        let ignore = Ignore::parse("# c\n*.log\nbuild\n!keep.log\n**/tmp\n");
-        assert!(ignore.ignored("a.log"));
-        assert!(!ignore.ignored("keep.log"));
-        assert!(ignore.ignored("build/x/y"));
-        assert!(ignore.ignored("deep/er/tmp/file"));
-        assert!(!ignore.ignored("src/main.rs"));
-        assert!(ignore.has_exceptions());
-    }
 
     #[test]
     fn the_context_tar_leaves_out_what_is_ignored() {
