@@ -45,6 +45,16 @@ impl Daemon {
         names
     }
 
+    /// Unpacks busybox's layers (a first create does) and returns the
+    /// snapshot directories they take.
+    fn unpacked_layers(&self) -> Vec<String> {
+        self.ok(&["create", "--name", "unpack", "busybox"]);
+        self.ok(&["rm", "unpack"]);
+        let layers = self.entries("overlay/snapshots");
+        assert!(!layers.is_empty());
+        layers
+    }
+
     fn mounts_under_dir(&self) -> Vec<PathBuf> {
         mounts_under(self.dir.path())
     }
@@ -148,10 +158,7 @@ fn run_rm_leaves_no_files_behind() {
     let d = Daemon::start();
     d.busybox();
     // The image's layers are unpacked at the first create.
-    d.ok(&["create", "--name", "unpack", "busybox"]);
-    d.ok(&["rm", "unpack"]);
-    let layers = d.entries("overlay/snapshots");
-    assert!(!layers.is_empty());
+    let layers = d.unpacked_layers();
     for _ in 0..3 {
         d.ok(&[
             "run",
@@ -188,9 +195,7 @@ fn run_rm_leaves_no_files_behind() {
 fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
     let mut d = Daemon::start();
     d.busybox();
-    d.ok(&["create", "--name", "unpack", "busybox"]);
-    d.ok(&["rm", "unpack"]);
-    let layers = d.entries("overlay/snapshots");
+    let layers = d.unpacked_layers();
     d.ok(&[
         "create", "--rm", "--name", "doomed", "-v", "/data", "busybox", "true",
     ]);
@@ -221,9 +226,7 @@ fn a_removal_cut_short_by_a_crash_finishes_at_restart() {
 fn a_restart_removes_what_a_crash_left_of_containers() {
     let mut d = Daemon::start();
     d.busybox();
-    d.ok(&["create", "--name", "unpack", "busybox"]);
-    d.ok(&["rm", "unpack"]);
-    let layers = d.entries("overlay/snapshots");
+    let layers = d.unpacked_layers();
     d.ok(&[
         "create",
         "--rm",
@@ -862,6 +865,37 @@ fn live_restore_keeps_containers_across_a_killed_berthd() {
         "-c",
         "sleep 1; exit 9",
     ]);
+    // AutoRemove: one that outlives berthd's crash, one that exits
+    // meanwhile (and goes at the restart), one never started (goes too).
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "ephemeral",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "ephemeral-short",
+        "busybox",
+        "sleep",
+        "1",
+    ]);
+    d.ok(&[
+        "create",
+        "--rm",
+        "--name",
+        "never-started",
+        "busybox",
+        "true",
+    ]);
+    let ephemeral_pid = d.inspect("ephemeral")["State"]["Pid"].as_i64().unwrap();
     let pid = d.inspect("keeper")["State"]["Pid"].as_i64().unwrap();
     assert!(pid > 0);
     d.kill9();
@@ -881,6 +915,39 @@ fn live_restore_keeps_containers_across_a_killed_berthd() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(d.inspect("shortlived")["State"]["ExitCode"], 9);
+    let state = &d.inspect("ephemeral")["State"];
+    assert_eq!(
+        (state["Running"].clone(), state["Pid"].clone()),
+        (true.into(), ephemeral_pid.into())
+    );
+    while !d
+        .ok(&["ps", "-aq", "--filter", "name=ephemeral-short"])
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the exited --rm container stays");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.ok(&["ps", "-aq", "--filter", "name=never-started"])
+            .is_empty()
+    );
+    // The restored --rm container still goes when it stops.
+    assert!(
+        !d.ok(&["ps", "-aq", "--filter", "name=^/ephemeral$"])
+            .is_empty()
+    );
+    d.ok(&["stop", "-t", "1", "ephemeral"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d
+        .ok(&["ps", "-aq", "--filter", "name=^/ephemeral$"])
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped --rm container stays"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         d.ok(&["exec", "keeper", "echo", "still here"]),
         "still here\n"

@@ -931,35 +931,25 @@ fn network_pool_serves_starts_refills_and_leaves_nothing() {
 
     // A user network gets spares once a container started on it.
     d.ok(&["network", "create", "--subnet", "10.125.0.0/24", "u1"]);
-    let out = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "u1",
-        "busybox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
-    assert!(out.contains("inet 10.125.0."), "{out}");
+    let run_on_u1 = || {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "u1",
+            "busybox",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ]);
+        assert!(out.contains("inet 10.125.0."), "{out}");
+    };
+    run_on_u1();
     d.wait_for_links("u1 stocked too", |l| spare_veths(l).len() == 2 * POOL + 1);
-    let out = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "u1",
-        "busybox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-        "show",
-        "eth0",
-    ]);
-    assert!(out.contains("inet 10.125.0."), "{out}");
+    run_on_u1();
     d.ok(&["network", "rm", "u1"]);
     d.wait_for_links("u1's spares gone with it", |l| {
         spare_veths(l).len() == POOL + 1
