@@ -276,13 +276,33 @@ fn split_port_proto(s: &str) -> (String, String) {
 /// `ExposedPorts` and `HostConfig.PortBindings` of a create body.
 type PortMaps = (Map<String, Value>, Map<String, Value>);
 
-/// `-p [ip:][hostPort:]containerPort[/proto]` → (ExposedPorts, PortBindings).
+/// `80` or `80-82` (docker's port ranges), as the ports they name.
+fn port_range(text: &str) -> Option<(u16, u16)> {
+    let (first, last) = match text.split_once('-') {
+        Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+        None => {
+            let port = text.parse().ok()?;
+            (port, port)
+        }
+    };
+    (first <= last).then_some((first, last))
+}
+
+/// `-p [ip:][hostPort:]containerPort[/proto]` → (ExposedPorts,
+/// PortBindings). Ranges expand as the docker CLI expands them:
+/// `8000-8001:80-81` pairs the ports, `80-81` publishes each on a random
+/// port, and a host range for one container port (`8000-8010:80`) is
+/// passed on for the daemon to pick from.
 fn parse_publish(specs: &[String], expose: &[String]) -> Result<PortMaps, Error> {
     let mut exposed = Map::new();
     let mut bindings: Map<String, Value> = Map::new();
     for e in expose {
         let (p, proto) = split_port_proto(e);
-        exposed.insert(format!("{p}/{proto}"), json!({}));
+        let (first, last) = port_range(&p)
+            .ok_or_else(|| Error::Usage(format!("invalid range format for --expose: {e}")))?;
+        for port in first..=last {
+            exposed.insert(format!("{port}/{proto}"), json!({}));
+        }
     }
     for spec in specs {
         let (rest, proto) = split_port_proto(spec);
@@ -302,14 +322,37 @@ fn parse_publish(specs: &[String], expose: &[String]) -> Result<PortMaps, Error>
             [i, h, c] => (i.to_string(), h.to_string(), c.to_string()),
             _ => return Err(Error::Usage(format!("invalid port spec {spec:?}"))),
         };
-        if container.parse::<u16>().is_err() {
-            return Err(Error::Usage(format!("invalid containerPort: {container}")));
-        }
-        let key = format!("{container}/{proto}");
-        exposed.insert(key.clone(), json!({}));
-        let entry = bindings.entry(key).or_insert_with(|| json!([]));
-        if let Some(list) = entry.as_array_mut() {
-            list.push(json!({"HostIp": ip, "HostPort": host}));
+        let (first, last) = port_range(&container)
+            .ok_or_else(|| Error::Usage(format!("invalid containerPort: {container}")))?;
+        let host_range = if host.is_empty() {
+            None
+        } else {
+            Some(
+                port_range(&host)
+                    .ok_or_else(|| Error::Usage(format!("invalid hostPort: {host}")))?,
+            )
+        };
+        let count = last - first;
+        let host_ports: Vec<String> = match host_range {
+            None => vec![String::new(); usize::from(count) + 1],
+            // One container port, a host range: the daemon picks.
+            Some(_) if count == 0 => vec![host.clone()],
+            Some((h_first, h_last)) if h_last - h_first == count => {
+                (h_first..=h_last).map(|p| p.to_string()).collect()
+            }
+            Some(_) => {
+                return Err(Error::Usage(format!(
+                    "invalid ranges specified for container and host Ports: {container} and {host}"
+                )));
+            }
+        };
+        for (port, host_port) in (first..=last).zip(host_ports) {
+            let key = format!("{port}/{proto}");
+            exposed.insert(key.clone(), json!({}));
+            let entry = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(list) = entry.as_array_mut() {
+                list.push(json!({"HostIp": ip, "HostPort": host_port}));
+            }
         }
     }
     Ok((exposed, bindings))
@@ -1165,6 +1208,32 @@ mod tests {
             json!([{"HostIp": "", "HostPort": "9000"}])
         );
         assert!(parse_publish(&["a:b:c:d".into()], &[]).is_err());
+
+        // Ranges, as the docker CLI expands them.
+        let (exposed, bindings) = parse_publish(
+            &[
+                "127.0.0.1:8000-8001:80-81".into(),
+                "90-91/udp".into(),
+                "7000-7010:70".into(),
+            ],
+            &["60-62".into()],
+        )
+        .unwrap();
+        assert_eq!(exposed.len(), 2 + 2 + 1 + 3);
+        assert_eq!(
+            bindings["81/tcp"],
+            json!([{"HostIp": "127.0.0.1", "HostPort": "8001"}])
+        );
+        assert_eq!(bindings["91/udp"], json!([{"HostIp": "", "HostPort": ""}]));
+        assert_eq!(
+            bindings["70/tcp"],
+            json!([{"HostIp": "", "HostPort": "7000-7010"}])
+        );
+        assert!(exposed.contains_key("62/tcp"));
+        let err = parse_publish(&["8000-8002:80-81".into()], &[]).unwrap_err();
+        assert!(err.to_string().contains("invalid ranges"), "{err}");
+        assert!(parse_publish(&["82-80".into()], &[]).is_err());
+        assert!(parse_publish(&[], &["x".into()]).is_err());
         let ports = vec![
             json!({"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}),
             json!({"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}),
