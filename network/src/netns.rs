@@ -49,35 +49,7 @@ impl NetNs {
     /// Creates a new, empty namespace bind-mounted at `path` (its parent
     /// directory is created if missing).
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| NetworkError::io("creating netns directory", parent, e))?;
-        }
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o444)
-            .open(path)
-            .map_err(|e| NetworkError::io("creating netns file", path, e))?;
-        let mounted = std::thread::scope(|scope| {
-            scope
-                .spawn(|| -> std::io::Result<()> {
-                    // SAFETY: only CLONE_NEWNET is unshared, and only on this
-                    // scoped thread that ends right after; the file table (the
-                    // hazard `unshare_unsafe` warns about) stays shared.
-                    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }?;
-                    mount_bind("/proc/thread-self/ns/net", path)?;
-                    Ok(())
-                })
-                .join()
-                .expect("netns creation thread panicked")
-        });
-        if let Err(e) = mounted {
-            let _ = fs::remove_file(path);
-            return Err(NetworkError::io("bind-mounting new netns on", path, e));
-        }
-        Self::open(path)
+        Self::create_unmounted()?.mount_at(path)
     }
 
     /// Creates a new namespace held only by the returned handle (and its
@@ -87,8 +59,9 @@ impl NetNs {
         let file = std::thread::scope(|scope| {
             scope
                 .spawn(|| -> std::io::Result<File> {
-                    // SAFETY: as in `create`: only CLONE_NEWNET, on a scoped
-                    // thread that ends right after.
+                    // SAFETY: only CLONE_NEWNET is unshared, and only on this
+                    // scoped thread that ends right after; the file table (the
+                    // hazard `unshare_unsafe` warns about) stays shared.
                     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }?;
                     File::open("/proc/thread-self/ns/net")
                 })
@@ -102,8 +75,8 @@ impl NetNs {
         })
     }
 
-    /// Bind-mounts this namespace at `path` (as [`NetNs::create`] does), for
-    /// an OCI spec to join; [`NetNs::remove`] undoes it.
+    /// Bind-mounts this namespace at `path`, for an OCI spec to join;
+    /// [`NetNs::remove`] undoes it.
     pub fn mount_at(&self, path: impl AsRef<Path>) -> Result<Self> {
         use std::os::fd::AsRawFd;
         let path = path.as_ref();

@@ -327,11 +327,12 @@ impl Stores {
     }
 
     /// Removes unpacked layers (committed snapshots keyed by chain ID)
-    /// that no image has any more, top layers first. One with a child (a
+    /// that no image has any more, top layers first (after image removal
+    /// and after a failed build). One with a child (a
     /// container's writable layer, a layer above) stays; a layer removed
     /// under a pull or build still in progress is unpacked again from its
     /// blob when a container needs it.
-    fn remove_unused_layers(&self) {
+    pub(crate) fn remove_unused_layers(&self) {
         use berth_snapshotter::{Kind, Snapshotter};
         let (Ok(images), Ok(snapshots)) = (self.metadata.list(), self.snapshots.list()) else {
             return;

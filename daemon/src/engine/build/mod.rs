@@ -455,8 +455,7 @@ impl Engine {
             .filter(|k| !runner.used_args.contains(k))
             .cloned()
             .collect();
-        let mut stages = std::mem::take(&mut runner.stages);
-        let last = stages.last().cloned();
+        let last = runner.stages.last().cloned();
         drop(runner);
         let outcome = match (result, last) {
             (Ok(()), Some(stage)) => {
@@ -467,9 +466,6 @@ impl Engine {
             (Err(e), _) => Err(e),
         };
         let ok = outcome.is_ok();
-        if ok {
-            stages.clear();
-        }
         let end = {
             let stores = stores.clone();
             let session = session.clone();
@@ -481,7 +477,7 @@ impl Engine {
                     }
                 } else {
                     session.rollback(&stores.content, &stores.metadata);
-                    remove_unused_snapshots(&stores, &stages);
+                    stores.remove_unused_layers();
                 }
             })
         };
@@ -597,35 +593,6 @@ pub(crate) fn clean_stale(data_root: &std::path::Path, stores: &super::images::S
         for info in snapshots.iter().filter(|i| i.name.starts_with("build-")) {
             if let Err(e) = stores.snapshots.remove(&info.name) {
                 log::warning!("removing stale build snapshot {}: {e}", info.name);
-            }
-        }
-    }
-}
-
-/// After a failed build: removes the unpacked snapshots of the stages'
-/// layers that no recorded image uses (what the build's steps unpacked),
-/// top layer first. One still in use (a parent) stays.
-fn remove_unused_snapshots(stores: &super::images::Stores, stages: &[Stage]) {
-    use berth_snapshotter::Snapshotter;
-    let Ok(images) = stores.metadata.list() else {
-        return;
-    };
-    let kept: std::collections::HashSet<Digest> = images
-        .iter()
-        .flat_map(|entry| entry.image.layers.iter().map(|l| l.chain_id))
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    for stage in stages {
-        let diff_ids: Vec<Digest> = stage.layers.iter().map(|l| l.diff_id).collect();
-        for chain in berth_core::image::chain_ids(&diff_ids).into_iter().rev() {
-            if kept.contains(&chain) || !seen.insert(chain) {
-                continue;
-            }
-            let key = chain.to_string();
-            if stores.snapshots.is_committed(&key)
-                && let Err(e) = stores.snapshots.remove(&key)
-            {
-                log::debug!("build: keeping snapshot {key}: {e}");
             }
         }
     }
