@@ -974,9 +974,12 @@ async fn cancelled_pull_keeps_its_partial_ingest_and_releases_its_lease() {
         _ = pulling => panic!("the pull ended before it was cancelled"),
         _ = tokio::time::timeout(Duration::from_secs(60), partial) => {}
     }
-    // The unpacker thread notices and cleans up on its own.
+    // The unpacker thread notices and cleans up on its own, the snapshot's
+    // record before its directory.
+    let snapshot_dirs = root.path().join("overlay/snapshots");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !root.target.snapshots.list().unwrap().is_empty()
+        || std::fs::read_dir(&snapshot_dirs).unwrap().next().is_some()
         || !root.target.metadata.gc_roots().unwrap().is_empty()
     {
         assert!(
