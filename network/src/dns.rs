@@ -1,21 +1,33 @@
 //! The embedded DNS server of user-defined networks (Docker's 127.0.0.11).
 //!
-//! For each container, berthd binds a UDP socket to 127.0.0.11:53 *inside*
-//! the container's namespace (every 127/8 address is local on `lo`, so no
-//! DNAT is needed) and serves it from its own runtime. Names of containers
-//! (and their aliases) on the container's networks are answered from a
-//! shared [`DnsRegistry`]; other queries are relayed, unchanged, to the
-//! upstream resolvers from a socket in the host namespace, so host
-//! resolvers on loopback (e.g. systemd-resolved's 127.0.0.53) work too.
+//! For each container, berthd binds a UDP socket and a TCP listener to
+//! 127.0.0.11:53 *inside* the container's namespace (every 127/8 address
+//! is local on `lo`, so no DNAT is needed) and serves them from its own
+//! runtime. Names of containers (and their aliases) on the container's
+//! networks are answered from a shared [`DnsRegistry`]; other queries are
+//! relayed, unchanged, to the upstream resolvers from a socket in the host
+//! namespace, so host resolvers on loopback (e.g. systemd-resolved's
+//! 127.0.0.53) work too.
 //!
-//! Only UDP is served; no PTR records for container addresses yet.
+//! TCP (RFC 1035 4.2.2: each message after a two-byte length) takes
+//! several queries per connection, answered in order, and is relayed
+//! upstream over TCP (UDP if that fails). A local answer too big for
+//! UDP's 512 bytes is cut to whole records with TC set, so clients ask
+//! again over TCP and get all of it. No PTR records for container
+//! addresses yet.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket as StdUdpSocket};
+use std::net::{
+    Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener as StdTcpListener, TcpStream as StdTcpStream,
+    UdpSocket as StdUdpSocket,
+};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socket_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::task::JoinSet;
 
 use crate::error::{NetworkError, Result};
 use crate::files::EMBEDDED_DNS;
@@ -26,6 +38,15 @@ const CLASS_IN: u16 = 1;
 const TTL: u32 = 600;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 const RCODE_SERVFAIL: u8 = 2;
+/// The largest UDP answer without EDNS (RFC 1035 4.2.1).
+const UDP_MAX: usize = 512;
+/// The largest TCP message (its length prefix is 16 bits).
+const TCP_MAX: usize = u16::MAX as usize;
+/// A TCP client that sends nothing for this long is closed (RFC 7766
+/// asks for a few seconds: connections are cheap to reopen).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Open TCP connections per container; more are closed at once.
+const TCP_CONNECTIONS: usize = 32;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -83,15 +104,18 @@ impl DnsRegistry {
     }
 }
 
-/// One container's embedded DNS server; stops when dropped.
+/// One container's embedded DNS server; stops when dropped (its TCP
+/// connections with it).
 #[derive(Debug)]
 pub struct EmbeddedDns {
-    task: tokio::task::JoinHandle<()>,
+    udp: tokio::task::JoinHandle<()>,
+    tcp: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for EmbeddedDns {
     fn drop(&mut self) {
-        self.task.abort();
+        self.udp.abort();
+        self.tcp.abort();
     }
 }
 
@@ -107,23 +131,30 @@ impl EmbeddedDns {
         upstream: Vec<SocketAddr>,
     ) -> Result<Self> {
         let listen = SocketAddrV4::new(EMBEDDED_DNS, 53);
-        let socket = container
-            .run(|| StdUdpSocket::bind(listen).and_then(|s| s.set_nonblocking(true).map(|()| s)))?
+        let (socket, listener) = container
+            .run(|| -> std::io::Result<_> {
+                let socket = StdUdpSocket::bind(listen)?;
+                socket.set_nonblocking(true)?;
+                let listener = StdTcpListener::bind(listen)?;
+                listener.set_nonblocking(true)?;
+                Ok((socket, listener))
+            })?
             .map_err(|e| {
                 NetworkError::io("binding embedded DNS 127.0.0.11:53 in", label(container), e)
             })?;
-        let socket = Arc::new(
-            UdpSocket::from_std(socket)
-                .map_err(|e| NetworkError::io("registering DNS socket", label(container), e))?,
-        );
+        let registering = |e| NetworkError::io("registering DNS socket", label(container), e);
+        let socket = Arc::new(UdpSocket::from_std(socket).map_err(registering)?);
+        let listener = TcpListener::from_std(listener).map_err(registering)?;
         let server = Server {
             host: host.clone(),
             networks,
             registry,
             upstream,
         };
-        let task = tokio::spawn(server.serve(socket));
-        Ok(Self { task })
+        Ok(Self {
+            udp: tokio::spawn(server.clone().serve(socket)),
+            tcp: tokio::spawn(server.serve_tcp(listener)),
+        })
     }
 }
 
@@ -148,7 +179,7 @@ impl Server {
                 continue;
             };
             let query = buf[..len].to_vec();
-            match self.answer_locally(&query) {
+            match self.answer_locally(&query, UDP_MAX) {
                 Some(reply) => {
                     let _ = socket.send_to(&reply, client).await;
                 }
@@ -166,8 +197,53 @@ impl Server {
         }
     }
 
-    /// A reply for names in the registry, `None` when the query must go upstream.
-    fn answer_locally(&self, query: &[u8]) -> Option<Vec<u8>> {
+    /// Accepts TCP clients until aborted; the connections live in a
+    /// [`JoinSet`] so they end with this task.
+    async fn serve_tcp(self, listener: TcpListener) {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else {
+                        continue;
+                    };
+                    // Full: the client's next try (or next server) goes on.
+                    if connections.len() < TCP_CONNECTIONS {
+                        connections.spawn(self.clone().serve_connection(stream));
+                    }
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }
+
+    /// One TCP client: length-prefixed queries, answered in order, until
+    /// it closes, goes idle, or sends something that is not a query.
+    async fn serve_connection(self, mut stream: TcpStream) {
+        while let Ok(Ok(Some(query))) =
+            tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await
+        {
+            let reply = match self.answer_locally(&query, TCP_MAX) {
+                Some(reply) => Some(reply),
+                None => match self.forward_tcp(&query).await {
+                    Some(reply) => Some(reply),
+                    None => self.forward(&query).await,
+                }
+                .or_else(|| servfail(&query)),
+            };
+            let Some(reply) = reply else {
+                return;
+            };
+            let written = tokio::time::timeout(TCP_IDLE, write_framed(&mut stream, &reply)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
+        }
+    }
+
+    /// A reply for names in the registry, cut to whole records within
+    /// `limit` bytes (TC set then); `None` when the query must go upstream.
+    fn answer_locally(&self, query: &[u8], limit: usize) -> Option<Vec<u8>> {
         let q = Question::parse(query)?;
         if q.class != CLASS_IN {
             return None;
@@ -179,7 +255,45 @@ impl Server {
         // A known name: A records for A queries, an empty NOERROR for other
         // types (AAAA...), so clients do not wait on upstream for them.
         let answers: &[Ipv4Addr] = if q.qtype == TYPE_A { &addresses } else { &[] };
-        Some(build_reply(query, &q, answers))
+        Some(build_reply(query, &q, answers, limit))
+    }
+
+    /// Relays the query to each upstream in turn over TCP, from the host
+    /// namespace.
+    async fn forward_tcp(&self, query: &[u8]) -> Option<Vec<u8>> {
+        if query.len() < 12 {
+            return None;
+        }
+        for upstream in &self.upstream {
+            let family = if upstream.is_ipv4() {
+                AddressFamily::INET
+            } else {
+                AddressFamily::INET6
+            };
+            let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+            let Ok(Ok(fd)) = self
+                .host
+                .run(|| socket_with(family, SocketType::STREAM, flags, None))
+            else {
+                continue;
+            };
+            let socket = TcpSocket::from_std_stream(StdTcpStream::from(fd));
+            let exchange = async {
+                let mut stream = socket.connect(*upstream).await.ok()?;
+                write_framed(&mut stream, query).await.ok()?;
+                loop {
+                    let reply = read_framed(&mut stream).await.ok()??;
+                    // Only the upstream's answer to this query id counts.
+                    if reply.len() >= 12 && reply[..2] == query[..2] {
+                        return Some(reply);
+                    }
+                }
+            };
+            if let Ok(Some(reply)) = tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await {
+                return Some(reply);
+            }
+        }
+        None
     }
 
     /// Relays the query to each upstream in turn from the host namespace.
@@ -218,6 +332,29 @@ impl Server {
         }
         None
     }
+}
+
+/// The next length-prefixed message; `None` at the end of the stream.
+async fn read_framed(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut message).await?;
+    Ok(Some(message))
+}
+
+/// Writes `message` after its length, in one write.
+async fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(message.len())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
 }
 
 #[derive(Debug)]
@@ -266,12 +403,21 @@ impl Question {
     }
 }
 
-fn build_reply(query: &[u8], q: &Question, answers: &[Ipv4Addr]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(q.end + answers.len() * 16);
+/// Size of one A record whose name points at the question.
+const A_RECORD: usize = 16;
+
+/// The reply to `q` with `answers`, as many as fit in `limit` bytes; TC is
+/// set when some did not.
+fn build_reply(query: &[u8], q: &Question, answers: &[Ipv4Addr], limit: usize) -> Vec<u8> {
+    let room = limit.saturating_sub(q.end) / A_RECORD;
+    let truncated = answers.len() > room;
+    let answers = &answers[..answers.len().min(room)];
+    let mut out = Vec::with_capacity(q.end + answers.len() * A_RECORD);
     out.extend_from_slice(&query[..2]);
-    // QR, opcode 0, AA, RD copied from the query, RA; rcode NOERROR.
+    // QR, opcode 0, AA, TC when cut, RD copied from the query, RA; rcode NOERROR.
     let rd = query[2] & 0x01;
-    out.extend_from_slice(&[0x84 | rd, 0x80]);
+    let tc = if truncated { 0x02 } else { 0 };
+    out.extend_from_slice(&[0x84 | tc | rd, 0x80]);
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
@@ -289,7 +435,7 @@ fn build_reply(query: &[u8], q: &Question, answers: &[Ipv4Addr]) -> Vec<u8> {
 
 fn servfail(query: &[u8]) -> Option<Vec<u8>> {
     let q = Question::parse(query)?;
-    let mut out = build_reply(query, &q, &[]);
+    let mut out = build_reply(query, &q, &[], TCP_MAX);
     out[2] &= !0x04; // not authoritative
     out[3] |= RCODE_SERVFAIL;
     Some(out)
@@ -322,34 +468,70 @@ mod tests {
             registry: registry.clone(),
             upstream: vec![],
         };
-        let reply = server.answer_locally(&query("WEB", TYPE_A)).unwrap();
+        let reply = server
+            .answer_locally(&query("WEB", TYPE_A), UDP_MAX)
+            .unwrap();
         assert_eq!(&reply[..2], &[0x12, 0x34]);
         assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 1, "one answer");
         assert_eq!(&reply[reply.len() - 4..], &[10, 0, 0, 2]);
         // AAAA for a known name: NOERROR, no answers.
-        let reply = server.answer_locally(&query("www", 28)).unwrap();
+        let reply = server.answer_locally(&query("www", 28), UDP_MAX).unwrap();
         assert_eq!(
             (reply[3] & 0x0f, u16::from_be_bytes([reply[6], reply[7]])),
             (0, 0)
         );
         // Other networks' names and unknown names go upstream.
-        assert!(server.answer_locally(&query("db", TYPE_A)).is_none());
         assert!(
             server
-                .answer_locally(&query("example.com", TYPE_A))
+                .answer_locally(&query("db", TYPE_A), UDP_MAX)
+                .is_none()
+        );
+        assert!(
+            server
+                .answer_locally(&query("example.com", TYPE_A), UDP_MAX)
                 .is_none()
         );
         registry.unregister("n1", Ipv4Addr::new(10, 0, 0, 2));
-        assert!(server.answer_locally(&query("web", TYPE_A)).is_none());
+        assert!(
+            server
+                .answer_locally(&query("web", TYPE_A), UDP_MAX)
+                .is_none()
+        );
         // Garbage never panics.
         for bad in [
             &[][..],
             &[0; 11],
             &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 200, 1],
         ] {
-            assert!(server.answer_locally(bad).is_none());
+            assert!(server.answer_locally(bad, UDP_MAX).is_none());
         }
         let fail = servfail(&query("x", TYPE_A)).unwrap();
         assert_eq!(fail[3] & 0x0f, RCODE_SERVFAIL);
+    }
+
+    #[test]
+    fn udp_answers_are_cut_to_512_bytes_with_tc_tcp_ones_are_whole() {
+        let registry = DnsRegistry::new();
+        // One alias on 40 containers: 40 A records, 640 bytes of them.
+        for i in 0..40 {
+            registry.register("n1", &["pool"], Ipv4Addr::new(10, 0, 0, 10 + i));
+        }
+        let server = Server {
+            host: NetNs::current().unwrap(),
+            networks: vec!["n1".into()],
+            registry,
+            upstream: vec![],
+        };
+        let answers = |reply: &[u8]| u16::from_be_bytes([reply[6], reply[7]]);
+        let q = query("pool", TYPE_A);
+        let udp = server.answer_locally(&q, UDP_MAX).unwrap();
+        assert!(udp.len() <= UDP_MAX, "{}", udp.len());
+        assert_eq!(udp[2] & 0x02, 0x02, "TC set");
+        let fit = (UDP_MAX - q.len()) / A_RECORD;
+        assert_eq!(usize::from(answers(&udp)), fit);
+        assert_eq!(udp.len(), q.len() + fit * A_RECORD, "whole records only");
+        let tcp = server.answer_locally(&q, TCP_MAX).unwrap();
+        assert_eq!((tcp[2] & 0x02, answers(&tcp)), (0, 40));
+        assert_eq!(&tcp[tcp.len() - 4..], &[10, 0, 0, 49]);
     }
 }

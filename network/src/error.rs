@@ -46,6 +46,14 @@ pub enum NetworkError {
         proto: &'static str,
         reason: String,
     },
+    /// Every port of a host port range is taken.
+    #[error("cannot publish {host_ip}:{first}-{last}/{proto}: every port of the range is in use")]
+    PortRangeInUse {
+        host_ip: IpAddr,
+        first: u16,
+        last: u16,
+        proto: &'static str,
+    },
     /// No network has this name.
     #[error("network {0} not found")]
     NetworkNotFound(String),
@@ -100,6 +108,7 @@ impl NetworkError {
             | Self::PoolExhausted { .. }
             | Self::AddressUnavailable { .. }
             | Self::PortInUse { .. }
+            | Self::PortRangeInUse { .. }
             | Self::NetworkExists { .. }
             | Self::NetworkInUse { .. } => ErrorKind::Conflict,
             Self::LinkNotFound(_) | Self::NetworkNotFound(_) => ErrorKind::NotFound,

@@ -32,5 +32,5 @@ pub use host::{Endpoint, NetworkInfo, NetworkSpec, Networking};
 pub use ipam::{Ipam, Ipv4Net, Taken, check_overlap, pick_subnet};
 pub use link::{Netlink, Route};
 pub use netns::NetNs;
-pub use ports::{PortMapping, PortReservation, PortSpec, Protocol, reserve};
+pub use ports::{PortMapping, PortReservation, PortSpec, Protocol, parse_host_ports, reserve};
 pub use spare::Spare;

@@ -4,7 +4,9 @@
 //! userland proxy. To still give "port already in use" at start and keep
 //! other programs off a published port, the daemon binds each host port
 //! (without listening) and holds the socket while the container runs:
-//! [`PortReservation`].
+//! [`PortReservation`]. A host port range for one container port
+//! (`-p 8000-8010:80`) takes the first port of the range that binds, as
+//! dockerd does.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -47,8 +49,12 @@ impl fmt::Display for Protocol {
 pub struct PortSpec {
     /// Host address to publish on; 0.0.0.0 means every local address.
     pub host_ip: Ipv4Addr,
-    /// Host port, 0 for a random free port.
+    /// Host port, 0 for a random free port; the first of a range.
     pub host_port: u16,
+    /// The last port of a host range (`host_port..=last`): the first
+    /// free port of the range is taken. `None` for a single port.
+    #[serde(default)]
+    pub host_port_last: Option<u16>,
     /// Port inside the container.
     pub container_port: u16,
     /// Protocol.
@@ -77,13 +83,38 @@ fn bad(input: &str, reason: &'static str) -> NetworkError {
 
 fn parse_port(input: &str, text: &str, zero_ok: bool) -> Result<u16> {
     if text.contains('-') {
-        return Err(bad(input, "port ranges are not supported"));
+        return Err(bad(
+            input,
+            "a container port range names several ports: publish each one",
+        ));
     }
     match text.parse::<u16>() {
         Ok(0) if !zero_ok => Err(bad(input, "port 0 is not a valid container port")),
         Ok(p) => Ok(p),
         Err(_) => Err(bad(input, "port must be a number from 1 to 65535")),
     }
+}
+
+/// The host part of a port binding as `PortBindings` carry it: `""` (a
+/// random port), `8080`, or a range `8000-8010`. Returns the first port
+/// (0 for random) and the last one of a range.
+pub fn parse_host_ports(text: &str) -> Result<(u16, Option<u16>)> {
+    let Some((first, last)) = text.split_once('-') else {
+        return match text {
+            "" => Ok((0, None)),
+            _ => parse_port(text, text, true).map(|p| (p, None)),
+        };
+    };
+    let port = |part: &str| match part.parse::<u16>() {
+        Ok(0) => Err(bad(text, "a host port range starts at port 1 or above")),
+        Ok(p) => Ok(p),
+        Err(_) => Err(bad(text, "port must be a number from 1 to 65535")),
+    };
+    let (first, last) = (port(first)?, port(last)?);
+    if last < first {
+        return Err(bad(text, "the range ends before it starts"));
+    }
+    Ok((first, Some(last)))
 }
 
 impl PortSpec {
@@ -114,17 +145,34 @@ impl PortSpec {
                 .parse()
                 .map_err(|_| bad(input, "host address is not an IPv4 address"))?,
         };
-        let host_port = match host {
-            None | Some("") => 0,
-            Some(h) => parse_port(input, h, true)?,
+        let (host_port, host_port_last) = match host {
+            None => (0, None),
+            Some(h) => parse_host_ports(h).map_err(|e| match e {
+                NetworkError::InvalidPort { reason, .. } => bad(input, reason),
+                e => e,
+            })?,
         };
         let container_port = parse_port(input, container, false)?;
         Ok(Self {
             host_ip,
             host_port,
+            host_port_last,
             container_port,
             protocol,
         })
+    }
+}
+
+impl From<PortMapping> for PortSpec {
+    /// The same port again (a restored container keeps the one it had).
+    fn from(mapping: PortMapping) -> Self {
+        Self {
+            host_ip: mapping.host_ip,
+            host_port: mapping.host_port,
+            host_port_last: None,
+            container_port: mapping.container_port,
+            protocol: mapping.protocol,
+        }
     }
 }
 
@@ -144,8 +192,8 @@ impl PortReservation {
 }
 
 /// Binds every spec's host port inside `host_netns` (random ones get a
-/// free port from the kernel). Fails on the first port that is taken,
-/// releasing the ones bound before it.
+/// free port from the kernel, ranges their first free port). Fails on the
+/// first port (or range) that is taken, releasing the ones bound before it.
 pub fn reserve(host_netns: &NetNs, specs: &[PortSpec]) -> Result<PortReservation> {
     if specs.is_empty() {
         // No thread into the namespace for nothing (most starts).
@@ -154,7 +202,10 @@ pub fn reserve(host_netns: &NetNs, specs: &[PortSpec]) -> Result<PortReservation
     host_netns.run(|| {
         let mut reservation = PortReservation::default();
         for spec in specs {
-            let (fd, port) = bind_port(spec)?;
+            let (fd, port) = match spec.host_port_last {
+                Some(last) => bind_in_range(spec, last)?,
+                None => bind_port(spec, spec.host_port)?,
+            };
             reservation.sockets.push(fd);
             reservation.mappings.push(PortMapping {
                 host_ip: spec.host_ip,
@@ -167,16 +218,41 @@ pub fn reserve(host_netns: &NetNs, specs: &[PortSpec]) -> Result<PortReservation
     })?
 }
 
-fn bind_port(spec: &PortSpec) -> Result<(OwnedFd, u16)> {
-    let addr = SocketAddrV4::new(spec.host_ip, spec.host_port);
-    let in_use = |e: std::io::Error| NetworkError::PortInUse {
+/// The first port of `spec.host_port..=last` that binds; a port taken by
+/// another socket is skipped, any other failure stops the search.
+fn bind_in_range(spec: &PortSpec, last: u16) -> Result<(OwnedFd, u16)> {
+    for port in spec.host_port..=last {
+        match bind_socket(spec.host_ip, port, spec.protocol) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            other => return other.map_err(|e| in_use(spec, port, e)),
+        }
+    }
+    Err(NetworkError::PortRangeInUse {
         host_ip: IpAddr::V4(spec.host_ip),
-        port: spec.host_port,
+        first: spec.host_port,
+        last,
+        proto: spec.protocol.as_str(),
+    })
+}
+
+fn bind_port(spec: &PortSpec, host_port: u16) -> Result<(OwnedFd, u16)> {
+    bind_socket(spec.host_ip, host_port, spec.protocol).map_err(|e| in_use(spec, host_port, e))
+}
+
+fn in_use(spec: &PortSpec, port: u16, e: std::io::Error) -> NetworkError {
+    NetworkError::PortInUse {
+        host_ip: IpAddr::V4(spec.host_ip),
+        port,
         proto: spec.protocol.as_str(),
         reason: e.to_string(),
-    };
-    let fd: OwnedFd = match spec.protocol {
-        Protocol::Udp => UdpSocket::bind(addr).map_err(in_use)?.into(),
+    }
+}
+
+/// A socket bound (not listening) to `ip:port`, and the port it got.
+fn bind_socket(ip: Ipv4Addr, port: u16, protocol: Protocol) -> std::io::Result<(OwnedFd, u16)> {
+    let addr = SocketAddrV4::new(ip, port);
+    let fd: OwnedFd = match protocol {
+        Protocol::Udp => UdpSocket::bind(addr)?.into(),
         Protocol::Tcp => {
             // Close-on-exec: shims and containers spawned later must not
             // inherit it (they would hold the port after berthd exits).
@@ -185,21 +261,15 @@ fn bind_port(spec: &PortSpec) -> Result<(OwnedFd, u16)> {
                 SocketType::STREAM,
                 SocketFlags::CLOEXEC,
                 None,
-            )
-            .map_err(|e| in_use(e.into()))?;
+            )?;
             // No SO_REUSEADDR: Linux lets two non-listening sockets that
             // both set it share a port, which would defeat the reservation.
-            bind(&fd, &addr).map_err(|e| in_use(e.into()))?;
+            bind(&fd, &addr)?;
             fd
         }
     };
-    let port = match getsockname(&fd) {
-        Ok(sa) => SocketAddrV4::try_from(sa)
-            .map(|a| a.port())
-            .unwrap_or(spec.host_port),
-        Err(e) => return Err(in_use(e.into())),
-    };
-    Ok((fd, port))
+    let bound = SocketAddrV4::try_from(getsockname(&fd)?).map_or(port, |a| a.port());
+    Ok((fd, bound))
 }
 
 #[cfg(test)]
@@ -214,6 +284,7 @@ mod tests {
             PortSpec {
                 host_ip: Ipv4Addr::LOCALHOST,
                 host_port: 8080,
+                host_port_last: None,
                 container_port: 80,
                 protocol: Protocol::Udp
             }
@@ -225,6 +296,26 @@ mod tests {
         );
         let p = PortSpec::parse("10.0.0.1::53/udp").unwrap();
         assert_eq!((p.host_port, p.protocol), (0, Protocol::Udp));
+        let p = PortSpec::parse("127.0.0.1:8000-8010:80/udp").unwrap();
+        assert_eq!(
+            (p.host_port, p.host_port_last, p.container_port),
+            (8000, Some(8010), 80)
+        );
+        assert_eq!(parse_host_ports("").unwrap(), (0, None));
+        assert_eq!(parse_host_ports("8080").unwrap(), (8080, None));
+        assert_eq!(parse_host_ports("9-9").unwrap(), (9, Some(9)));
+        for bad in [
+            "8010-8000",
+            "0-5",
+            "70000",
+            "8000-70000",
+            "8000-",
+            "-8000",
+            "a-b",
+        ] {
+            let err = parse_host_ports(bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
         for bad in [
             "",
             "x",
@@ -233,7 +324,9 @@ mod tests {
             "70000",
             "8080:0",
             "1.2.3:80:80",
-            "8000-8010:80",
+            "8000-8010:80-81",
+            "8010-8000:80",
+            "0-5:80",
         ] {
             let err = PortSpec::parse(bad).unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");

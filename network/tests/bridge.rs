@@ -12,6 +12,7 @@ use std::time::Duration;
 use berth_network::{
     DnsRegistry, EmbeddedDns, Endpoint, NetNs, NetworkError, NetworkSpec, Networking, PortSpec,
 };
+use berth_testkit::dns;
 
 struct TestHost {
     dir: tempfile::TempDir,
@@ -323,6 +324,63 @@ async fn port_held_by_a_host_process_is_refused() {
 }
 
 #[tokio::test]
+async fn host_port_range_takes_its_first_free_port() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("bridge", "berth0", None))
+        .await
+        .unwrap();
+    // In the scratch host: nothing else binds these.
+    let busy = host
+        .host
+        .run(|| TcpListener::bind(("127.0.0.1", 18200)))
+        .unwrap()
+        .unwrap();
+    // Two ports share the range: the second skips the first's pick too.
+    let (ns, ep) = container(
+        &net,
+        "bridge",
+        "web",
+        &["127.0.0.1:18200-18203:80", "127.0.0.1:18200-18203:81"],
+    )
+    .await;
+    let picked: Vec<u16> = ep.ports.mappings().iter().map(|m| m.host_port).collect();
+    assert_eq!(picked, [18201, 18202]);
+    serve(&ns, 80, "hello 80");
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 18201);
+    assert_eq!(fetch(&host.host, addr).unwrap(), "hello 80");
+
+    // Every port taken: a clear error naming the range, nothing left.
+    let ns2 = net.create_netns("late").unwrap();
+    let err = net
+        .connect(
+            "bridge",
+            "late",
+            &ns2,
+            "eth0",
+            None,
+            &[PortSpec::parse("127.0.0.1:18200-18202:80").unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::PortRangeInUse { .. }), "{err}");
+    assert!(
+        err.to_string().contains("127.0.0.1:18200-18202/tcp"),
+        "{err}"
+    );
+    let ruleset = net.firewall().ruleset().unwrap();
+    assert!(!ruleset.contains("ctr-late"), "{ruleset}");
+
+    // Released with the endpoint: the port binds again.
+    net.disconnect(ep).await.unwrap();
+    drop(busy);
+    let freed = host
+        .host
+        .run(|| TcpListener::bind(("127.0.0.1", 18201)))
+        .unwrap();
+    assert!(freed.is_ok(), "{freed:?}");
+}
+
+#[tokio::test]
 async fn allocations_survive_a_restart_and_crash_rules_are_cleaned() {
     let (host, net) = TestHost::new().await;
     net.create_network(&spec("bridge", "berth0", Some("10.75.0.0/24")))
@@ -358,13 +416,7 @@ async fn allocations_survive_a_restart_and_crash_rules_are_cleaned() {
     );
 
     // Live restore of c1's published port: reserve it again, re-add its rules.
-    let spec = PortSpec {
-        host_ip: mapping.host_ip,
-        host_port: mapping.host_port,
-        container_port: mapping.container_port,
-        protocol: mapping.protocol,
-    };
-    let _reserved = berth_network::reserve(&host.host, &[spec]).unwrap();
+    let _reserved = berth_network::reserve(&host.host, &[PortSpec::from(mapping)]).unwrap();
     net.republish("c1", first, &[mapping]).await.unwrap();
     serve(&ns1, 8080, "restored");
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, mapping.host_port);
@@ -512,8 +564,10 @@ async fn cleanup_leaves_nothing_behind() {
     );
 }
 
-/// A real DNS server (dnsmasq) on 127.0.0.1 in the test host's namespace,
-/// answering `upstream.test` with 10.9.9.9 and refusing everything else.
+/// A real DNS server (dnsmasq) on 127.0.0.1 in the test host's namespace
+/// (UDP and TCP), answering `upstream.test` with 10.9.9.9, `big.test`
+/// with a TXT record too big for UDP, names under `nosuch.test` with
+/// NXDOMAIN, and refusing everything else.
 struct Dnsmasq {
     child: Child,
     addr: SocketAddr,
@@ -525,6 +579,11 @@ impl Drop for Dnsmasq {
         let _ = self.child.wait();
     }
 }
+
+/// One string of `big.test`'s TXT record (three of them: over 512 bytes).
+const BIG_TXT: &str = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\
+                       0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\
+                       0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn a_query(name: &str) -> Vec<u8> {
     let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
@@ -555,6 +614,8 @@ impl Dnsmasq {
                     "--listen-address=127.0.0.1",
                     &format!("--port={port}"),
                     "--address=/upstream.test/10.9.9.9",
+                    "--address=/nosuch.test/",
+                    &format!("--txt-record=big.test,{BIG_TXT},{BIG_TXT},{BIG_TXT}"),
                 ])
                 .spawn()
                 .expect("dnsmasq (Debian package dnsmasq-base) must be installed");
@@ -645,6 +706,150 @@ async fn embedded_dns_resolves_container_names_and_forwards_the_rest() {
         !out.contains(&x.address.to_string()),
         "resolved across networks: {out}"
     );
+}
+
+/// DNS over TCP to 127.0.0.11:53 from inside `ns`: one connection, the
+/// queries in order, their replies.
+async fn tcp_queries(ns: &NetNs, queries: Vec<Vec<u8>>) -> Vec<dns::Reply> {
+    let ns = ns.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = ns
+            .run(|| dns::connect_tcp(SocketAddr::from(EMBEDDED)))
+            .unwrap()
+            .unwrap();
+        queries
+            .iter()
+            .map(|q| dns::tcp_exchange(&mut stream, q).unwrap())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+const EMBEDDED: ([u8; 4], u16) = ([127, 0, 0, 11], 53);
+
+#[tokio::test]
+async fn embedded_dns_answers_over_tcp_as_over_udp() {
+    let (host, net) = TestHost::new().await;
+    net.create_network(&spec("app", "br-app", Some("10.83.0.0/24")))
+        .await
+        .unwrap();
+    let (_ns_web, web) = container(&net, "app", "web", &[]).await;
+    let (ns_db, _db) = container(&net, "app", "db", &[]).await;
+    let registry = DnsRegistry::new();
+    registry.register("app", &["web", "www"], web.address);
+    // One alias on 40 addresses: 640 bytes of A records.
+    let pool: Vec<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(10, 83, 1, i)).collect();
+    for address in &pool {
+        registry.register("app", &["pool"], *address);
+    }
+    let upstream = Dnsmasq::start(&host.host);
+    let server = EmbeddedDns::start(
+        &ns_db,
+        &host.host,
+        vec!["app".into()],
+        registry,
+        vec![upstream.addr],
+    )
+    .unwrap();
+
+    // Several queries on one connection: a container name, a name
+    // forwarded upstream (over TCP), a name that does not exist.
+    let replies = tcp_queries(
+        &ns_db,
+        vec![
+            dns::query(1, "www", dns::TYPE_A),
+            dns::query(2, "upstream.test", dns::TYPE_A),
+            dns::query(3, "gone.nosuch.test", dns::TYPE_A),
+            dns::query(4, "WEB", dns::TYPE_A),
+        ],
+    )
+    .await;
+    let ids: Vec<u16> = replies.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4], "{replies:?}");
+    assert_eq!(replies[0].addresses(), [web.address], "{replies:?}");
+    assert_eq!(
+        replies[1].addresses(),
+        [Ipv4Addr::new(10, 9, 9, 9)],
+        "{replies:?}"
+    );
+    assert_eq!(replies[2].rcode, dns::NXDOMAIN, "{replies:?}");
+    assert!(replies[2].answers.is_empty(), "{replies:?}");
+    assert_eq!(replies[3].addresses(), [web.address], "{replies:?}");
+
+    // Too big for UDP, locally or upstream: TC over UDP, all of it over TCP.
+    let udp = |name: &'static str, qtype| {
+        let ns = ns_db.clone();
+        tokio::task::spawn_blocking(move || {
+            ns.run(|| {
+                dns::udp_exchange(
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    SocketAddr::from(EMBEDDED),
+                    &dns::query(5, name, qtype),
+                )
+            })
+            .unwrap()
+            .unwrap()
+        })
+    };
+    let short = udp("pool", dns::TYPE_A).await.unwrap();
+    assert!(short.truncated, "{short:?}");
+    assert!(short.answers.len() < pool.len(), "{short:?}");
+    let short_txt = udp("big.test", dns::TYPE_TXT).await.unwrap();
+    assert!(short_txt.truncated, "{short_txt:?}");
+    let full = tcp_queries(
+        &ns_db,
+        vec![
+            dns::query(6, "pool", dns::TYPE_A),
+            dns::query(7, "big.test", dns::TYPE_TXT),
+        ],
+    )
+    .await;
+    assert!(!full[0].truncated, "{full:?}");
+    let mut addresses = full[0].addresses();
+    addresses.sort();
+    assert_eq!(addresses, pool);
+    assert!(!full[1].truncated, "{full:?}");
+    assert_eq!(full[1].texts(), [BIG_TXT.repeat(3)], "{full:?}");
+
+    // Connections are bounded: past the limit, a new one is closed at
+    // once; an idle one is closed by the server, which frees a place.
+    let ns = ns_db.clone();
+    tokio::task::spawn_blocking(move || {
+        let connect = || {
+            ns.run(|| dns::connect_tcp(SocketAddr::from(EMBEDDED)))
+                .unwrap()
+                .unwrap()
+        };
+        let mut open: Vec<TcpStream> = (0..32).map(|_| connect()).collect();
+        // Each is served (and so counted) before the next one is made.
+        for (i, stream) in open.iter_mut().enumerate() {
+            let reply = dns::tcp_exchange(stream, &dns::query(i as u16, "www", dns::TYPE_A));
+            assert!(reply.is_ok(), "connection {i}: {reply:?}");
+        }
+        let mut extra = connect();
+        let refused = dns::tcp_exchange(&mut extra, &dns::query(99, "www", dns::TYPE_A));
+        assert!(refused.is_err(), "{refused:?}");
+        // The server ends idle connections (the client reads EOF).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for stream in &mut open {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let mut byte = [0u8; 1];
+            assert_eq!(stream.read(&mut byte).unwrap(), 0, "closed by the server");
+            assert!(std::time::Instant::now() < deadline);
+        }
+        let mut again = connect();
+        let reply = dns::tcp_exchange(&mut again, &dns::query(100, "www", dns::TYPE_A)).unwrap();
+        assert_eq!(reply.id, 100);
+        // Stopping the server ends its connections too.
+        drop(server);
+        let mut byte = [0u8; 1];
+        assert_eq!(again.read(&mut byte).unwrap(), 0, "closed with the server");
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

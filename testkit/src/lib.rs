@@ -1,8 +1,8 @@
 //! Test support shared by the integration tests of Berth's crates (a
 //! dev-dependency only): a real `docker-registry` on loopback, fixture
 //! images and layers, a busybox root file system for `docker import`, a
-//! private `berthd`, the docker CLI and docker-py with private config, and
-//! the fallback cleanup of processes and mounts a test leaves under its
+//! private `berthd`, the docker CLI and docker-py with private config, a
+//! small DNS client (UDP and TCP), and the fallback cleanup of processes and mounts a test leaves under its
 //! temp dir.
 //!
 //! Everything here starts real programs; nothing is mocked.
@@ -11,6 +11,7 @@
 
 pub mod berthd;
 pub mod cleanup;
+pub mod dns;
 pub mod docker;
 pub mod image;
 pub mod pytest;

@@ -772,6 +772,8 @@ impl ContainerStore {
             .unwrap_or_default();
         spec::merge_image_config(&mut request.config, &ImageDefaults::from(&image_config));
         let (path, args) = spec::command_of(&request.config)?;
+        // Bad port bindings are refused here, as dockerd does, not at start.
+        network::port_specs(&request.config, &request.host_config)?;
         let mut mount_points = self.plan_mounts(&request)?;
         let networks = self.networks.attachments_for(
             &request.host_config.network_mode,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
 
 use super::{Container, ContainerError, ContainerStore, Record, Status, lock};
+use crate::api::containers_types::{ContainerConfig, HostConfig};
 use crate::engine::Engine;
 use crate::engine::networks::{
     Attachment, ContainerNames, DEFAULT_NETWORK, EndpointState, FilesInput, NetError, write_files,
@@ -40,8 +41,9 @@ fn parse_port_key(key: &str) -> Result<(u16, Protocol), ContainerError> {
         other => return Err(invalid(format!("invalid proto: {other}"))),
     };
     if port.contains('-') {
+        // The docker CLI sends each port of `-p 80-82` on its own.
         return Err(invalid(format!(
-            "port ranges are not supported by berthd yet: {key}"
+            "invalid port specification: {key:?}: a container port range names several ports: publish each one"
         )));
     }
     match port.parse::<u16>() {
@@ -50,12 +52,16 @@ fn parse_port_key(key: &str) -> Result<(u16, Protocol), ContainerError> {
     }
 }
 
-/// The ports to publish: `PortBindings`, plus every exposed port with
-/// a random host port for `PublishAllPorts`. IPv6 host addresses are
-/// skipped (berth networks are IPv4).
-pub(crate) fn port_specs(record: &Record) -> Result<Vec<PortSpec>, ContainerError> {
+/// The ports to publish: `PortBindings` (whose host port may be a range
+/// to pick a free port from), plus every exposed port with a random host
+/// port for `PublishAllPorts`. IPv6 host addresses are skipped (berth
+/// networks are IPv4). Also checks a create's bindings.
+pub(crate) fn port_specs(
+    config: &ContainerConfig,
+    host_config: &HostConfig,
+) -> Result<Vec<PortSpec>, ContainerError> {
     let mut specs = Vec::new();
-    let bindings = record.host_config.port_bindings.clone().unwrap_or_default();
+    let bindings = host_config.port_bindings.clone().unwrap_or_default();
     for (key, list) in &bindings {
         let (container_port, protocol) = parse_port_key(key)?;
         let list = list.clone().unwrap_or_default();
@@ -65,6 +71,8 @@ pub(crate) fn port_specs(record: &Record) -> Result<Vec<PortSpec>, ContainerErro
             list
         };
         for binding in list {
+            let (host_port, host_port_last) = berth_network::parse_host_ports(&binding.host_port)
+                .map_err(|e| invalid(e.to_string()))?;
             let host_ip = match binding.host_ip.as_str() {
                 "" => Ipv4Addr::UNSPECIFIED,
                 text if text.contains(':') => continue,
@@ -72,27 +80,17 @@ pub(crate) fn port_specs(record: &Record) -> Result<Vec<PortSpec>, ContainerErro
                     .parse()
                     .map_err(|_| invalid(format!("invalid host IP address: {text}")))?,
             };
-            let host_port = match binding.host_port.as_str() {
-                "" => 0,
-                text if text.contains('-') => {
-                    return Err(invalid(format!(
-                        "port ranges are not supported by berthd yet: {text}"
-                    )));
-                }
-                text => text
-                    .parse()
-                    .map_err(|_| invalid(format!("invalid host port: {text}")))?,
-            };
             specs.push(PortSpec {
                 host_ip,
                 host_port,
+                host_port_last,
                 container_port,
                 protocol,
             });
         }
     }
-    if record.host_config.publish_all_ports {
-        for key in record.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+    if host_config.publish_all_ports {
+        for key in config.exposed_ports.iter().flat_map(|p| p.keys()) {
             if bindings.contains_key(key) {
                 continue;
             }
@@ -100,6 +98,7 @@ pub(crate) fn port_specs(record: &Record) -> Result<Vec<PortSpec>, ContainerErro
             specs.push(PortSpec {
                 host_ip: Ipv4Addr::UNSPECIFIED,
                 host_port: 0,
+                host_port_last: None,
                 container_port,
                 protocol,
             });
@@ -169,7 +168,7 @@ impl ContainerStore {
             });
         }
         let overrides = dns_overrides(record)?;
-        let ports = port_specs(record)?;
+        let ports = port_specs(&record.config, &record.host_config)?;
         let mut attachments = record.networks.clone();
         let who = ContainerNames {
             id: &record.id,
@@ -470,31 +469,35 @@ mod tests {
                     "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
                                {"HostIp": "::", "HostPort": "8080"}],
                     "53/udp": [{"HostIp": "", "HostPort": ""}],
+                    "81/tcp": [{"HostIp": "", "HostPort": "8000-8010"}],
                     "9000": null,
                 },
                 "PublishAllPorts": true,
             }),
             serde_json::json!({"80/tcp": {}, "443/tcp": {}}),
         );
-        let specs = port_specs(&r).unwrap();
-        let view: Vec<(String, u16, u16, Protocol)> = specs
+        let specs = port_specs(&r.config, &r.host_config).unwrap();
+        let view: Vec<(String, u16, Option<u16>, u16, Protocol)> = specs
             .iter()
             .map(|s| {
                 (
                     s.host_ip.to_string(),
                     s.host_port,
+                    s.host_port_last,
                     s.container_port,
                     s.protocol,
                 )
             })
             .collect();
+        let any = "0.0.0.0".to_owned();
         assert_eq!(
             view,
             [
-                ("0.0.0.0".to_owned(), 0, 53, Protocol::Udp),
-                ("127.0.0.1".to_owned(), 8080, 80, Protocol::Tcp),
-                ("0.0.0.0".to_owned(), 0, 9000, Protocol::Tcp),
-                ("0.0.0.0".to_owned(), 0, 443, Protocol::Tcp),
+                (any.clone(), 0, None, 53, Protocol::Udp),
+                ("127.0.0.1".to_owned(), 8080, None, 80, Protocol::Tcp),
+                (any.clone(), 8000, Some(8010), 81, Protocol::Tcp),
+                (any.clone(), 0, None, 9000, Protocol::Tcp),
+                (any, 0, None, 443, Protocol::Tcp),
             ]
         );
     }
@@ -506,13 +509,21 @@ mod tests {
             ("80/sctp", "", "sctp"),
             ("0/tcp", "", "0/tcp"),
             ("80/tcp", "70000", "70000"),
-            ("80/tcp", "8000-8010", "8000-8010"),
+            (
+                "80/tcp",
+                "8010-8000",
+                "\"8010-8000\": the range ends before it starts",
+            ),
+            ("80/tcp", "0-5", "\"0-5\""),
+            ("80/tcp", "8000-70000", "8000-70000"),
         ] {
             let r = record(
                 serde_json::json!({"PortBindings": {key: [{"HostIp": "", "HostPort": host_port}]}}),
                 serde_json::Value::Null,
             );
-            let err = port_specs(&r).unwrap_err().to_string();
+            let err = port_specs(&r.config, &r.host_config)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{key} {host_port}: {err}");
         }
     }

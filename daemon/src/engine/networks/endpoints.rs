@@ -389,16 +389,8 @@ impl Networks {
             };
             let mut endpoint = state.endpoint(network, who.id);
             if !state.ports.is_empty() {
-                let specs: Vec<PortSpec> = state
-                    .ports
-                    .iter()
-                    .map(|p| PortSpec {
-                        host_ip: p.host_ip,
-                        host_port: p.host_port,
-                        container_port: p.container_port,
-                        protocol: p.protocol,
-                    })
-                    .collect();
+                // The ports chosen at start (from a range too), again.
+                let specs: Vec<PortSpec> = state.ports.iter().map(|&p| p.into()).collect();
                 endpoint.ports = berth_network::reserve(&host, &specs)?;
                 self.block(net.republish(who.id, state.address, &state.ports))?;
             }
