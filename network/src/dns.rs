@@ -205,6 +205,8 @@ impl Server {
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else {
+                        // Out of descriptors, say: do not spin on it.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     };
                     // Full: the client's next try (or next server) goes on.

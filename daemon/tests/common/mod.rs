@@ -1,6 +1,7 @@
 //! Test harness: a real `berthd` (berth-testkit's) on a temp socket and
 //! data root, a tiny HTTP/1.1 client over the unix socket, and the docker
-//! CLI with the tests' config dir.
+//! CLI with the tests' config dir; [`netdaemon`]: a berthd in a scratch
+//! network namespace, for network tests.
 
 #![allow(dead_code)] // each test file uses a subset
 
@@ -9,6 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(crate) mod netdaemon;
 
 pub(crate) use berth_testkit::berthd::Berthd;
 
