@@ -30,7 +30,7 @@ impl NetDaemon {
 
 #[test]
 fn host_port_range_takes_a_free_port_and_gives_it_back() {
-    let d = NetDaemon::start();
+    let mut d = NetDaemon::start();
 
     // Bad ranges: a 400 at create naming the value, nothing created.
     for (key, host_port) in [
@@ -148,11 +148,20 @@ fn host_port_range_takes_a_free_port_and_gives_it_back() {
     assert!(d.curl("http://127.0.0.1:18301/").is_none());
     // A start picks again: 18301 is the test's now, so 18302.
     drop(first);
-    let _second = d.hold(("0.0.0.0", 18300));
+    let second = d.hold(("0.0.0.0", 18300));
     let _third = d.hold(("0.0.0.0", 18301));
     d.ok(&["start", "web"]);
     let ports = d.ok(&["port", "web", "80/tcp"]);
     assert_eq!(ports.trim(), "0.0.0.0:18302", "{ports}");
+    assert_eq!(
+        d.curl_eventually("http://127.0.0.1:18302/"),
+        "hello from berth\n"
+    );
+    // A berthd killed and restarted keeps the port the container has
+    // (the range's first free one would be 18300 now).
+    drop(second);
+    d.crash_and_restart();
+    assert_eq!(d.ok(&["port", "web", "80/tcp"]).trim(), "0.0.0.0:18302");
     assert_eq!(
         d.curl_eventually("http://127.0.0.1:18302/"),
         "hello from berth\n"

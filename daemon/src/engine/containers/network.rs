@@ -43,7 +43,7 @@ fn parse_port_key(key: &str) -> Result<(u16, Protocol), ContainerError> {
     if port.contains('-') {
         // The docker CLI sends each port of `-p 80-82` on its own.
         return Err(invalid(format!(
-            "invalid port specification: {key:?}: a container port range names several ports: publish each one"
+            "invalid port specification {key:?}: a container port range names several ports: publish each one"
         )));
     }
     match port.parse::<u16>() {
