@@ -109,7 +109,7 @@ fn trial(name: &'static str, kind: &Kind, dir: &Path) -> anyhow::Result<(Vec<Sam
             (cmd, socket, "berthd")
         }
         Kind::Dockerd => {
-            let (cmd, socket) = peers::dockerd_command(dir);
+            let (cmd, socket) = peers::dockerd_command(dir)?;
             (cmd, socket, "dockerd")
         }
     };

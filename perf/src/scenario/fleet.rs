@@ -386,17 +386,23 @@ fn start_dockerd(
 ) -> Result<RunDockerd, String> {
     engine::which("dockerd").ok_or_else(|| "dockerd (docker.io) not installed".to_string())?;
     let started = match netns {
-        Ok(ns) => {
-            let (mut cmd, socket) = peers::dockerd_bridge_command(dir, cgroup_parent);
-            File::open(ns.path())
-                .with_context(|| format!("opening {}", ns.path().display()))
-                .map(|f| crate::sys::enter_netns_on_exec(&mut cmd, f))
-                .and_then(|()| Dockerd::start_with(cmd, dir, socket))
-                .map(|daemon| RunDockerd {
-                    daemon,
-                    no_bridge: None,
-                })
-        }
+        Ok(ns) => peers::dockerd_bridge_command(dir, cgroup_parent)
+            .and_then(|(mut cmd, socket)| {
+                let ns = File::open(ns.path())
+                    .with_context(|| format!("opening {}", ns.path().display()));
+                match ns {
+                    Ok(f) => crate::sys::enter_netns_on_exec(&mut cmd, f),
+                    Err(e) => {
+                        peers::unmount_under(dir);
+                        return Err(e);
+                    }
+                }
+                Dockerd::start_with(cmd, dir, socket)
+            })
+            .map(|daemon| RunDockerd {
+                daemon,
+                no_bridge: None,
+            }),
         Err(why) => Dockerd::start(dir).map(|daemon| RunDockerd {
             daemon,
             no_bridge: Some(format!(
@@ -466,6 +472,7 @@ impl Podman {
     ) -> anyhow::Result<Self> {
         fs::create_dir_all(dir.join("networks"))
             .with_context(|| format!("creating {}", dir.display()))?;
+        peers::runtime_tmpfs(&dir.join("run"))?;
         let (netns, no_bridge) = match netns {
             Ok(ns) => (Some(ns.path()), None),
             Err(why) => (
