@@ -282,7 +282,9 @@ fn summary_ports(record: &Record) -> Vec<SummaryPort> {
 
 pub(super) fn inspect_of(engine: &Engine, record: Record) -> ContainerInspect {
     let store = engine.containers();
-    let dir = store.dir(&record.id);
+    // The network files live in the run dir (the exec root), rewritten at
+    // each start.
+    let dir = store.run_dir(&record.id);
     let state = &record.state;
     let mut host_config = record.host_config.clone();
     if host_config.log_config.r#type.is_empty() {

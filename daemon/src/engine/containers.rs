@@ -570,7 +570,10 @@ impl ContainerStore {
         self.root.join(id)
     }
 
-    fn run_dir(&self, id: &str) -> PathBuf {
+    /// `<exec_root>/containers/<id>`: the bundle, the rootfs mount point and
+    /// the network files (hostname, hosts, resolv.conf), which every start
+    /// rewrites: runtime state, on a tmpfs on a standard host.
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
         self.run_root.join(id)
     }
 

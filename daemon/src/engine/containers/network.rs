@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth_network::{DnsMode, DnsOverrides, PortSpec, Protocol};
 
-use super::{Container, ContainerError, ContainerStore, Record, Status, lock};
+use super::{Container, ContainerError, ContainerStore, Record, Status, io_err, lock};
 use crate::api::containers_types::{ContainerConfig, HostConfig};
 use crate::engine::Engine;
 use crate::engine::networks::{
@@ -204,8 +204,10 @@ impl ContainerStore {
         let user_network = attachments
             .iter()
             .any(|(n, a)| n != DEFAULT_NETWORK && a.endpoint.is_some());
+        let dir = self.run_dir(&record.id);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
         Ok(write_files(&FilesInput {
-            dir: &self.dir(&record.id),
+            dir: &dir,
             hostname: &record.config.hostname,
             address: endpoint.map(|e| e.address),
             aliases: primary.map_or(&[][..], |(_, a)| a.aliases.as_slice()),
@@ -239,7 +241,7 @@ impl ContainerStore {
         } else {
             PathBuf::from(format!("/proc/{}/ns/net", other.state.pid))
         };
-        let dir = self.dir(&other.id);
+        let dir = self.run_dir(&other.id);
         let file = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
         Ok(PreparedNetwork {
             files: NetworkFiles {
