@@ -519,14 +519,19 @@ fn a_standby_shim_runs_the_container_it_is_given_and_leaves_when_unused() {
     // started directly has them.
     assert!(dirs.state_dir().join("shim.log").exists());
     cleanup(&dirs, Some(c));
+    // The shim answers the shutdown, then exits.
+    let gone = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !standby_pids(&tag).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "standby shim stayed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    gone();
 
     // A standby whose daemon goes away (the socket closes) exits.
     let unused = client::Standby::start(std::path::Path::new(SHIM), &tag).unwrap();
     assert_eq!(standby_pids(&tag).len(), 1);
     drop(unused);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !standby_pids(&tag).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "standby shim stayed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    gone();
 }
