@@ -153,11 +153,15 @@ fn a_failing_run_reports_its_status_and_leaves_nothing_behind() {
     daemon.ok(&["run", "--rm", "busybox", "true"]);
     // The run's writable layer is deleted just after `run --rm` returns.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while snapshots(&daemon).len() > 1 && std::time::Instant::now() < deadline {
+    while snapshots(&daemon).len() > 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let before = snapshots(&daemon);
-    assert_eq!(before.len(), 1, "only busybox's layer: {before:?}");
+    assert_eq!(
+        before.len(),
+        2,
+        "only busybox's layer and init layer: {before:?}"
+    );
     let ctx = daemon.dir.path().join("fail");
     write(&ctx, "a.txt", "a\n");
     write(
