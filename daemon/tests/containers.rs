@@ -1286,8 +1286,8 @@ fn tar_listing(tar: &Path) -> Vec<String> {
 }
 
 /// What a crash leaves while an init layer is made (its active snapshot,
-/// not yet committed) is removed at the next start, never used, and the
-/// init layer is made again.
+/// not yet committed, still mounted) is removed at the next start, never
+/// used, and the init layer is made again.
 #[test]
 fn a_half_made_init_layer_is_removed_at_restart() {
     use berth_snapshotter::{Kind, OverlaySnapshotter, Snapshotter};
@@ -1295,6 +1295,7 @@ fn a_half_made_init_layer_is_removed_at_restart() {
     d.busybox();
     let layers = d.unpacked_layers();
     d.kill9();
+    let mount_dir = d.exec_root.join("containers/.init-crashed");
     {
         let snapshots = OverlaySnapshotter::open(d.data_root.join("overlay")).unwrap();
         let init = snapshots
@@ -1311,10 +1312,19 @@ fn a_half_made_init_layer_is_removed_at_restart() {
             .unwrap();
         let upper = snapshots.upper_dir(&format!("{}-new", init.name)).unwrap();
         std::fs::write(upper.join("half-made"), "").unwrap();
+        let mounts = snapshots.mounts(&format!("{}-new", init.name)).unwrap();
+        std::fs::create_dir(&mount_dir).unwrap();
+        berth_core::mount_all(&mounts, &mount_dir).unwrap();
     }
     d.spawn();
-    // Gone at the start: only busybox's layer is left.
+    // Gone at the start: only busybox's layer is left, nothing mounted.
     assert_eq!(d.entries("overlay/snapshots").len(), layers.len() - 1);
+    assert!(!mount_dir.exists());
+    assert!(
+        d.mounts_under_dir().is_empty(),
+        "{:?}",
+        d.mounts_under_dir()
+    );
     assert_eq!(
         d.ok(&[
             "run",

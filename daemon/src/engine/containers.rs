@@ -515,6 +515,7 @@ impl ContainerStore {
                 .by_id
                 .insert(record.id.clone(), Arc::new(Container::new(record)));
         }
+        store.remove_stray_init_mounts();
         store.remove_stray_snapshots();
         let all: Vec<Arc<Container>> = lock(&store.table).by_id.values().cloned().collect();
         for container in all {

@@ -8,7 +8,8 @@
 //!
 //! Made on first use, under a lock, through an active snapshot
 //! `init/<chain-id>-new` mounted for the time of the writes; a crash leaves
-//! only that active snapshot, removed at the next start. The layer GC
+//! only that active snapshot (and maybe its mount), removed at the next
+//! start. The layer GC
 //! ([`Stores::remove_unused_layers`](crate::engine::images::Stores))
 //! removes an init layer with its image's top layer.
 
@@ -20,9 +21,12 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{ContainerError, ContainerStore, io_err, lock, random_id};
+use crate::log;
 
 /// Keys of init layers start with this.
 pub(crate) const INIT_PREFIX: &str = "init/";
+/// Where one is mounted while it is made: `<exec_root>/containers/.init-*`.
+const MOUNT_DIR_PREFIX: &str = ".init-";
 
 /// Directories the default spec mounts on, as dockerd's init layer has
 /// them (`/dev/pts` and `/dev/shm` land in `/dev`'s tmpfs, but an image
@@ -70,10 +74,33 @@ impl ContainerStore {
         Ok(key)
     }
 
+    /// Unmounts and removes the mount directories of init layers a crash
+    /// cut short (at start, before their snapshots are removed).
+    pub(super) fn remove_stray_init_mounts(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.run_root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(MOUNT_DIR_PREFIX)
+            {
+                let dir = entry.path();
+                let _ = unmount(&dir);
+                if let Err(err) = std::fs::remove_dir(&dir) {
+                    log::warning!("removing {}: {err}", dir.display());
+                }
+            }
+        }
+    }
+
     /// Mounts the new init layer on a private directory and makes the
     /// mount points the image lacks.
     fn fill_init_layer(&self, mounts: &[berth_core::Mount]) -> Result<(), ContainerError> {
-        let dir = self.run_root.join(format!(".init-{}", &random_id()?[..16]));
+        let dir = self
+            .run_root
+            .join(format!("{MOUNT_DIR_PREFIX}{}", &random_id()?[..16]));
         std::fs::create_dir(&dir).map_err(io_err("creating directory", &dir))?;
         let made = mount_all(mounts, &dir)
             .map_err(ContainerError::from)
@@ -114,12 +141,18 @@ fn make_mount_points(root: &OwnedFd) -> Result<(), Errno> {
     if let Some(etc) = open_dir(root, "etc")? {
         for name in ETC_FILES {
             if file_type(&etc, name)?.is_none() {
-                rustix::fs::openat(
+                let file = rustix::fs::openat(
                     &etc,
                     name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )?;
+                // Whatever berthd's umask.
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(0o644))?;
             }
         }
     }
@@ -138,6 +171,8 @@ fn file_type(dir: &OwnedFd, name: &str) -> Result<Option<FileType>, Errno> {
 fn ensure_dir(dir: &OwnedFd, name: &str) -> Result<(), Errno> {
     if file_type(dir, name)?.is_none() {
         rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))?;
+        // Whatever berthd's umask (`/etc` stays visible).
+        rustix::fs::chmodat(dir, name, Mode::from_raw_mode(0o755), AtFlags::empty())?;
     }
     Ok(())
 }
