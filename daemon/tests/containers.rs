@@ -1347,3 +1347,38 @@ fn a_half_made_init_layer_is_removed_at_restart() {
     }
     d.assert_clean();
 }
+
+/// A container made before init layers sits on the image's top layer: it
+/// still runs, and removing it and the image leaves nothing.
+#[test]
+fn a_container_from_before_init_layers_still_runs() {
+    use berth_snapshotter::{OverlaySnapshotter, Snapshotter};
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["create", "--name", "old", "busybox", "cat", "/etc/hosts"]);
+    let id = d.inspect_id("old");
+    d.kill9();
+    {
+        // Its writable layer as the earlier berthd prepared it.
+        let snapshots = OverlaySnapshotter::open(d.data_root.join("overlay")).unwrap();
+        let init = snapshots.stat(&id).unwrap().parent.unwrap();
+        let top = snapshots.stat(&init).unwrap().parent.unwrap();
+        snapshots.remove(&id).unwrap();
+        snapshots.remove(&init).unwrap();
+        snapshots.prepare(&id, Some(&top)).unwrap();
+    }
+    d.spawn();
+    let hosts = d.ok(&["start", "-a", "old"]);
+    assert!(hosts.contains("localhost"), "{hosts}");
+    // The runtime made the mount points in its own layer, as before.
+    let diff = d.ok(&["diff", "old"]);
+    assert!(diff.lines().any(|l| l == "A /etc/hosts"), "{diff}");
+    // A new container of the image gets the init layer beside it.
+    let hostname = d.ok(&["run", "--name", "new", "busybox", "cat", "/etc/hostname"]);
+    assert_eq!(hostname.trim(), &d.inspect_id("new")[..12]);
+    assert_eq!(d.ok(&["diff", "new"]), "");
+    d.ok(&["rm", "old", "new"]);
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.entries("overlay/snapshots"), Vec::<String>::new());
+    d.assert_clean();
+}
