@@ -9,10 +9,11 @@
 //! (`config.json`, the mounted `rootfs/`); `<exec_root>/shim/<id[..32]>`
 //! is the shim's state directory (its socket and `exit.json`, a short path
 //! for `sun_path`), so a restarted berthd finds the shims of running
-//! containers again. The container's writable layer is
-//! the active snapshot keyed by the container ID, on the image's init
-//! layer ([`init_layer`]; on the image's top layer for containers made
-//! before it existed); its json-file log is `<data_root>/containers/<id>/<id>-json.log`.
+//! containers again. The container's writable layer is the active
+//! snapshot keyed by the container ID, on the image's init layer
+//! ([`init_layer`]; on the image's top layer for containers made before
+//! it existed); its json-file log is
+//! `<data_root>/containers/<id>/<id>-json.log`.
 //!
 //! Locks: the table lock is held only to look up or change the maps; each
 //! container's record has its own lock, and `op` serializes the heavy
