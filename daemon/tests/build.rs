@@ -153,11 +153,15 @@ fn a_failing_run_reports_its_status_and_leaves_nothing_behind() {
     daemon.ok(&["run", "--rm", "busybox", "true"]);
     // The run's writable layer is deleted just after `run --rm` returns.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while snapshots(&daemon).len() > 1 && std::time::Instant::now() < deadline {
+    while snapshots(&daemon).len() > 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let before = snapshots(&daemon);
-    assert_eq!(before.len(), 1, "only busybox's layer: {before:?}");
+    assert_eq!(
+        before.len(),
+        2,
+        "only busybox's layer and init layer: {before:?}"
+    );
     let ctx = daemon.dir.path().join("fail");
     write(&ctx, "a.txt", "a\n");
     write(
@@ -483,5 +487,35 @@ fn onbuild_triggers_run_in_the_child_build_only() {
     );
     let image = daemon.inspect_as("image", "child");
     assert!(image["Config"]["OnBuild"].is_null(), "{}", image["Config"]);
+    assert_clean_after_rm_all(&daemon);
+}
+
+/// A RUN step's layer holds what the step wrote, not the mount points its
+/// container got from the image's init layer (`/etc/hosts`, `/proc`...).
+#[test]
+fn a_run_steps_layer_holds_only_its_changes() {
+    let daemon = daemon();
+    let ctx = daemon.dir.path().join("run");
+    write(&ctx, "Dockerfile", "FROM busybox\nRUN echo y > /y\n");
+    daemon.ok(&["build", "-t", "ran", ctx.to_str().unwrap()]);
+    let saved = daemon.dir.path().join("ran.tar");
+    daemon.ok(&["save", "-o", saved.to_str().unwrap(), "ran"]);
+    let out = daemon.dir.path().join("ran");
+    std::fs::create_dir(&out).unwrap();
+    let tar = |args: &[&str]| {
+        let output = std::process::Command::new("tar")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    tar(&["-xf", saved.to_str().unwrap(), "-C", out.to_str().unwrap()]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{manifest}");
+    let top = out.join(layers[1].as_str().unwrap());
+    assert_eq!(tar(&["-tf", top.to_str().unwrap()]), "y\n");
     assert_clean_after_rm_all(&daemon);
 }

@@ -1164,3 +1164,221 @@ fn stats_report_cpu_memory_and_pids() {
     assert_eq!(sample["preread"], "0001-01-01T00:00:00Z");
     d.assert_clean_after_rm_all();
 }
+
+/// The mount points an image lacks (busybox here has only `bin/`) come
+/// from the image's init layer: the container runs with its network files
+/// and `/proc` as before, and its own layer (diff, commit) holds only what
+/// it did.
+#[test]
+fn the_init_layer_stays_out_of_diff_and_commit() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "toucher",
+        "busybox",
+        "sh",
+        "-c",
+        "test -s /etc/hosts && test -s /etc/resolv.conf && test -s /etc/hostname \
+         && test -e /proc/self/stat && test -d /sys/kernel && test -d /dev/pts && touch /x",
+    ]);
+    assert_eq!(d.ok(&["diff", "toucher"]), "A /x\n");
+    let id = d.inspect_id("toucher");
+    let upper = d.data_root.join("overlay/snapshots");
+    let own_layer: Vec<String> = std::fs::read_dir(&upper)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|dir| {
+            let names: Vec<String> = std::fs::read_dir(dir.join("fs"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            (names == ["x"]).then(|| dir.display().to_string())
+        })
+        .collect();
+    assert_eq!(own_layer.len(), 1, "no writable layer holds only /x: {id}");
+
+    // export shows the merged view, init files included (as Docker).
+    let work = tempfile::tempdir().unwrap();
+    let tar = work.path().join("toucher.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), "toucher"]);
+    let listing = tar_listing(&tar);
+    assert!(listing.iter().any(|l| l == "etc/hosts"), "{listing:?}");
+
+    // commit: one new layer with /x only.
+    d.ok(&["commit", "toucher", "touched:1"]);
+    let layers = |image: &str| {
+        d.inspect_as("image", image)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(layers("touched:1"), layers("busybox") + 1);
+    let saved = work.path().join("touched.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "touched:1"]);
+    let out = work.path().join("saved");
+    std::fs::create_dir(&out).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&saved)
+        .arg("-C")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let top = manifest[0]["Layers"].as_array().unwrap().last().unwrap();
+    let listing = tar_listing(&out.join(top.as_str().unwrap()));
+    assert_eq!(listing, ["x"]);
+    // The committed image runs, and its own init layer serves it.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "touched:1",
+            "sh",
+            "-c",
+            "test -s /etc/hosts && ls /x"
+        ]),
+        "/x\n"
+    );
+    d.ok(&["rm", "toucher"]);
+    d.assert_clean();
+}
+
+/// Containers of one image share its init layer, made once even by
+/// concurrent creates; removing the image removes it with the layers.
+#[test]
+fn containers_share_the_init_layer_and_rmi_removes_it() {
+    let d = Daemon::start();
+    d.busybox();
+    assert!(d.entries("overlay/snapshots").is_empty());
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let creates: Vec<_> = (0..10)
+            .map(|_| scope.spawn(|| d.ok(&["create", "busybox", "true"]).trim().to_owned()))
+            .collect();
+        creates.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // busybox's one layer, one init layer, ten writable layers.
+    assert_eq!(d.entries("overlay/snapshots").len(), 1 + 1 + 10);
+    d.ok(&["start", "-a", &ids[0]]);
+    d.ok(&["start", "-a", &ids[9]]);
+    let mut args = vec!["rm"];
+    args.extend(ids.iter().map(String::as_str));
+    d.ok(&args);
+    // Kept for the next container of the image.
+    assert_eq!(d.entries("overlay/snapshots").len(), 2);
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.entries("overlay/snapshots"), Vec::<String>::new());
+    d.assert_clean();
+}
+
+fn tar_listing(tar: &Path) -> Vec<String> {
+    let out = Command::new("tar").arg("-tf").arg(tar).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_owned())
+        .filter(|l| !l.is_empty() && l != ".")
+        .collect()
+}
+
+/// What a crash leaves while an init layer is made (its active snapshot,
+/// not yet committed, still mounted) is removed at the next start, never
+/// used, and the init layer is made again.
+#[test]
+fn a_half_made_init_layer_is_removed_at_restart() {
+    use berth_snapshotter::{Kind, OverlaySnapshotter, Snapshotter};
+    let mut d = Daemon::start();
+    d.busybox();
+    let layers = d.unpacked_layers();
+    d.kill9();
+    let mount_dir = d.exec_root.join("containers/.init-crashed");
+    {
+        let snapshots = OverlaySnapshotter::open(d.data_root.join("overlay")).unwrap();
+        let init = snapshots
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name.starts_with("init/"))
+            .expect("an init layer");
+        assert_eq!(init.kind, Kind::Committed);
+        let top = init.parent.unwrap();
+        snapshots.remove(&init.name).unwrap();
+        snapshots
+            .prepare(&format!("{}-new", init.name), Some(&top))
+            .unwrap();
+        let upper = snapshots.upper_dir(&format!("{}-new", init.name)).unwrap();
+        std::fs::write(upper.join("half-made"), "").unwrap();
+        let mounts = snapshots.mounts(&format!("{}-new", init.name)).unwrap();
+        std::fs::create_dir(&mount_dir).unwrap();
+        berth_core::mount_all(&mounts, &mount_dir).unwrap();
+    }
+    d.spawn();
+    // Gone at the start: only busybox's layer is left, nothing mounted.
+    assert_eq!(d.entries("overlay/snapshots").len(), layers.len() - 1);
+    assert!(!mount_dir.exists());
+    assert!(
+        d.mounts_under_dir().is_empty(),
+        "{:?}",
+        d.mounts_under_dir()
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "ls / && test -s /etc/hosts"
+        ]),
+        "bin\ndev\netc\nproc\nsys\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.entries("overlay/snapshots").len() != layers.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            d.entries("overlay/snapshots")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.assert_clean();
+}
+
+/// A container made before init layers sits on the image's top layer: it
+/// still runs, and removing it and the image leaves nothing.
+#[test]
+fn a_container_from_before_init_layers_still_runs() {
+    use berth_snapshotter::{OverlaySnapshotter, Snapshotter};
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["create", "--name", "old", "busybox", "cat", "/etc/hosts"]);
+    let id = d.inspect_id("old");
+    d.kill9();
+    {
+        // Its writable layer as the earlier berthd prepared it.
+        let snapshots = OverlaySnapshotter::open(d.data_root.join("overlay")).unwrap();
+        let init = snapshots.stat(&id).unwrap().parent.unwrap();
+        let top = snapshots.stat(&init).unwrap().parent.unwrap();
+        snapshots.remove(&id).unwrap();
+        snapshots.remove(&init).unwrap();
+        snapshots.prepare(&id, Some(&top)).unwrap();
+    }
+    d.spawn();
+    let hosts = d.ok(&["start", "-a", "old"]);
+    assert!(hosts.contains("localhost"), "{hosts}");
+    // The runtime made the mount points in its own layer, as before.
+    let diff = d.ok(&["diff", "old"]);
+    assert!(diff.lines().any(|l| l == "A /etc/hosts"), "{diff}");
+    // A new container of the image gets the init layer beside it.
+    let hostname = d.ok(&["run", "--name", "new", "busybox", "cat", "/etc/hostname"]);
+    assert_eq!(hostname.trim(), &d.inspect_id("new")[..12]);
+    assert_eq!(d.ok(&["diff", "new"]), "");
+    d.ok(&["rm", "old", "new"]);
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.entries("overlay/snapshots"), Vec::<String>::new());
+    d.assert_clean();
+}

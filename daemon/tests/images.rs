@@ -167,8 +167,8 @@ fn import_list_inspect_tag_and_remove() {
     assert_eq!(blobs, 0);
 }
 
-/// Removing an image frees its unpacked layers too, but not one a
-/// container's writable layer still sits on.
+/// Removing an image frees its unpacked layers and init layer too, but
+/// not those a container's writable layer still sits on.
 #[test]
 fn removing_an_image_frees_its_unpacked_layers() {
     let daemon = start_berthd();
@@ -183,14 +183,14 @@ fn removing_an_image_frees_its_unpacked_layers() {
     // answers first.)
     ok(&daemon, &["create", "--name", "unpack", "box", "true"]);
     ok(&daemon, &["rm", "unpack"]);
-    assert_eq!(snapshots(), 1, "the unpacked layer");
+    assert_eq!(snapshots(), 2, "the unpacked layer and its init layer");
     ok(&daemon, &["rmi", "box"]);
     assert_eq!(snapshots(), 0);
 
     import(&daemon, &tar, &[], Some("box"));
     ok(&daemon, &["create", "--name", "holder", "box", "true"]);
     ok(&daemon, &["rmi", "-f", "box"]);
-    assert_eq!(snapshots(), 2, "the layer and the container's on it");
+    assert_eq!(snapshots(), 3, "the layer, its init layer, the container's");
     ok(&daemon, &["rm", "holder"]);
     import(&daemon, &tar, &[], Some("other"));
     ok(&daemon, &["rmi", "other"]);

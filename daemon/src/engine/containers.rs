@@ -9,9 +9,11 @@
 //! (`config.json`, the mounted `rootfs/`); `<exec_root>/shim/<id[..32]>`
 //! is the shim's state directory (its socket and `exit.json`, a short path
 //! for `sun_path`), so a restarted berthd finds the shims of running
-//! containers again. The container's writable layer is
-//! the active snapshot keyed by the container ID, on the image's top chain
-//! ID; its json-file log is `<data_root>/containers/<id>/<id>-json.log`.
+//! containers again. The container's writable layer is the active
+//! snapshot keyed by the container ID, on the image's init layer
+//! ([`init_layer`]; on the image's top layer for containers made before
+//! it existed); its json-file log is
+//! `<data_root>/containers/<id>/<id>-json.log`.
 //!
 //! Locks: the table lock is held only to look up or change the maps; each
 //! container's record has its own lock, and `op` serializes the heavy
@@ -21,6 +23,7 @@
 pub(crate) mod archive;
 pub(crate) mod exec;
 pub(crate) mod fstree;
+pub(crate) mod init_layer;
 mod list;
 mod mounts;
 pub(crate) mod network;
@@ -406,6 +409,8 @@ pub(crate) struct ContainerStore {
     networks: Arc<super::networks::Networks>,
     table: Mutex<Table>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+    /// Held while an init layer is made (see [`init_layer`]).
+    init_layers: Mutex<()>,
 }
 
 /// The shim executable: `$BERTH_SHIM_BINARY`, else `berth-shim` next to
@@ -467,6 +472,7 @@ impl ContainerStore {
             networks,
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
+            init_layers: Mutex::new(()),
         });
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
@@ -510,6 +516,7 @@ impl ContainerStore {
                 .by_id
                 .insert(record.id.clone(), Arc::new(Container::new(record)));
         }
+        store.remove_stray_init_mounts();
         store.remove_stray_snapshots();
         let all: Vec<Arc<Container>> = lock(&store.table).by_id.values().cloned().collect();
         for container in all {
@@ -544,7 +551,8 @@ impl ContainerStore {
     }
 
     /// Removes writable layers keyed by a container ID that has no
-    /// container: a crash between a create's layer and its record.
+    /// container (a crash between a create's layer and its record), and
+    /// init layers a crash left half made.
     fn remove_stray_snapshots(&self) {
         let snapshots = match self.images.snapshots.list() {
             Ok(list) => list,
@@ -558,11 +566,20 @@ impl ContainerStore {
             .into_iter()
             .filter(|info| info.kind == berth_snapshotter::Kind::Active)
             .map(|info| info.name)
-            .filter(|key| is_container_id(key) && !table.by_id.contains_key(key))
+            .filter(|key| {
+                key.starts_with(init_layer::INIT_PREFIX)
+                    || (is_container_id(key) && !table.by_id.contains_key(key))
+            })
             .collect();
         drop(table);
-        for id in stray {
-            self.remove_remains(&id);
+        for key in stray {
+            if key.starts_with(init_layer::INIT_PREFIX) {
+                if let Err(err) = self.images.snapshots.remove(&key) {
+                    log::warning!("removing the half-made init layer {key}: {err}");
+                }
+            } else {
+                self.remove_remains(&key);
+            }
         }
     }
 
@@ -855,16 +872,21 @@ impl ContainerStore {
     }
 
     /// Unpacks the image's layers that have no snapshot yet, then prepares
-    /// the container's writable snapshot on the top one.
+    /// the container's writable snapshot on the image's init layer (made
+    /// if missing).
     fn prepare_layer(
         &self,
         record: &Record,
         image: &berth_core::Image,
     ) -> Result<(), ContainerError> {
         unpack_layers(&self.images, image)?;
+        let parent = match &record.top_layer {
+            Some(top) => Some(self.init_layer(top)?),
+            None => None,
+        };
         self.images
             .snapshots
-            .prepare(&record.id, record.top_layer.as_deref())?;
+            .prepare(&record.id, parent.as_deref())?;
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::Engine;
+use super::containers::init_layer::INIT_PREFIX;
 use super::events::{Event, EventType, unix_nanos};
 use super::filters::Filters;
 use crate::log;
@@ -327,11 +328,11 @@ impl Stores {
     }
 
     /// Removes unpacked layers (committed snapshots keyed by chain ID)
-    /// that no image has any more, top layers first (after image removal
-    /// and after a failed build). One with a child (a
-    /// container's writable layer, a layer above) stays; a layer removed
-    /// under a pull or build still in progress is unpacked again from its
-    /// blob when a container needs it.
+    /// that no image has any more, and the init layers on them, top
+    /// layers first (after image removal and after a failed build). One
+    /// with a child (a container's writable layer, a layer above) stays; a
+    /// layer removed under a pull or build still in progress is unpacked
+    /// again from its blob when a container needs it.
     pub(crate) fn remove_unused_layers(&self) {
         use berth_snapshotter::{Kind, Snapshotter};
         let (Ok(images), Ok(snapshots)) = (self.metadata.list(), self.snapshots.list()) else {
@@ -341,11 +342,15 @@ impl Stores {
             .iter()
             .flat_map(|entry| entry.image.layers.iter().map(|l| l.chain_id.to_string()))
             .collect();
+        let unused_layer = |name: &str| name.starts_with("sha256:") && !kept.contains(name);
         let mut unused: Vec<String> = snapshots
             .into_iter()
-            .filter(|s| s.kind == Kind::Committed && s.name.starts_with("sha256:"))
+            .filter(|s| s.kind == Kind::Committed)
+            .filter(|s| {
+                let init_of = s.name.strip_prefix(INIT_PREFIX);
+                unused_layer(&s.name) || init_of.is_some_and(unused_layer)
+            })
             .map(|s| s.name)
-            .filter(|name| !kept.contains(name))
             .collect();
         // Each pass removes the layers nothing sits on; their parents
         // become removable in the next.
