@@ -23,11 +23,12 @@ pub fn all_applets() -> Vec<String> {
 }
 
 /// Builds `scratch/rootfs` (`bin/busybox` and a link per applet; kept when
-/// it is already there) and tars it to `scratch/rootfs.tar`, whose path it
+/// it is already there; other files the caller put in `scratch/rootfs`
+/// first go along) and tars it to `scratch/rootfs.tar`, whose path it
 /// returns. Both live under the caller's temp dir and go with it.
 pub fn busybox_rootfs_tar(scratch: &Path, applets: &[&str]) -> PathBuf {
     let root = scratch.join("rootfs");
-    if !root.exists() {
+    if !root.join("bin/busybox").exists() {
         let bin = root.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::copy("/bin/busybox", bin.join("busybox"))

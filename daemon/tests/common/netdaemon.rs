@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_network::NetNs;
 use berth_testkit::cleanup::remove_leftovers;
+use berth_testkit::rootfs::busybox_rootfs_tar;
 
 use super::docker;
 
@@ -200,28 +201,16 @@ impl NetDaemon {
     }
 
     pub(crate) fn busybox(&self) {
-        let root = self.dir.path().join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("www")).unwrap();
-        std::fs::write(root.join("www/index.html"), "hello from berth\n").unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static must be installed (/bin/busybox)");
-        for applet in [
-            "sh", "cat", "sleep", "true", "ip", "httpd", "wget", "nc", "nslookup", "hostname",
-            "seq",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        let tar = self.dir.path().join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let www = self.dir.path().join("rootfs/www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), "hello from berth\n").unwrap();
+        let tar = busybox_rootfs_tar(
+            self.dir.path(),
+            &[
+                "sh", "cat", "sleep", "true", "ip", "httpd", "wget", "nc", "nslookup", "hostname",
+                "seq",
+            ],
+        );
         self.ok(&[
             "import",
             "--change",
