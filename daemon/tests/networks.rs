@@ -692,15 +692,7 @@ fn network_pool_serves_starts_refills_and_leaves_nothing() {
             && before_crash.iter().filter(|v| l.contains(v)).count() == 1
     });
     assert_eq!(d.ip_on("pa", "bridge"), a_ip);
-    let out = d.ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("ping -c1 -W2 {a_ip} && echo reached"),
-    ]);
-    assert!(out.ends_with("reached\n"), "{out}");
+    a_fresh_container_reaches(&d, &[&a_ip]);
     d.ok(&["rm", "-f", "pa"]);
     wait_for_only_spares(&d, POOL);
 
@@ -745,15 +737,18 @@ fn without_a_pool_starts_make_their_own_pair() {
     assert_eq!(pairs.len(), 1, "{links:?}");
     assert!(spare_veths(&links).is_empty(), "no spares: {links:?}");
     let own_ip = d.ip_on("own", "bridge");
-    let out = d.ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("ping -c1 -W2 {own_ip} && ping -c1 -W2 {gateway} && echo reached"),
-    ]);
-    assert!(out.ends_with("reached\n"), "{out}");
+    a_fresh_container_reaches(&d, &[&own_ip, gateway]);
     d.ok(&["rm", "-f", "own"]);
     wait_for_only_spares(&d, 0);
+}
+
+/// A `run --rm` container on the default network pings every address.
+fn a_fresh_container_reaches(d: &NetDaemon, addresses: &[&str]) {
+    let pings: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("ping -c1 -W2 {a}"))
+        .collect();
+    let script = format!("{} && echo reached", pings.join(" && "));
+    let out = d.ok(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert!(out.ends_with("reached\n"), "{out}");
 }

@@ -409,11 +409,28 @@ impl Networking {
         ports: &[PortSpec],
     ) -> Result<Endpoint> {
         let info = self.require_network(network)?;
-        let address = self.allocate(&info, container_id, address).await?;
         let hash = short_hash(&[container_id, network]);
         let host_veth = format!("vb{}", &hash[..12]);
-        let mut endpoint = Endpoint {
-            network: network.to_owned(),
+        let mut endpoint = self
+            .new_endpoint(&info, container_id, address, host_veth, interface)
+            .await?;
+        let wired = self.wire(&info, &mut endpoint, netns, ports).await;
+        self.kept_or_undone(endpoint, wired).await
+    }
+
+    /// An endpoint of `container_id` on `info`'s network, its address from
+    /// the network's allocator (`address` if the caller asks for one).
+    async fn new_endpoint(
+        &self,
+        info: &NetworkInfo,
+        container_id: &str,
+        address: Option<Ipv4Addr>,
+        host_veth: String,
+        interface: &str,
+    ) -> Result<Endpoint> {
+        let address = self.allocate(info, container_id, address).await?;
+        Ok(Endpoint {
+            network: info.name.clone(),
             container_id: container_id.to_owned(),
             address,
             subnet: info.subnet,
@@ -421,8 +438,13 @@ impl Networking {
             host_veth,
             interface: interface.to_owned(),
             ports: PortReservation::default(),
-        };
-        match self.wire(&info, &mut endpoint, netns, ports).await {
+        })
+    }
+
+    /// `endpoint` once wiring it went well; otherwise it is undone
+    /// completely (address, rules, link) and the error returned.
+    async fn kept_or_undone(&self, endpoint: Endpoint, wired: Result<()>) -> Result<Endpoint> {
+        match wired {
             Ok(()) => Ok(endpoint),
             Err(e) => {
                 let _ = self.disconnect(endpoint).await;
@@ -505,16 +527,20 @@ impl Networking {
         }
     }
 
+    /// The link index of `info`'s bridge.
+    async fn bridge_index(&self, info: &NetworkInfo) -> Result<u32> {
+        self.netlink
+            .link_index(&info.bridge)
+            .await?
+            .ok_or_else(|| NetworkError::LinkNotFound(info.bridge.clone()))
+    }
+
     /// A new namespace with `lo` and `eth0` up, `eth0`'s peer on the
     /// network's bridge.
     async fn make_spare(&self, network: &str) -> Result<Spare> {
         let _making = self.making_spare.lock().await;
         let info = self.require_network(network)?;
-        let bridge_index = self
-            .netlink
-            .link_index(&info.bridge)
-            .await?
-            .ok_or_else(|| NetworkError::LinkNotFound(info.bridge.clone()))?;
+        let bridge_index = self.bridge_index(&info).await?;
         let netns = NetNs::create_unmounted()?;
         let host_veth = spare_veth_name()?;
         self.netlink
@@ -549,24 +575,17 @@ impl Networking {
         ports: &[PortSpec],
     ) -> Result<Endpoint> {
         let info = self.require_network(&spare.network)?;
-        let address = self.allocate(&info, container_id, address).await?;
-        let mut endpoint = Endpoint {
-            network: info.name.clone(),
-            container_id: container_id.to_owned(),
-            address,
-            subnet: info.subnet,
-            gateway: (!info.internal).then_some(info.gateway),
-            host_veth: spare.host_veth.clone(),
-            interface: SPARE_INTERFACE.to_owned(),
-            ports: PortReservation::default(),
-        };
-        match self.wire_spare(&info, &mut endpoint, &spare, ports).await {
-            Ok(()) => Ok(endpoint),
-            Err(e) => {
-                let _ = self.disconnect(endpoint).await;
-                Err(e)
-            }
-        }
+        let mut endpoint = self
+            .new_endpoint(
+                &info,
+                container_id,
+                address,
+                spare.host_veth.clone(),
+                SPARE_INTERFACE,
+            )
+            .await?;
+        let wired = self.wire_spare(&info, &mut endpoint, &spare, ports).await;
+        self.kept_or_undone(endpoint, wired).await
     }
 
     async fn wire_spare(
@@ -616,11 +635,7 @@ impl Networking {
         if !info.internal {
             ep.ports = reserve(&self.host, ports)?;
         }
-        let bridge_index = self
-            .netlink
-            .link_index(&info.bridge)
-            .await?
-            .ok_or_else(|| NetworkError::LinkNotFound(info.bridge.clone()))?;
+        let bridge_index = self.bridge_index(info).await?;
         // The peer is created inside the container with its final name.
         self.netlink
             .create_veth(&ep.host_veth, &ep.interface, bridge_index, netns)
