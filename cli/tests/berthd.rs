@@ -2,7 +2,7 @@
 //! data root, socket and an imported busybox). The assertions are about berth's behaviour;
 //! where berthd (API 1.47, moby 28 semantics) legitimately answers differently from the
 //! dockerd 20.10 these steps were first written against, the comment says so.
-//! Commands berthd does not serve yet (login) stay in private_dockerd.rs.
+//! The downgrade note of `version`, which needs an older daemon, is in private_dockerd.rs.
 //!
 //! One test runs the steps in order so only one daemon is started; a container's files
 //! (cp, export, diff, commit) have their own.
@@ -10,7 +10,7 @@
 mod common;
 
 use berth_testkit::registry::TestRegistry;
-use common::{CaptureProxy, berth, docker_cli, ok, start_berthd, stderr, stdout};
+use common::{CaptureProxy, berth, berth_with_stdin, docker_cli, ok, start_berthd, stderr, stdout};
 
 #[test]
 fn commands_against_berthd() {
@@ -424,7 +424,35 @@ fn commands_against_berthd() {
         stderr(&out)
     );
 
-    // (login/logout: berthd does not serve POST /auth yet; see private_dockerd.rs)
+    // login / logout: validated by berthd (POST /auth) against the registry, stored in
+    // config.json like docker
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg_dir = cfg.path().to_str().unwrap();
+    let out = berth_with_stdin(
+        h,
+        &[
+            "--config",
+            cfg_dir,
+            "login",
+            "-u",
+            "me",
+            "--password-stdin",
+            &reg.host(),
+        ],
+        b"secret\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Login Succeeded\n");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(stored["auths"][&reg.host()]["auth"], "bWU6c2VjcmV0"); // base64("me:secret")
+    assert_eq!(
+        ok(h, &["--config", cfg_dir, "logout", &reg.host()]),
+        format!("Removing login credentials for {}\n", reg.host())
+    );
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg.path().join("config.json")).unwrap()).unwrap();
+    assert!(stored["auths"].get(reg.host()).is_none());
 
     // save / load round trip
     let tarball = d.dir.path().join("saved.tar");
