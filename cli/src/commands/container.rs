@@ -1118,6 +1118,14 @@ pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
         .add_if(stdin, "stdin", "1")
         .add("stdout", "1")
         .add("stream", "1");
+    // Without stdin there are no detach keys: the stream ends with the
+    // container, whose exit berthd may record a moment later, so its
+    // status comes from a wait set up first (as the docker CLI does).
+    let wait = if stdin {
+        None
+    } else {
+        Some(open_wait(ctx, &id, "not-running")?)
+    };
     let conn = ctx.client.hijack(
         &format!("{}/attach{}", path_of(&id), q.render()),
         Payload::None,
@@ -1136,11 +1144,18 @@ pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
     let streamed = pump(conn, tty, stdin);
     drop(raw);
     streamed?;
-    let after = ctx.client.get_json(&format!("{}/json", path_of(&id)))?;
-    if after["State"]["Running"] == json!(true) {
-        return Ok(());
-    }
-    let code = after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32;
+    let code = match wait {
+        Some(wait) => read_wait(wait)?,
+        None => {
+            // With stdin the stream also ends at a detach, the container
+            // still running.
+            let after = ctx.client.get_json(&format!("{}/json", path_of(&id)))?;
+            if after["State"]["Running"] == json!(true) {
+                return Ok(());
+            }
+            after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32
+        }
+    };
     if code != 0 {
         Err(Error::Exit(code))
     } else {
