@@ -39,6 +39,9 @@ pub(crate) enum Error {
     NotFound(String),
     #[error("writing output: {0}")]
     Output(io::Error),
+    /// The user typed the detach keys: `attach` and `exec` exit 1 with docker's words.
+    #[error("read escape sequence")]
+    Detached,
     /// Not an error: the command wants the process to exit with this status (container exit code).
     #[error("exit status {0}")]
     Exit(i32),
@@ -51,7 +54,7 @@ impl Error {
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Exit(code) => *code,
-            Error::NoSuchObject(_) | Error::NotFound(_) | Error::InStream(_) => 1,
+            Error::NoSuchObject(_) | Error::NotFound(_) | Error::InStream(_) | Error::Detached => 1,
             _ => 125,
         }
     }

@@ -5,6 +5,7 @@
 //! runs (the others are deferred), then the API calls, without a version ping (see
 //! `client.rs`). No async runtime.
 
+mod attached;
 mod auth;
 mod cli;
 mod client;
@@ -59,7 +60,7 @@ fn report(e: &Error) -> i32 {
             eprintln!("Error response from daemon: {e}");
             e.exit_code()
         }
-        Error::NoSuchObject(_) | Error::InStream(_) | Error::Connect { .. } => {
+        Error::NoSuchObject(_) | Error::InStream(_) | Error::Connect { .. } | Error::Detached => {
             eprintln!("{e}");
             e.exit_code()
         }

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod content;
+pub mod detach_keys;
 pub mod digest;
 pub mod dockerignore;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod registry;
 
 pub use archive::{ArchiveError, CommitConfig, ImportConfig, LoadedImage};
 pub use content::{ContentError, ContentStore, GcStats, Problem, Writer};
+pub use detach_keys::{DetachKeys, DetachKeysError, DetachMatcher};
 pub use digest::{Digest, DigestError, Digester};
 pub use error::ErrorKind;
 pub use image::{Image, ImageError, Layer, Target};

@@ -1382,3 +1382,160 @@ fn a_container_from_before_init_layers_still_runs() {
     assert_eq!(d.entries("overlay/snapshots"), Vec::<String>::new());
     d.assert_clean();
 }
+
+/// A hijacked attach or exec start on a raw connection: the test types
+/// into it and reads what the tty shows.
+struct RawSession {
+    stream: std::os::unix::net::UnixStream,
+    seen: Vec<u8>,
+}
+
+impl RawSession {
+    fn open(d: &Daemon, path: &str, body: &str) -> RawSession {
+        use std::io::Write;
+        let mut stream = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut session = RawSession {
+            stream,
+            seen: Vec::new(),
+        };
+        session.read_until("\r\n\r\n");
+        let head = String::from_utf8_lossy(&session.seen).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{path}: {head}");
+        session.seen.clear();
+        session
+    }
+
+    fn read_until(&mut self, text: &str) {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&self.seen).contains(text) {
+            let n = self.stream.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "closed before {text:?}: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads to the end: berthd must close the connection.
+    fn expect_closed(mut self) {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        self.stream
+            .read_to_end(&mut rest)
+            .expect("berthd closes the session");
+    }
+}
+
+#[test]
+fn detach_keys_end_an_attach_or_exec_and_leave_the_process_running() {
+    let d = Daemon::start();
+    d.busybox();
+    let since = now().to_string();
+    d.ok(&["run", "-dit", "--name", "shell", "busybox", "sh"]);
+    let attach = "/v1.47/containers/shell/attach?stream=1&stdin=1&stdout=1&stderr=1";
+
+    // The default keys, sent on by a client that does not watch for them
+    // itself (the docker CLI and berth do): berthd ends the session.
+    let mut s = RawSession::open(&d, attach, "");
+    s.send(b"echo one-$((1+1))\r");
+    s.read_until("one-2");
+    s.send(b"\x10\x11");
+    s.expect_closed();
+    assert_eq!(d.inspect("shell")["State"]["Running"], true);
+
+    // The shell kept its stdin (a tty's is never closed at a detach):
+    // a second attach types into it. Its own keys replace the default,
+    // which then reaches the shell like any other input.
+    let mut s = RawSession::open(&d, &format!("{attach}&detachKeys=ctrl-x,x"), "");
+    s.send(b"echo two-$((1+1))\r");
+    s.read_until("two-2");
+    s.send(b"\x10\x11echo three-$((1+2))\r");
+    s.read_until("three-3");
+    s.send(b"\x18x");
+    s.expect_closed();
+    assert_eq!(d.inspect("shell")["State"]["Running"], true);
+
+    let bad = request(
+        &d.socket,
+        "POST",
+        &format!("{attach}&detachKeys=ctrl-p,ctrl-qq"),
+        &[],
+        b"",
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("ctrl-qq"), "{}", bad.text());
+
+    // An exec with its own keys: detached, it runs on.
+    let created = request(
+        &d.socket,
+        "POST",
+        "/v1.47/containers/shell/exec",
+        &[("Content-Type", "application/json")],
+        br#"{"AttachStdin": true, "AttachStdout": true, "Tty": true, "DetachKeys": "ctrl-a", "Cmd": ["sh"]}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let exec_id = created.json()["Id"].as_str().unwrap().to_owned();
+    let mut s = RawSession::open(
+        &d,
+        &format!("/v1.47/exec/{exec_id}/start"),
+        r#"{"Detach": false, "Tty": true}"#,
+    );
+    s.send(b"echo in-exec-$((2+2))\r");
+    s.read_until("in-exec-4");
+    s.send(b"\x01");
+    s.expect_closed();
+    let inspect = request(
+        &d.socket,
+        "GET",
+        &format!("/v1.47/exec/{exec_id}/json"),
+        &[],
+        b"",
+    );
+    assert_eq!(inspect.json()["Running"], true, "{}", inspect.text());
+
+    let bad = request(
+        &d.socket,
+        "POST",
+        "/v1.47/containers/shell/exec",
+        &[("Content-Type", "application/json")],
+        br#"{"AttachStdout": true, "DetachKeys": "nope-x", "Cmd": ["true"]}"#,
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("nope-x"), "{}", bad.text());
+
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &(now() + 1).to_string(),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "detach").count(),
+        2,
+        "{events}"
+    );
+    assert!(actions.contains(&"exec_detach"), "{events}");
+    d.assert_clean_after_rm_all();
+}

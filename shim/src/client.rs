@@ -487,6 +487,18 @@ impl Attach {
         Ok(Some((stream, data)))
     }
 
+    /// A handle that ends this attach from another thread: a blocked
+    /// [`Attach::read_frame`] then returns `None`. For a client that left
+    /// while the container is quiet.
+    pub fn closer(&self) -> Result<AttachCloser> {
+        let stream = self
+            .conn
+            .stream
+            .try_clone()
+            .map_err(|e| self.conn.io("cloning the attach connection", e))?;
+        Ok(AttachCloser(stream))
+    }
+
     /// Every frame until the container's exit: (stdout, stderr).
     pub fn read_to_end(&mut self) -> io::Result<(Vec<u8>, Vec<u8>)> {
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -511,6 +523,16 @@ pub struct Exec {
     pub stdin: Option<File>,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
+}
+
+/// Ends an [`Attach`] from another thread (see [`Attach::closer`]).
+#[derive(Debug)]
+pub struct AttachCloser(UnixStream);
+
+impl AttachCloser {
+    pub fn close(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// Gives up on an exec'd process from another thread than the one in

@@ -2,17 +2,20 @@
 //! 404), attach (hijacked, before start), wait (headers first), start, stream, exit with the
 //! container's status.
 
-use std::io::{IsTerminal, Read, Write};
-use std::net::Shutdown;
+use std::io::IsTerminal;
 
+use berth_core::DetachKeys;
 use serde_json::{Map, Value, json};
 
 use crate::Ctx;
+use crate::attached::{
+    RawTerminal, Streamed, detach_keys, pump, resize, resize_redrawing, terminal_size,
+};
 use crate::cli::{
     AttachArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RenameArgs, RmArgs,
     RunArgs, StartArgs, StopArgs, TopArgs,
 };
-use crate::client::{Hijacked, Payload, Query, Response, encode_path};
+use crate::client::{Payload, Query, Response, encode_path};
 use crate::error::{Error, start_failure_status};
 use crate::output::{filters_json, print, println, short_id};
 use crate::stdcopy;
@@ -591,6 +594,11 @@ fn run_failure(e: Error, start: bool) -> Error {
 }
 
 pub(crate) fn run(ctx: &mut Ctx, a: RunArgs) -> Result<(), Error> {
+    let (detach_keys, keys) = if a.detach {
+        (None, DetachKeys::default())
+    } else {
+        detach_keys(&ctx.config_dir, a.detach_keys.as_deref()).map_err(|e| run_failure(e, false))?
+    };
     let id = create_container(ctx, &a).map_err(|e| run_failure(e, false))?;
     if a.detach {
         // docker opens the wait before start even when detached
@@ -610,9 +618,9 @@ pub(crate) fn run(ctx: &mut Ctx, a: RunArgs) -> Result<(), Error> {
         .add_if(has("stdout"), "stdout", "1")
         .add("stream", "1")
         .add_if(
-            a.detach_keys.is_some(),
+            detach_keys.is_some(),
             "detachKeys",
-            a.detach_keys.clone().unwrap_or_default(),
+            detach_keys.unwrap_or_default(),
         );
     let conn = ctx
         .client
@@ -638,9 +646,12 @@ pub(crate) fn run(ctx: &mut Ctx, a: RunArgs) -> Result<(), Error> {
     if a.tty && std::io::stdout().is_terminal() {
         resize(ctx, &format!("{}/resize", path_of(&id)));
     }
-    let streamed = pump(conn, a.tty, stdin);
+    let streamed = pump(conn, a.tty, stdin, &keys);
     drop(raw);
-    streamed?;
+    if streamed? == Streamed::Detached {
+        // docker run says nothing and exits 0; the container runs on
+        return Ok(());
+    }
     let code = read_wait(wait)?;
     if code != 0 {
         Err(Error::Exit(code))
@@ -665,94 +676,6 @@ fn read_wait(resp: Response) -> Result<i32, Error> {
         return Err(Error::InStream(msg.to_string()));
     }
     Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
-}
-
-/// Streams a hijacked connection: stdin → socket in a thread (half-closing at EOF, or at once
-/// without stdin), socket → stdout/stderr (demultiplexed unless TTY) until the daemon closes.
-fn pump(conn: Hijacked, tty: bool, stdin: bool) -> Result<(), Error> {
-    let Hijacked { mut reader, writer } = conn;
-    if stdin {
-        let mut w = writer;
-        std::thread::spawn(move || {
-            let mut input = std::io::stdin().lock();
-            let mut buf = [0u8; 8192];
-            loop {
-                match input.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if w.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = w.shutdown(Shutdown::Write);
-        });
-    } else {
-        let _ = writer.shutdown(Shutdown::Write);
-    }
-    if tty {
-        let mut out = std::io::stdout();
-        let mut buf = [0u8; 8192];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    out.write_all(&buf[..n]).map_err(Error::Output)?;
-                    out.flush().map_err(Error::Output)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::Stream(e)),
-            }
-        }
-    } else {
-        stdcopy::demux(&mut reader, &mut std::io::stdout(), &mut std::io::stderr())
-    }
-}
-
-fn terminal_size() -> Option<(u16, u16)> {
-    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
-    (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-/// Sends the terminal size; failures only matter to the user's eyes, so they are ignored.
-fn resize(ctx: &mut Ctx, path: &str) {
-    if let Some((h, w)) = terminal_size() {
-        let _ = ctx.client.call("POST", &format!("{path}?h={h}&w={w}"));
-    }
-    crate::signals::resize_on_winch(ctx.client.clone(), path.to_string());
-}
-
-/// Puts the local terminal in raw mode for `-it` and restores it on drop.
-struct RawTerminal {
-    saved: rustix::termios::Termios,
-}
-
-impl std::fmt::Debug for RawTerminal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RawTerminal")
-    }
-}
-
-impl RawTerminal {
-    fn enable() -> Option<RawTerminal> {
-        let stdin = std::io::stdin();
-        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        raw.make_raw();
-        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
-        Some(RawTerminal { saved })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(
-            std::io::stdin(),
-            rustix::termios::OptionalActions::Now,
-            &self.saved,
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -788,10 +711,16 @@ pub(crate) fn start(ctx: &mut Ctx, a: StartArgs) -> Result<(), Error> {
             ));
         }
         let id = &a.containers[0];
+        let (detach_keys, keys) = detach_keys(&ctx.config_dir, a.detach_keys.as_deref())?;
         let info = ctx.client.get_json(&format!("{}/json", path_of(id)))?;
         let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
         let stdin = a.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
         let q = Query::new()
+            .add_if(
+                detach_keys.is_some(),
+                "detachKeys",
+                detach_keys.unwrap_or_default(),
+            )
             .add("stderr", "1")
             .add_if(stdin, "stdin", "1")
             .add("stdout", "1")
@@ -814,9 +743,14 @@ pub(crate) fn start(ctx: &mut Ctx, a: StartArgs) -> Result<(), Error> {
             eprintln!("Error response from daemon: {e}");
             return Err(Error::Exit(start_failure_status(&e)));
         }
-        let streamed = pump(conn, tty, stdin);
+        if tty && std::io::stdout().is_terminal() {
+            resize(ctx, &format!("{}/resize", path_of(id)));
+        }
+        let streamed = pump(conn, tty, stdin, &keys);
         drop(raw);
-        streamed?;
+        if streamed? == Streamed::Detached {
+            return Err(Error::Detached);
+        }
         let code = read_wait(wait)?;
         return if code != 0 {
             Err(Error::Exit(code))
@@ -1029,6 +963,7 @@ pub(crate) fn exec(ctx: &mut Ctx, a: ExecArgs) -> Result<(), Error> {
         return Err(Error::Usage(format!("unknown flag: {container}")));
     }
     let cmd = a.container_and_command[1..].to_vec();
+    let (detach_keys, keys) = detach_keys(&ctx.config_dir, a.detach_keys.as_deref())?;
     ctx.client
         .get_json(&format!("{}/json", path_of(&container)))?;
     let env = env_list(&a.env, &a.env_file)?;
@@ -1040,7 +975,7 @@ pub(crate) fn exec(ctx: &mut Ctx, a: ExecArgs) -> Result<(), Error> {
         "AttachStderr": !a.detach,
         "AttachStdout": !a.detach,
         "Detach": a.detach,
-        "DetachKeys": a.detach_keys.clone().unwrap_or_default(),
+        "DetachKeys": detach_keys.unwrap_or_default(),
         "Env": if env.is_empty() { Value::Null } else { json!(env) },
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Cmd": cmd,
@@ -1077,9 +1012,11 @@ pub(crate) fn exec(ctx: &mut Ctx, a: ExecArgs) -> Result<(), Error> {
     if a.tty && std::io::stdout().is_terminal() {
         resize(ctx, &format!("/exec/{exec_id}/resize"));
     }
-    let streamed = pump(conn, a.tty, a.interactive);
+    let streamed = pump(conn, a.tty, a.interactive, &keys);
     drop(raw);
-    streamed?;
+    if streamed? == Streamed::Detached {
+        return Err(Error::Detached);
+    }
     let inspect = ctx.client.get_json(&format!("/exec/{exec_id}/json"))?;
     let code = inspect["ExitCode"].as_i64().unwrap_or(0) as i32;
     if code != 0 {
@@ -1092,6 +1029,7 @@ pub(crate) fn exec(ctx: &mut Ctx, a: ExecArgs) -> Result<(), Error> {
 /// `docker attach`: the running container's streams until it exits (or the daemon closes the
 /// stream), then its exit status.
 pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
+    let (detach_keys, keys) = detach_keys(&ctx.config_dir, a.detach_keys.as_deref())?;
     let info = ctx
         .client
         .get_json(&format!("{}/json", path_of(&a.container)))?;
@@ -1110,22 +1048,17 @@ pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
     let stdin = !a.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let q = Query::new()
         .add_if(
-            a.detach_keys.is_some(),
+            detach_keys.is_some(),
             "detachKeys",
-            a.detach_keys.clone().unwrap_or_default(),
+            detach_keys.unwrap_or_default(),
         )
         .add("stderr", "1")
         .add_if(stdin, "stdin", "1")
         .add("stdout", "1")
         .add("stream", "1");
-    // Without stdin there are no detach keys: the stream ends with the
-    // container, whose exit berthd may record a moment later, so its
-    // status comes from a wait set up first (as the docker CLI does).
-    let wait = if stdin {
-        None
-    } else {
-        Some(open_wait(ctx, &id, "not-running")?)
-    };
+    // The stream can end before berthd records the exit, so the status
+    // comes from a wait set up first (as the docker CLI does).
+    let wait = open_wait(ctx, &id, "not-running")?;
     let conn = ctx.client.hijack(
         &format!("{}/attach{}", path_of(&id), q.render()),
         Payload::None,
@@ -1139,23 +1072,14 @@ pub(crate) fn attach(ctx: &mut Ctx, a: AttachArgs) -> Result<(), Error> {
         None
     };
     if tty && std::io::stdout().is_terminal() {
-        resize(ctx, &format!("{}/resize", path_of(&id)));
+        resize_redrawing(ctx, &format!("{}/resize", path_of(&id)));
     }
-    let streamed = pump(conn, tty, stdin);
+    let streamed = pump(conn, tty, stdin, &keys);
     drop(raw);
-    streamed?;
-    let code = match wait {
-        Some(wait) => read_wait(wait)?,
-        None => {
-            // With stdin the stream also ends at a detach, the container
-            // still running.
-            let after = ctx.client.get_json(&format!("{}/json", path_of(&id)))?;
-            if after["State"]["Running"] == json!(true) {
-                return Ok(());
-            }
-            after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32
-        }
-    };
+    if streamed? == Streamed::Detached {
+        return Err(Error::Detached);
+    }
+    let code = read_wait(wait)?;
     if code != 0 {
         Err(Error::Exit(code))
     } else {

@@ -15,17 +15,19 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 
+use berth_core::{DetachKeys, DetachMatcher};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{id, stream_content_type};
 use crate::api::body::{MAX_JSON_BODY, read_json};
+use crate::api::error::ApiError;
 use crate::api::response::empty_body;
 use crate::api::{ApiResult, Body, Call};
 use crate::engine::Engine;
@@ -79,17 +81,61 @@ fn channel_body(content_type: &'static str) -> (mpsc::Sender<Bytes>, Response<Bo
 }
 
 /// Copies the client's bytes into the process's stdin until the client
-/// half-closes; dropping the file then closes stdin (if it was the last
-/// write end, as with `StdinOnce`).
-fn forward_stdin<R>(mut reader: R, stdin: File) -> tokio::task::JoinHandle<()>
+/// half-closes (false) or types the detach keys (true; they are not passed
+/// on). Dropping the file then closes stdin if it was the last write end,
+/// as with `StdinOnce`.
+async fn forward_stdin<R>(mut reader: R, stdin: File, mut detach: Option<DetachMatcher>) -> bool
 where
-    R: AsyncRead + Unpin + Send + 'static,
+    R: AsyncRead + Unpin,
 {
-    tokio::spawn(async move {
-        let mut file = tokio::fs::File::from_std(stdin);
-        let _ = tokio::io::copy(&mut reader, &mut file).await;
-        let _ = file.flush().await;
-    })
+    let mut file = tokio::fs::File::from_std(stdin);
+    let mut buf = vec![0u8; 8192];
+    let mut passed = Vec::with_capacity(buf.len());
+    let detached = loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break false,
+            Ok(n) => n,
+        };
+        let (chunk, hit) = match detach.as_mut() {
+            Some(matcher) => {
+                passed.clear();
+                let hit = matcher.feed(&buf[..n], &mut passed);
+                (&passed[..], hit)
+            }
+            None => (&buf[..n], false),
+        };
+        if file.write_all(chunk).await.is_err() || hit {
+            break hit;
+        }
+    };
+    if let Some(held) = detach
+        .as_ref()
+        .map(DetachMatcher::held)
+        .filter(|_| !detached)
+    {
+        let _ = file.write_all(held).await;
+    }
+    let _ = file.flush().await;
+    detached
+}
+
+/// The detach keys of a tty session (docker watches for them only with a
+/// tty); `keys` empty means the default, ctrl-p ctrl-q.
+fn detach_matcher(keys: Option<&str>, tty: bool) -> Result<Option<DetachMatcher>, ApiError> {
+    let keys =
+        DetachKeys::parse(keys.unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(tty.then(|| keys.matcher()))
+}
+
+/// Resolves if the stdin task ends with the detach keys; never otherwise.
+async fn detached(stdin_task: Option<tokio::task::JoinHandle<bool>>) {
+    let detached = match stdin_task {
+        Some(task) => task.await.unwrap_or(false),
+        None => false,
+    };
+    if !detached {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Sends output chunks to the client until the channel ends; false if the
@@ -135,6 +181,7 @@ pub(super) async fn attach(mut call: Call) -> ApiResult {
     } else {
         Vec::new()
     };
+    let detach = detach_matcher(q.get("detachKeys"), tty)?;
     let stdin_wanted = want_stdin && record.config.open_stdin;
     let attached = if stream {
         Some(
@@ -166,6 +213,7 @@ pub(super) async fn attach(mut call: Call) -> ApiResult {
         if let Some(stdin) = attach.stdin.take().filter(|_| stdin_wanted) {
             let _ = stdin_tx.send(stdin);
         }
+        let closer = attach.closer().ok();
         let (frame_tx, mut frame_rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
         std::thread::spawn(move || {
             while let Ok(Some(frame)) = attach.read_frame() {
@@ -174,15 +222,25 @@ pub(super) async fn attach(mut call: Call) -> ApiResult {
                 }
             }
         });
-        while let Some((stream, data)) = frame_rx.recv().await {
+        loop {
+            let frame = tokio::select! {
+                frame = frame_rx.recv() => frame,
+                // The client left (or detached): stop the reader above
+                // even while the container prints nothing.
+                () = out_tx.closed() => None,
+            };
+            let Some((stream, data)) = frame else { break };
             let wanted = if stream == STDERR {
                 want_stderr
             } else {
                 want_stdout
             };
             if wanted && out_tx.send(encode(stream, &data, tty)).await.is_err() {
-                return;
+                break;
             }
+        }
+        if let Some(closer) = closer {
+            closer.close();
         }
     });
     if !wants_upgrade(&call) {
@@ -191,6 +249,7 @@ pub(super) async fn attach(mut call: Call) -> ApiResult {
         return Ok(response);
     }
     let upgrade = hyper::upgrade::on(&mut call.req);
+    let (engine, container_id) = (call.engine.clone(), record.id.clone());
     tokio::spawn(async move {
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
@@ -201,12 +260,17 @@ pub(super) async fn attach(mut call: Call) -> ApiResult {
         };
         let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
         let stdin_task = tokio::spawn(async move {
-            if let Ok(stdin) = stdin_rx.await {
-                let _ = forward_stdin(reader, stdin).await;
+            match stdin_rx.await {
+                Ok(stdin) => forward_stdin(reader, stdin, detach).await,
+                Err(_) => false,
             }
         });
-        pump(writer, out_rx).await;
-        stdin_task.abort();
+        let stop_stdin = stdin_task.abort_handle();
+        tokio::select! {
+            _ = pump(writer, out_rx) => {}
+            () = detached(Some(stdin_task)) => engine.container_detached(&container_id),
+        }
+        stop_stdin.abort();
     });
     Ok(switching_protocols(content_type))
 }
@@ -292,6 +356,7 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
     .await?
     .unwrap_or_default();
     let tty = start.tty || instance.config.tty;
+    let detach = detach_matcher(instance.config.detach_keys.as_deref(), tty)?;
     let engine = call.engine.clone();
     if start.detach || !wants_upgrade(&call) {
         let (instance, mut exec) = engine.exec_start(&exec_id, start.tty).await?;
@@ -332,18 +397,20 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
         let mut stdin_task = None;
         let mut cancel = None;
+        let mut started = None;
         match engine.exec_start(&exec_id, start.tty).await {
             Ok((instance, mut exec)) => {
                 cancel = exec.canceller().ok();
+                started = Some(instance.clone());
                 let stdin = exec
                     .stdin
                     .take()
                     .or_else(|| exec.pty.as_ref().and_then(|p| p.try_clone().ok()));
                 if let Some(stdin) = stdin.filter(|_| instance.config.attach_stdin) {
-                    stdin_task = Some(forward_stdin(reader, stdin));
+                    stdin_task = Some(tokio::spawn(forward_stdin(reader, stdin, detach)));
                 }
                 let (frame_tx, mut frame_rx) = mpsc::channel(64);
-                run_exec(engine, instance, exec, Some(frame_tx));
+                run_exec(engine.clone(), instance, exec, Some(frame_tx));
                 tokio::spawn(async move {
                     while let Some((stream, data)) = frame_rx.recv().await {
                         let _ = out_tx.send(encode(stream, &data, tty)).await;
@@ -359,14 +426,26 @@ pub(super) async fn exec_start(mut call: Call) -> ApiResult {
                 drop(out_tx);
             }
         }
-        // The client hung up: the shim kills the process, as dockerd does.
-        if !pump(writer, out_rx).await
-            && let Some(cancel) = cancel
-        {
-            cancel.cancel();
+        let stop_stdin = stdin_task.as_ref().map(|task| task.abort_handle());
+        tokio::select! {
+            delivered = pump(writer, out_rx) => {
+                // The client hung up: the shim kills the process, so an
+                // abandoned exec holds nothing. Not with a tty: the docker
+                // CLI detaches by hanging up, and the process must run on
+                // (its output drained unread), as with dockerd.
+                if !delivered && !tty && let Some(cancel) = cancel {
+                    cancel.cancel();
+                }
+            }
+            // Detached: the process runs on, its output drained unread.
+            () = detached(stdin_task) => {
+                if let Some(instance) = &started {
+                    engine.exec_detached(instance);
+                }
+            }
         }
-        if let Some(task) = stdin_task {
-            task.abort();
+        if let Some(stop) = stop_stdin {
+            stop.abort();
         }
     });
     Ok(switching_protocols(content_type))

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use berth_core::DetachKeys;
 use oci_spec::runtime::{BoxBuilder, Spec, UserBuilder};
 use serde::Deserialize;
 
@@ -74,6 +75,9 @@ impl Engine {
             return Err(ContainerError::InvalidConfig(
                 "No exec command specified".to_owned(),
             ));
+        }
+        if let Some(keys) = &config.detach_keys {
+            DetachKeys::parse(keys).map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
         }
         let id = super::random_id()?;
         let instance = Arc::new(ExecInstance {
@@ -208,6 +212,18 @@ impl Engine {
                 self.exec_finished(&instance, code);
                 Err(err)
             }
+        }
+    }
+
+    /// The exec's client typed its detach keys: docker's `exec_detach`
+    /// event (the process runs on).
+    pub(crate) fn exec_detached(&self, instance: &ExecInstance) {
+        if let Ok(container) = self.containers.get(&instance.container_id) {
+            self.containers.publish(
+                "exec_detach",
+                &container.record(),
+                &[("execID", instance.id.clone())],
+            );
         }
     }
 

@@ -779,7 +779,11 @@ impl Engine {
         stdin: bool,
     ) -> Result<oneshot::Receiver<Result<Attach, String>>, ContainerError> {
         let container = self.containers.get(reference)?;
-        let close_stdin = stdin && container.record().config.stdin_once;
+        // With a tty, docker never closes the container's stdin when an
+        // attach ends: the shell must outlive a detach and take the next
+        // attach's input.
+        let config = &container.record().config;
+        let close_stdin = stdin && config.stdin_once && !config.tty;
         self.containers.publish("attach", &container.record(), &[]);
         self.containers_blocking("attach", move |_store| {
             let _op = lock(&container.op);
@@ -797,6 +801,14 @@ impl Engine {
             Ok(rx)
         })
         .await
+    }
+
+    /// The client of an attach typed its detach keys: docker's `detach`
+    /// event (the container runs on).
+    pub(crate) fn container_detached(&self, reference: &str) {
+        if let Ok(container) = self.containers.get(reference) {
+            self.containers.publish("detach", &container.record(), &[]);
+        }
     }
 
     /// Resolves when the container is not running (now or later).
