@@ -1,11 +1,12 @@
 //! The pull/push progress display as a terminal user sees it: `berth push` and `berth pull` run
-//! under a pty (expectrl, 80 columns) against a private berthd and a loopback registry, then the
-//! same commands with stdout a pipe, as in CI logs.
+//! under a pty (expectrl; 80 and 132 columns) against a private berthd and a loopback registry,
+//! then the same commands with stdout a pipe, as in CI logs.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::process::Command;
 use std::time::Duration;
 
 use berth_testkit::registry::TestRegistry;
@@ -22,8 +23,23 @@ struct Terminal {
 }
 
 impl Terminal {
-    fn run(host: &str, args: &[&str]) -> Terminal {
-        let mut session = Session::spawn(berth_command(host, args)).expect("berth under a pty");
+    /// `berth <args>` in a terminal `columns` wide.
+    fn run(host: &str, args: &[&str], columns: u16) -> Terminal {
+        // ptyprocess opens every pty at 80x24: stty sets the width before berth starts
+        let berth = berth_command(host, args);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"stty cols "$0" && exec "$@""#)
+            .arg(columns.to_string())
+            .arg(berth.get_program())
+            .args(berth.get_args());
+        for (key, value) in berth.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        let mut session = Session::spawn(cmd).expect("berth under a pty");
         session.set_expect_timeout(Some(Duration::from_secs(120)));
         Terminal {
             session,
@@ -149,8 +165,9 @@ fn pull_and_push_progress_in_a_terminal_and_in_a_log() {
     ok(h, &["build", "-q", "-t", &image, ctx.to_str().unwrap()]);
     let total = |verb: &str| format!(r"{verb} 2 layers, 5(\.\d+)?MB in \d+\.\d\ds \({SIZE}/s\)");
 
-    // push in a terminal: rows rewritten in place, the total right below them, docker's last line
-    let mut t = Terminal::run(h, &["push", &image]);
+    // push in an 80-column terminal (counters, no bar): rows rewritten in place, the total
+    // right below them, docker's last line
+    let mut t = Terminal::run(h, &["push", &image], 80);
     t.expect(&format!(
         r"^The push refers to repository \[{}/test/progress\]\r\n",
         regex::escape(&reg.host())
@@ -172,9 +189,9 @@ fn pull_and_push_progress_in_a_terminal_and_in_a_log() {
     );
     assert!(!again.contains("Pushed"), "{again}");
 
-    // pull in a terminal
+    // pull in a terminal wide enough for docker's bar
     ok(h, &["rmi", &image]);
-    let mut t = Terminal::run(h, &["pull", &image]);
+    let mut t = Terminal::run(h, &["pull", &image], 132);
     t.expect(r"^v1: Pulling from test/progress\r\n");
     t.expect(&format!(r"\x1b\[\d+B\r{}\r\n", total("Downloaded")));
     t.expect(r"^Digest: sha256:[0-9a-f]{64}\r\n");
@@ -184,7 +201,7 @@ fn pull_and_push_progress_in_a_terminal_and_in_a_log() {
     ));
     check_rows(
         &t.finish(),
-        &format!(r"^Downloading +{SIZE}/{SIZE}  {SIZE}/s$"),
+        &format!(r"^Downloading \[=*> *\] +{SIZE}/{SIZE}  {SIZE}/s$"),
         &format!(r"^Pull complete  {SIZE} at {SIZE}/s$"),
     );
 
