@@ -11,6 +11,7 @@ mod common;
 
 use berth_testkit::registry::TestRegistry;
 use common::{CaptureProxy, berth, berth_with_stdin, docker_cli, ok, start_berthd, stderr, stdout};
+use regex::Regex;
 
 #[test]
 fn commands_against_berthd() {
@@ -382,6 +383,17 @@ fn commands_against_berthd() {
         pushed.contains(": Pushed\n") && pushed.contains("v1: digest: sha256:"),
         "{pushed}"
     );
+    // a total where the layer block ends, right before the lines scripts parse
+    let total_before = |verb: &str, next: &str| {
+        Regex::new(&format!(
+            r"\n{verb} 1 layer, [\d.]+[kMG]?B in \d+\.\d\ds \([\d.]+[kMG]?B/s\)\n{next}"
+        ))
+        .unwrap()
+    };
+    assert!(
+        total_before("Pushed", "v1: digest: sha256:").is_match(&pushed),
+        "{pushed}"
+    );
     assert!(ok(h, &["rmi", &blob]).contains("Deleted: sha256:"));
     let pulled = ok(h, &["pull", &blob]);
     assert!(
@@ -395,6 +407,10 @@ fn commands_against_berthd() {
     assert!(
         !pulled.contains('\x1b') && !pulled.contains("Downloading"),
         "no progress bars when not a terminal: {pulled}"
+    );
+    assert!(
+        total_before("Downloaded", "Digest: sha256:").is_match(&pulled),
+        "{pulled}"
     );
     assert!(
         pulled.ends_with(&format!(

@@ -12,7 +12,7 @@ use crate::cli::{
 use crate::client::{Payload, Query, encode_path};
 use crate::error::Error;
 use crate::output::{filters_json, print, println, short_id};
-use crate::progress;
+use crate::progress::{self, Mode};
 use crate::reference::{Reference, familiar};
 use crate::template::{ListFormat, row};
 use crate::units::{format_created_at, human_duration, human_size, human_size_prec, now_unix};
@@ -39,13 +39,13 @@ pub(crate) fn pull_image(
         Payload::None,
     )?;
     if quiet {
-        progress::display(resp, &mut std::io::sink(), false)?;
+        progress::display(resp, &mut std::io::sink(), Mode::Plain)?;
     } else if to_stderr {
-        let tty = std::io::stderr().is_terminal();
-        progress::display(resp, &mut std::io::stderr().lock(), tty)?;
+        let mode = Mode::of(std::io::stderr());
+        progress::display(resp, &mut std::io::stderr().lock(), mode)?;
     } else {
-        let tty = std::io::stdout().is_terminal();
-        progress::display(resp, &mut std::io::stdout().lock(), tty)?;
+        let mode = Mode::of(std::io::stdout());
+        progress::display(resp, &mut std::io::stdout().lock(), mode)?;
     }
     Ok(())
 }
@@ -87,11 +87,11 @@ pub(crate) fn push(ctx: &mut Ctx, a: PushArgs) -> Result<(), Error> {
         Payload::None,
     )?;
     if a.quiet {
-        progress::display(resp, &mut std::io::sink(), false)?;
+        progress::display(resp, &mut std::io::sink(), Mode::Plain)?;
         return println(&r.full());
     }
-    let tty = std::io::stdout().is_terminal();
-    progress::display(resp, &mut std::io::stdout().lock(), tty)?;
+    let mode = Mode::of(std::io::stdout());
+    progress::display(resp, &mut std::io::stdout().lock(), mode)?;
     Ok(())
 }
 
@@ -422,7 +422,7 @@ pub(crate) fn load(ctx: &mut Ctx, a: LoadArgs) -> Result<(), Error> {
         &[],
         Payload::Tar(&mut *input),
     )?;
-    progress::display(resp, &mut std::io::stdout().lock(), false)?;
+    progress::display(resp, &mut std::io::stdout().lock(), Mode::Plain)?;
     Ok(())
 }
 
@@ -474,6 +474,6 @@ pub(crate) fn import(ctx: &mut Ctx, a: ImportArgs) -> Result<(), Error> {
         ctx.client
             .request("POST", &path, &[], Payload::Tar(&mut *input))?
     };
-    progress::display(resp, &mut std::io::stdout().lock(), false)?;
+    progress::display(resp, &mut std::io::stdout().lock(), Mode::Plain)?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use berth_testkit::cleanup::{remove_leftovers, stop};
 
 /// `berth -H <host> <args>` with none of the host's DOCKER_HOST, BERTH_HOST or
 /// DOCKER_API_VERSION.
-fn berth_command(host: &str, args: &[&str]) -> Command {
+pub fn berth_command(host: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.arg("-H")
         .arg(host)
