@@ -820,17 +820,22 @@ pub(crate) enum ListFormat {
 }
 
 impl ListFormat {
-    /// `""`/`table` → the default table, `json` → `{{json .}}`, `table X` → table of X, else X.
+    /// `""`/`table` → the default table, `json` → `{{json .}}`, `tableX` → table of X, else X.
+    /// As docker's formatter: spaces around X are trimmed and the two-character escapes `\t`
+    /// and `\n` become a tab and a newline, so a shell's `'table {{.ID}}\t{{.Name}}'` works.
     pub(crate) fn parse(format: Option<&str>, default_table: &str) -> Result<ListFormat, Error> {
         let f = format.unwrap_or("");
+        let unescape = |t: &str| {
+            t.trim_matches(' ')
+                .replace("\\t", "\t")
+                .replace("\\n", "\n")
+        };
         Ok(match f {
             "" | "table" => ListFormat::Table(Template::parse(default_table)?),
             "json" => ListFormat::Lines(Template::parse("{{json .}}")?),
             _ => match f.strip_prefix("table") {
-                Some(rest) if rest.starts_with([' ', '\t']) => {
-                    ListFormat::Table(Template::parse(rest.trim_start())?)
-                }
-                _ => ListFormat::Lines(Template::parse(f)?),
+                Some(rest) => ListFormat::Table(Template::parse(&unescape(rest))?),
+                None => ListFormat::Lines(Template::parse(&unescape(f))?),
             },
         })
     }
@@ -957,6 +962,15 @@ mod tests {
         );
         let f = ListFormat::parse(Some("{{.Name}}"), "").unwrap();
         assert_eq!(f.render(&rows, &[]).unwrap(), "web\ndb\n");
+        // a shell's literal backslash-t and backslash-n, as docker's formatter reads them
+        let f = ListFormat::parse(Some(r"table {{.ID}}\t{{.Name}}"), "").unwrap();
+        assert_eq!(
+            f.render(&rows[..1], &[("ID", "CONTAINER ID"), ("Name", "NAMES")])
+                .unwrap(),
+            "CONTAINER ID   NAMES\nabc            web\n"
+        );
+        let f = ListFormat::parse(Some(r" {{.ID}}\t{{.Name}}\n "), "").unwrap();
+        assert_eq!(f.render(&rows[..1], &[]).unwrap(), "abc\tweb\n\n");
         let f = ListFormat::parse(Some("json"), "").unwrap();
         assert_eq!(
             f.render(&rows[..1], &[]).unwrap(),

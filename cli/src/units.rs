@@ -108,6 +108,11 @@ pub(crate) fn format_created_at(unix: i64) -> String {
     )
 }
 
+/// RFC 3339 in seconds, in UTC (Go's `time.RFC3339`, as docker's `history` prints `CreatedAt`).
+pub(crate) fn format_rfc3339(unix: i64) -> String {
+    format_rfc3339_nano(i128::from(unix) * 1_000_000_000).replace(".000000000Z", "Z")
+}
+
 /// RFC 3339 with all nine nanosecond digits (docker's `RFC3339NanoFixed`), in UTC.
 pub(crate) fn format_rfc3339_nano(unix_nanos: i128) -> String {
     let secs = unix_nanos.div_euclid(1_000_000_000) as i64;

@@ -68,7 +68,7 @@ fn format_ports(ports: &[Value]) -> String {
         .join(", ")
 }
 
-fn container_row(c: &Value, no_trunc: bool) -> Value {
+pub(crate) fn container_row(c: &Value, no_trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let names: Vec<String> = c["Names"]
         .as_array()
@@ -758,10 +758,23 @@ pub(crate) fn start(ctx: &mut Ctx, a: StartArgs) -> Result<(), Error> {
             Ok(())
         };
     }
-    for_each(ctx, &a.containers, |ctx, c| {
-        ctx.client.call("POST", &format!("{}/start", path_of(c)))?;
-        Ok(Some(c.to_string()))
-    })
+    // docker names the failed ones again in a last line
+    let mut failed = Vec::new();
+    for c in &a.containers {
+        match ctx.client.call("POST", &format!("{}/start", path_of(c))) {
+            Ok(_) => println(c)?,
+            Err(e) if e.is_daemon_error() => {
+                eprintln!("Error response from daemon: {e}");
+                failed.push(c.as_str());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    Err(Error::Exit(1))
 }
 
 pub(crate) fn stop(ctx: &mut Ctx, a: StopArgs, verb: &str) -> Result<(), Error> {
@@ -824,11 +837,21 @@ pub(crate) fn simple_post(ctx: &mut Ctx, a: ContainersArgs, verb: &str) -> Resul
     })
 }
 
+/// On failure docker prints the daemon's error, then a line naming the container, and exits 1.
 pub(crate) fn rename(ctx: &mut Ctx, a: RenameArgs) -> Result<(), Error> {
     let q = Query::new().add("name", a.new_name.clone()).render();
-    ctx.client
-        .call("POST", &format!("{}/rename{q}", path_of(&a.container)))?;
-    Ok(())
+    match ctx
+        .client
+        .call("POST", &format!("{}/rename{q}", path_of(&a.container)))
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_daemon_error() => {
+            eprintln!("Error response from daemon: {e}");
+            eprintln!("Error: failed to rename container named {}", a.container);
+            Err(Error::Exit(1))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `docker port`: the published bindings from inspect.

@@ -15,7 +15,9 @@ use crate::output::{filters_json, print, println, short_id};
 use crate::progress::{self, Mode};
 use crate::reference::{Reference, familiar};
 use crate::template::{ListFormat, row};
-use crate::units::{format_created_at, human_duration, human_size, human_size_prec, now_unix};
+use crate::units::{
+    format_created_at, format_rfc3339, human_duration, human_size, human_size_prec, now_unix,
+};
 
 /// `POST /images/create?fromImage=<normalized>&tag=<tag>`, progress shown on stdout (pull) or
 /// stderr (implicit pull of `run`/`create`).
@@ -316,14 +318,14 @@ pub(crate) fn history(ctx: &mut Ctx, a: HistoryArgs) -> Result<(), Error> {
             let size = h["Size"].as_i64().unwrap_or(0);
             row(vec![
                 ("Comment", h["Comment"].clone()),
-                ("CreatedAt", json!(format_created_at(created))),
+                ("CreatedAt", json!(format_rfc3339(created))),
                 ("CreatedBy", json!(by)),
                 (
                     "CreatedSince",
                     json!(if a.human {
                         format!("{} ago", human_duration(now - created))
                     } else {
-                        format_created_at(created)
+                        format_rfc3339(created)
                     }),
                 ),
                 ("ID", json!(id)),
@@ -345,7 +347,11 @@ pub(crate) fn history(ctx: &mut Ctx, a: HistoryArgs) -> Result<(), Error> {
     };
     let f = ListFormat::parse(
         format,
-        "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        if a.human {
+            "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        } else {
+            "{{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        },
     )?;
     let titles = [
         ("ID", "IMAGE"),

@@ -20,7 +20,8 @@ fn f(v: &Value) -> f64 {
 }
 
 /// CPU % = Δcontainer / Δsystem × online CPUs × 100, memory without the page cache, as docker.
-fn stats_row(s: &Value, no_trunc: bool) -> Value {
+/// `given` is the container as named on the command line, docker's `.Container`.
+fn stats_row(s: &Value, given: Option<&str>, no_trunc: bool) -> Value {
     let cpu = &s["cpu_stats"];
     let pre = &s["precpu_stats"];
     let cpu_delta = f(&cpu["cpu_usage"]["total_usage"]) - f(&pre["cpu_usage"]["total_usage"]);
@@ -80,10 +81,10 @@ fn stats_row(s: &Value, no_trunc: bool) -> Value {
         ("CPUPerc", json!(format!("{cpu_pct:.2}%"))),
         (
             "Container",
-            json!(if no_trunc {
-                id.to_string()
-            } else {
-                short_id(id)
+            json!(match given {
+                Some(given) => given.to_string(),
+                None if no_trunc => id.to_string(),
+                None => short_id(id),
             }),
         ),
         (
@@ -160,8 +161,9 @@ pub(crate) fn stats(ctx: &mut Ctx, a: StatsArgs) -> Result<(), Error> {
                 .collect()
         });
         let mut rows = Vec::new();
-        for r in results {
-            rows.push(stats_row(&r?, a.no_trunc));
+        for (r, target) in results.into_iter().zip(&targets) {
+            let given = (!a.containers.is_empty()).then_some(target.as_str());
+            rows.push(stats_row(&r?, given, a.no_trunc));
         }
         let table = fmt.render(&rows, &titles)?;
         if a.no_stream {
