@@ -213,7 +213,7 @@ pub(crate) struct DfArgs {
     /// Format output using a custom template
     #[arg(long = "format")]
     pub(crate) format: Option<String>,
-    /// Show detailed information on space usage (not implemented: prints the summary)
+    /// Show detailed information on space usage
     #[arg(short = 'v', long = "verbose")]
     pub(crate) verbose: bool,
 }

@@ -5,11 +5,16 @@ use serde_json::{Value, json};
 use crate::Ctx;
 use crate::cli::{DfArgs, EventsArgs, FormatArgs, InspectArgs, PruneArgs};
 use crate::client::{DEFAULT_API_VERSION, Payload, Query, encode_path};
+use crate::commands::container::container_row;
 use crate::error::Error;
+use crate::output::short_id;
 use crate::output::{filters_json, indent_json, print, println};
+use crate::reference::familiar;
+use crate::template::row;
 use crate::template::{ListFormat, Template};
 use crate::units::{
-    api_timestamp, bytes_size, format_rfc3339_nano, human_size_prec, rfc3339_to_ansic,
+    api_timestamp, bytes_size, format_created_at, format_rfc3339_nano, human_duration, human_size,
+    human_size_prec, now_unix, rfc3339_to_ansic,
 };
 
 fn client_version(negotiated: Option<&str>) -> Value {
@@ -186,8 +191,19 @@ pub(crate) fn info(ctx: &mut Ctx, a: FormatArgs) -> Result<(), Error> {
         ));
     }
     out.push_str(&format!(
-        " Default Runtime: {}\n Init Binary: {}\n containerd version: {}\n runc version: {}\n init version: {}\n",
-        s(&info, "DefaultRuntime"),
+        " Default Runtime: {}\n",
+        s(&info, "DefaultRuntime")
+    ));
+    // berthd's own: the per-container supervisors (dockerd has none)
+    if let Some(sup) = info["Supervisors"].as_object() {
+        out.push_str(&format!(
+            " Supervisors: {} running, {} standby (berth-shim, one per container)\n",
+            sup.get("Running").and_then(Value::as_u64).unwrap_or(0),
+            sup.get("Standby").and_then(Value::as_u64).unwrap_or(0),
+        ));
+    }
+    out.push_str(&format!(
+        " Init Binary: {}\n containerd version: {}\n runc version: {}\n init version: {}\n",
         s(&info, "InitBinary"),
         s(&info["ContainerdCommit"], "ID"),
         s(&info["RuncCommit"], "ID"),
@@ -315,6 +331,13 @@ pub(crate) fn df(ctx: &mut Ctx, a: DfArgs) -> Result<(), Error> {
     rows.push(json!({"Type": "Build Cache", "TotalCount": bc.len().to_string(),
         "Active": bc.iter().filter(|b| b["InUse"] == json!(true)).count().to_string(),
         "Size": human_size_prec(bsize as f64, 4), "Reclaimable": human_size_prec(breclaim as f64, 4)}));
+    if a.verbose {
+        return df_verbose(
+            &du,
+            a.format.as_deref(),
+            human_size_prec(breclaim as f64, 4),
+        );
+    }
     let f = ListFormat::parse(
         a.format.as_deref(),
         "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
@@ -327,6 +350,170 @@ pub(crate) fn df(ctx: &mut Ctx, a: DfArgs) -> Result<(), Error> {
         ("Reclaimable", "RECLAIMABLE"),
     ];
     print(&f.render(&rows, &titles)?)
+}
+
+/// `system df -v`: docker's four tables (images, containers, local volumes, build cache), or
+/// with `--format json` one object holding their rows.
+fn df_verbose(du: &Value, format: Option<&str>, build_cache_size: String) -> Result<(), Error> {
+    let arr = |k: &str| du[k].as_array().cloned().unwrap_or_default();
+    let now = now_unix() as i64;
+    let size_or_na = |v: &Value| match v.as_i64() {
+        Some(n) if n >= 0 => human_size_prec(n as f64, 4),
+        _ => "N/A".to_string(),
+    };
+    let images: Vec<Value> = arr("Images")
+        .iter()
+        .map(|i| {
+            // the first tag only, <none> for a dangling image
+            let (repo, tag) = i["RepoTags"]
+                .as_array()
+                .and_then(|t| t.first())
+                .and_then(Value::as_str)
+                .filter(|t| *t != "<none>:<none>")
+                .map(familiar)
+                .and_then(|f| {
+                    let at = f.rfind(':').filter(|at| !f[at + 1..].contains('/'))?;
+                    Some((f[..at].to_string(), f[at + 1..].to_string()))
+                })
+                .unwrap_or_else(|| ("<none>".into(), "<none>".into()));
+            let size = i["Size"].as_i64().unwrap_or(0);
+            let shared = i["SharedSize"].as_i64().unwrap_or(-1);
+            let created = i["Created"].as_i64().unwrap_or(0);
+            row(vec![
+                (
+                    "Containers",
+                    json!(match i["Containers"].as_i64() {
+                        Some(n) if n >= 0 => n.to_string(),
+                        _ => "N/A".to_string(),
+                    }),
+                ),
+                ("CreatedAt", json!(format_created_at(created))),
+                (
+                    "CreatedSince",
+                    json!(format!("{} ago", human_duration(now - created))),
+                ),
+                ("ID", json!(short_id(i["Id"].as_str().unwrap_or("")))),
+                ("Repository", json!(repo)),
+                ("SharedSize", json!(size_or_na(&i["SharedSize"]))),
+                ("Size", json!(human_size(size as f64))),
+                ("Tag", json!(tag)),
+                (
+                    "UniqueSize",
+                    json!(if shared < 0 {
+                        "N/A".to_string()
+                    } else {
+                        human_size_prec((size - shared) as f64, 4)
+                    }),
+                ),
+                ("VirtualSize", json!(human_size(size as f64))),
+            ])
+        })
+        .collect();
+    let containers: Vec<Value> = arr("Containers")
+        .iter()
+        .map(|c| {
+            let mut r = container_row(c, false);
+            // the writable layer's size (no virtual size: berthd does not count it)
+            let rw = c["SizeRw"].as_i64().unwrap_or(0).max(0);
+            let size = match c["SizeRootFs"].as_i64().filter(|v| *v > 0) {
+                Some(root) => format!(
+                    "{} (virtual {})",
+                    human_size(rw as f64),
+                    human_size(root as f64)
+                ),
+                None => human_size(rw as f64),
+            };
+            r["Size"] = json!(size);
+            r
+        })
+        .collect();
+    let volumes: Vec<Value> = arr("Volumes")
+        .iter()
+        .map(|v| {
+            row(vec![
+                ("Driver", v["Driver"].clone()),
+                ("Labels", json!("")),
+                (
+                    "Links",
+                    json!(match v["UsageData"]["RefCount"].as_i64() {
+                        Some(n) if n >= 0 => n.to_string(),
+                        _ => "N/A".to_string(),
+                    }),
+                ),
+                ("Mountpoint", v["Mountpoint"].clone()),
+                ("Name", v["Name"].clone()),
+                ("Scope", v["Scope"].clone()),
+                ("Size", json!(size_or_na(&v["UsageData"]["Size"]))),
+            ])
+        })
+        .collect();
+    if format == Some("json") {
+        let all = json!({
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "BuildCache": [],
+        });
+        return println(&all.to_string());
+    }
+    let table = |rows: &[Value], template: &str, titles: &[(&str, &str)]| {
+        ListFormat::parse(Some(&format!("table {template}")), "")?.render(rows, titles)
+    };
+    let mut out = String::from("Images space usage:\n\n");
+    out.push_str(&table(
+        &images,
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        &[
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("ID", "IMAGE ID"),
+            ("CreatedSince", "CREATED"),
+            ("VirtualSize", "SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
+            ("Containers", "CONTAINERS"),
+        ],
+    )?);
+    out.push_str("\nContainers space usage:\n\n");
+    out.push_str(&table(
+        &containers,
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        &[
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("LocalVolumes", "LOCAL VOLUMES"),
+            ("Size", "SIZE"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Names", "NAMES"),
+        ],
+    )?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    out.push_str(&table(
+        &volumes,
+        "{{.Name}}\t{{.Links}}\t{{.Size}}",
+        &[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ],
+    )?);
+    out.push_str(&format!("\nBuild cache usage: {build_cache_size}\n\n"));
+    out.push_str(&table(
+        &[],
+        "{{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+        &[
+            ("ID", "CACHE ID"),
+            ("CacheType", "CACHE TYPE"),
+            ("Size", "SIZE"),
+            ("CreatedSince", "CREATED"),
+            ("LastUsedSince", "LAST USED"),
+            ("UsageCount", "USAGE"),
+            ("Shared", "SHARED"),
+        ],
+    )?);
+    print(&out)
 }
 
 pub(crate) fn events(ctx: &mut Ctx, a: EventsArgs) -> Result<(), Error> {

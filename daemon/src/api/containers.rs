@@ -349,36 +349,41 @@ async fn list(call: Call) -> ApiResult {
     let records = call.engine.container_list(opts).await?;
     let summaries: Vec<ContainerSummary> = records
         .into_iter()
-        .map(|record| ContainerSummary {
-            id: record.id.clone(),
-            names: vec![record.name.clone()],
-            image: record.config.image.clone(),
-            image_id: record.image_id.clone(),
-            command: summary_command(&record.path, &record.args),
-            created: unix_seconds(from_nanos(record.created)),
-            ports: summary_ports(&record),
-            size_rw: None,
-            size_root_fs: None,
-            labels: record
-                .config
-                .labels
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            state: record.state.status.as_str().to_owned(),
-            status: record.status_text(),
-            host_config: SummaryHostConfig {
-                network_mode: record.host_config.network_mode.clone(),
-                annotations: None,
-            },
-            network_settings: SummaryNetworkSettings {
-                networks: networks(&call.engine, &record),
-            },
-            mounts: super::volumes::mounts_of(&call.engine, &record),
-        })
+        .map(|record| summary_of(&call.engine, record))
         .collect();
     Ok(json(&summaries))
+}
+
+/// One container of `GET /containers/json` (and of `/system/df`).
+pub(super) fn summary_of(engine: &Engine, record: Record) -> ContainerSummary {
+    ContainerSummary {
+        id: record.id.clone(),
+        names: vec![record.name.clone()],
+        image: record.config.image.clone(),
+        image_id: record.image_id.clone(),
+        command: summary_command(&record.path, &record.args),
+        created: unix_seconds(from_nanos(record.created)),
+        ports: summary_ports(&record),
+        size_rw: None,
+        size_root_fs: None,
+        labels: record
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        state: record.state.status.as_str().to_owned(),
+        status: record.status_text(),
+        host_config: SummaryHostConfig {
+            network_mode: record.host_config.network_mode.clone(),
+            annotations: None,
+        },
+        network_settings: SummaryNetworkSettings {
+            networks: networks(engine, &record),
+        },
+        mounts: super::volumes::mounts_of(engine, &record),
+    }
 }
 
 async fn remove(call: Call) -> ApiResult {
@@ -554,9 +559,11 @@ async fn unpause(call: Call) -> ApiResult {
     Ok(no_content())
 }
 
-/// `ps_args` is ignored: the rows are ps's `-ef` columns read from `/proc`.
+/// Without `ps_args` (or with `-ef`) the rows are ps's `-ef` columns read
+/// from `/proc`; other `ps_args` run the host's `ps`.
 async fn top(call: Call) -> ApiResult {
-    Ok(json(&call.engine.container_top(&id(&call)).await?))
+    let ps_args = call.query.get("ps_args");
+    Ok(json(&call.engine.container_top(&id(&call), ps_args).await?))
 }
 
 /// One sample (`stream=0`), or one per second until the client goes or

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::error::status_for;
 use super::response::{empty_body, json, json_lines};
 use super::{ApiError, ApiResult, ApiVersion, Call, Router};
+use crate::engine::disk_usage::ImageUsage;
 use crate::engine::images::pipe::PIPE_DEPTH;
 use crate::engine::images::{
     DeleteItem, HistoryItem, ImageConfig, ImageDetails, ImageError, ImportRequest,
@@ -65,7 +66,7 @@ fn name(call: &Call) -> String {
 /// `ImageSummary`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ImageSummary {
+pub(super) struct ImageSummary {
     id: String,
     parent_id: String,
     repo_tags: Vec<String>,
@@ -98,6 +99,16 @@ fn summary(details: &ImageDetails, version: ApiVersion) -> ImageSummary {
         virtual_size: (version < NO_VIRTUAL_SIZE).then_some(details.image.size),
         labels: (!labels.is_empty()).then_some(labels),
         containers: -1,
+    }
+}
+
+/// One image of `GET /system/df`: a summary with its shared size and
+/// containers counted.
+pub(super) fn usage_summary(usage: &ImageUsage, version: ApiVersion) -> ImageSummary {
+    ImageSummary {
+        shared_size: usage.shared_size as i64,
+        containers: usage.containers as i64,
+        ..summary(&usage.details, version)
     }
 }
 

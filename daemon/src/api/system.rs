@@ -11,9 +11,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::response::{empty_body, full_body, json, json_lines};
 use super::types::{
     Commit, Component, DiskUsage, EventActor, EventMessage, IndexInfo, Platform, PluginsInfo,
-    RegistryConfig, Runtime, SwarmInfo, SystemInfo, SystemVersion,
+    RegistryConfig, Runtime, SupervisorsInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
-use super::{API_VERSION, ApiResult, Call, ENGINE_VERSION, MIN_API_VERSION, Router};
+use super::{API_VERSION, ApiError, ApiResult, Call, ENGINE_VERSION, MIN_API_VERSION, Router};
 use crate::engine::events::{EVENT_FILTERS, Event, EventType, unix_nanos};
 use crate::engine::{EngineError, HostFacts};
 use crate::log;
@@ -139,6 +139,7 @@ async fn info(call: Call) -> ApiResult {
     let engine = &call.engine;
     let host = engine.host();
     let counts = engine.container_counts();
+    let supervisors = engine.supervisor_counts();
     let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count());
     let tasks = tokio::runtime::Handle::current()
         .metrics()
@@ -173,10 +174,15 @@ async fn info(call: Call) -> ApiResult {
         // name (moby's integration suite, GraphDriver consumers); the CLI
         // only prints it.
         driver: "overlay2".to_owned(),
-        driver_status: vec![[
-            "Backing Filesystem".to_owned(),
-            host.backing_filesystem.clone(),
-        ]],
+        driver_status: vec![
+            [
+                "Backing Filesystem".to_owned(),
+                host.backing_filesystem.clone(),
+            ],
+            // Layers are fetched and unpacked whole before a container
+            // can use them; no lazy (on-demand) pull.
+            ["Lazy Pull".to_owned(), "no".to_owned()],
+        ],
         plugins: PluginsInfo {
             volume: vec!["local".to_owned()],
             network: vec!["bridge".to_owned(), "host".to_owned(), "none".to_owned()],
@@ -232,7 +238,9 @@ async fn info(call: Call) -> ApiResult {
             error: String::new(),
             remote_managers: None,
         },
-        live_restore_enabled: false,
+        // Always: containers outlive berthd through their shims, and a
+        // restarted berthd reconnects to them.
+        live_restore_enabled: true,
         isolation: String::new(),
         init_binary: String::new(),
         containerd_commit: Commit { id: String::new() },
@@ -241,6 +249,10 @@ async fn info(call: Call) -> ApiResult {
         security_options: vec!["name=seccomp,profile=builtin".to_owned()],
         cdi_spec_dirs: vec![],
         warnings: cgroup_warnings(host),
+        supervisors: SupervisorsInfo {
+            running: supervisors.running,
+            standby: supervisors.standby,
+        },
     }))
 }
 
@@ -335,13 +347,32 @@ async fn events(call: Call) -> ApiResult {
     Ok(response)
 }
 
-/// `GET /system/df`: volumes with their sizes (images and containers are
-/// not counted yet).
+/// `GET /system/df`: images (stored blob sizes, shared ones, containers
+/// made from each), containers (their writable layer's size) and volumes
+/// with their sizes. The build cache is not listed.
 async fn disk_usage(call: Call) -> ApiResult {
+    let (layers_size, images) = call.engine.image_disk_usage().await?;
+    let images = images
+        .iter()
+        .map(|usage| serde_json::to_value(super::images::usage_summary(usage, call.version)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let containers = call
+        .engine
+        .container_disk_usage()
+        .await?
+        .into_iter()
+        .map(|usage| {
+            let mut summary = super::containers::summary_of(&call.engine, usage.record);
+            summary.size_rw = Some(usage.size_rw as i64);
+            serde_json::to_value(summary)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(json(&DiskUsage {
-        layers_size: 0,
-        images: vec![],
-        containers: vec![],
+        layers_size,
+        images,
+        containers,
         volumes: super::volumes::disk_usage_volumes(&call.engine).await?,
         build_cache: vec![],
     }))

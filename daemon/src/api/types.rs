@@ -106,6 +106,18 @@ pub(crate) struct SystemInfo {
     #[serde(rename = "CDISpecDirs")]
     pub(crate) cdi_spec_dirs: Vec<String>,
     pub(crate) warnings: Vec<String>,
+    /// Berth's own: the per-container supervisors (clients ignore fields
+    /// they do not know).
+    pub(crate) supervisors: SupervisorsInfo,
+}
+
+/// `Supervisors` of `GET /info`: `berth-shim` processes berthd holds for
+/// containers, and standby ones started ahead of the next start.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct SupervisorsInfo {
+    pub(crate) running: usize,
+    pub(crate) standby: usize,
 }
 
 #[derive(Debug, Serialize)]

@@ -85,6 +85,10 @@ pub(crate) enum ContainerError {
     AlreadyPaused(String),
     #[error("Container {0} is not paused")]
     NotPaused(String),
+    /// Moby's refusal of an exec into a paused container (it names the
+    /// container as the client did).
+    #[error("Container {0} is paused, unpause the container before exec")]
+    ExecPaused(String),
     #[error("container {id}: {source}")]
     Runtime {
         id: String,
@@ -100,6 +104,10 @@ pub(crate) enum ContainerError {
         id: String,
         source: berth_runtime::RuntimeError,
     },
+    /// `top` with `ps_args`: the host's ps failed, or its output had no
+    /// PID column (moby's texts).
+    #[error("{0}")]
+    Ps(String),
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
     /// The container's process could not be started (the shim's text, e.g.
@@ -150,6 +158,7 @@ impl ContainerError {
             | Self::NotRunning(_)
             | Self::AlreadyPaused(_)
             | Self::NotPaused(_)
+            | Self::ExecPaused(_)
             | Self::CannotUpdate { .. } => ErrorKind::Conflict,
             Self::UpdateFailed { source, .. } => match source.kind() {
                 berth_runtime::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
@@ -157,7 +166,7 @@ impl ContainerError {
                 berth_runtime::ErrorKind::NotFound => ErrorKind::NotFound,
                 _ => ErrorKind::Internal,
             },
-            Self::Runtime { .. } => ErrorKind::Internal,
+            Self::Runtime { .. } | Self::Ps(_) => ErrorKind::Internal,
             Self::Image(e) => e.kind(),
             Self::Spec(e) => e.kind(),
             Self::Snapshot(e) => e.kind().into(),
@@ -180,6 +189,13 @@ impl ContainerError {
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError {
     let path = path.to_owned();
     move |source| ContainerError::Io { what, path, source }
+}
+
+/// See [`Engine::supervisor_counts`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SupervisorCounts {
+    pub(crate) running: usize,
+    pub(crate) standby: usize,
 }
 
 /// Docker's container states (`State.Status`).
@@ -1097,6 +1113,21 @@ impl Engine {
             }
         }
         counts
+    }
+
+    /// The `berth-shim` supervisors berthd holds: one per container whose
+    /// process runs (or has exited and awaits cleanup), and whether a
+    /// standby shim waits for the next start (`GET /info`).
+    pub(crate) fn supervisor_counts(&self) -> SupervisorCounts {
+        SupervisorCounts {
+            running: self
+                .containers
+                .all()
+                .iter()
+                .filter(|c| lock(&c.shim).is_some())
+                .count(),
+            standby: usize::from(lock(&self.containers.standby).is_some()),
+        }
     }
 
     /// Short IDs of the containers created from `image_id`.

@@ -3,6 +3,7 @@
 
 pub(crate) mod build;
 pub(crate) mod containers;
+pub(crate) mod disk_usage;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod filters;

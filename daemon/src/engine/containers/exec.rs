@@ -12,7 +12,7 @@ use berth_core::DetachKeys;
 use oci_spec::runtime::{BoxBuilder, Spec, UserBuilder};
 use serde::Deserialize;
 
-use super::{ContainerError, lock};
+use super::{ContainerError, Status, lock};
 use crate::engine::Engine;
 use crate::engine::spec::user::resolve_user;
 
@@ -68,8 +68,13 @@ impl Engine {
         config: ExecConfig,
     ) -> Result<String, ContainerError> {
         let container = self.containers.get(reference)?;
-        if !container.is_running() {
-            return Err(ContainerError::NotRunning(container.id.clone()));
+        let status = lock(&container.record).state.status;
+        match status {
+            Status::Paused => return Err(ContainerError::ExecPaused(reference.to_owned())),
+            status if !status.is_running() => {
+                return Err(ContainerError::NotRunning(container.id.clone()));
+            }
+            _ => {}
         }
         if config.cmd.as_ref().is_none_or(Vec::is_empty) {
             return Err(ContainerError::InvalidConfig(

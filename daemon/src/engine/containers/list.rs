@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use berth_snapshotter::Snapshotter;
+
 use super::{ContainerError, Record, Status};
 use crate::engine::Engine;
+use crate::engine::disk_usage::ContainerUsage;
 use crate::engine::filters::Filters;
 
 /// Filters `GET /containers/json` accepts.
@@ -190,4 +193,24 @@ fn parse_until(value: &str) -> Result<i64, ContainerError> {
         .and_then(|ago| SystemTime::now().checked_sub(ago))
         .map(crate::engine::events::unix_nanos)
         .ok_or_else(|| ContainerError::InvalidConfig(format!("invalid filter 'until={value}'")))
+}
+
+impl Engine {
+    /// Every container with the bytes in its writable layer (0 for one
+    /// whose layer is gone).
+    pub(crate) async fn container_disk_usage(&self) -> Result<Vec<ContainerUsage>, ContainerError> {
+        let records: Vec<Record> = self.containers.all().iter().map(|c| c.record()).collect();
+        let snapshots = self.containers.images.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            records
+                .into_iter()
+                .map(|record| {
+                    let size_rw = snapshots.usage(&record.id).map_or(0, |u| u.size);
+                    ContainerUsage { record, size_rw }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| ContainerError::Task("disk usage"))
+    }
 }

@@ -1,6 +1,7 @@
 //! `pause`/`unpause` (the runtime freezes and thaws the container's
-//! cgroup) and `top` (the container's processes, read from `/proc` rather
-//! than by running `ps`: berthd never forks).
+//! cgroup) and `top` (the container's processes: ps's `-ef` columns read
+//! from `/proc`, or, when the client gives `ps_args`, the host's `ps` with
+//! them, its rows kept for the container's pids, as moby does).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -73,27 +74,124 @@ impl Engine {
         }
     }
 
-    /// `GET /containers/{id}/top`.
-    pub(crate) async fn container_top(&self, reference: &str) -> Result<Top, ContainerError> {
+    /// `GET /containers/{id}/top[?ps_args=...]`.
+    pub(crate) async fn container_top(
+        &self,
+        reference: &str,
+        ps_args: Option<&str>,
+    ) -> Result<Top, ContainerError> {
+        let ps_args = ps_args.filter(|a| !a.is_empty() && *a != "-ef");
+        if let Some(args) = ps_args {
+            validate_ps_args(args)?;
+        }
         let container = self.containers.get(reference)?;
         if !container.is_running() {
             return Err(ContainerError::NotRunning(container.id.clone()));
         }
         let root = self.runtime_root();
         let id = container.id.clone();
+        let ps_args = ps_args.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
             let pids = berth_runtime::container::pids(&root, &id)
                 .map_err(|source| ContainerError::Runtime { id, source })?;
-            Ok(Top {
-                titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-                    .map(str::to_owned)
-                    .to_vec(),
-                processes: pids.into_iter().filter_map(process_row).collect(),
-            })
+            match ps_args {
+                Some(args) => run_ps(&args, &pids),
+                None => Ok(Top {
+                    titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    processes: pids.into_iter().filter_map(process_row).collect(),
+                }),
+            }
         })
         .await
         .map_err(|_| ContainerError::Task("top"))?
     }
+}
+
+/// Moby's check: a `key=PID...` column rename is only allowed for `pid`,
+/// since the rows are matched on the PID column.
+fn validate_ps_args(args: &str) -> Result<(), ContainerError> {
+    for word in args.split_whitespace() {
+        if let Some((key, value)) = word.split_once('=')
+            && value.starts_with("PID")
+            && key != "pid"
+        {
+            return Err(ContainerError::InvalidConfig(format!(
+                "specifying \"{key}={value}\" is not allowed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The host's `ps <args> -q <pids>` (or `ps <args>` when ps refuses `-q`
+/// with them, as for `f`), rows kept for `pids`; moby's texts on failure.
+fn run_ps(args: &str, pids: &[i32]) -> Result<Top, ContainerError> {
+    let args: Vec<&str> = args.split(' ').filter(|a| !a.is_empty()).collect();
+    let pid_list = pids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let ps = |extra: &[&str]| {
+        std::process::Command::new("ps")
+            .args(&args)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let mut output = ps(&["-q", &pid_list]);
+    if !output.as_ref().is_ok_and(|o| o.status.success()) {
+        output = ps(&[]);
+    }
+    let output = output.map_err(|e| ContainerError::Ps(format!("ps: {e}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        return Err(ContainerError::Ps(if first.is_empty() {
+            format!("ps: {}", output.status)
+        } else {
+            format!("ps: {first}")
+        }));
+    }
+    parse_ps_output(&String::from_utf8_lossy(&output.stdout), pids)
+}
+
+/// Moby's `parsePSOutput`: titles from the first line, rows whose PID
+/// column is one of `pids`, overhanging fields merged into the last column.
+fn parse_ps_output(output: &str, pids: &[i32]) -> Result<Top, ContainerError> {
+    let mut lines = output.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let pid_index = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ContainerError::Ps("Couldn't find PID field in ps output".to_owned()))?;
+    let mut processes = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_index) else {
+            continue;
+        };
+        let pid: i32 = pid
+            .parse()
+            .map_err(|e| ContainerError::Ps(format!("Unexpected pid '{pid}': {e}")))?;
+        if pids.contains(&pid) {
+            let last = titles.len() - 1;
+            let mut row: Vec<String> = fields[..last.min(fields.len())]
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect();
+            row.push(fields.get(last..).unwrap_or_default().join(" "));
+            processes.push(row);
+        }
+    }
+    Ok(Top { titles, processes })
 }
 
 /// One `ps -ef`-style row from `/proc/<pid>`; `None` if it is gone.
@@ -148,4 +246,33 @@ fn process_row(pid: i32) -> Option<Vec<String>> {
         time,
         cmd,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_output_keeps_the_containers_rows_and_merges_the_command() {
+        let out = "  PID USER     COMMAND\n    1 root     init\n   42 root     sleep 300\n   43 nobody   sh -c x\n";
+        let top = parse_ps_output(out, &[42, 43]).unwrap();
+        assert_eq!(top.titles, ["PID", "USER", "COMMAND"]);
+        assert_eq!(
+            top.processes,
+            [["42", "root", "sleep 300"], ["43", "nobody", "sh -c x"]]
+        );
+        assert!(matches!(
+            parse_ps_output("USER COMMAND\nroot init\n", &[1]),
+            Err(ContainerError::Ps(m)) if m == "Couldn't find PID field in ps output"
+        ));
+    }
+
+    #[test]
+    fn only_pid_may_be_renamed_to_a_pid_column() {
+        assert!(validate_ps_args("-o pid=PID,comm").is_ok());
+        assert!(matches!(
+            validate_ps_args("-o user=PID"),
+            Err(ContainerError::InvalidConfig(m)) if m == "specifying \"user=PID\" is not allowed"
+        ));
+    }
 }
