@@ -48,13 +48,23 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// The process exit status for this error. Daemon and connection errors are 125 (the
-    /// `docker run` convention, which we use for every command); the container's start failures
-    /// follow docker's `toStatusError`: 127 for a missing executable, 126 for permission denied.
+    /// The process exit status for this error, as the docker CLI's: 1 for what the daemon
+    /// refused or a daemon that cannot be reached, 125 for command-line mistakes. `run` maps
+    /// its own failures (`run_failure`): 125, or docker's `toStatusError` for the container's
+    /// start, 127 for a missing executable and 126 for permission denied.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Exit(code) => *code,
-            Error::NoSuchObject(_) | Error::NotFound(_) | Error::InStream(_) | Error::Detached => 1,
+            Error::NoSuchObject(_)
+            | Error::NotFound(_)
+            | Error::InStream(_)
+            | Error::Detached
+            | Error::Api { .. }
+            | Error::Connect { .. }
+            | Error::Io { .. }
+            | Error::UpgradeRefused(_)
+            | Error::Stream(_)
+            | Error::BadJson(_) => 1,
             _ => 125,
         }
     }

@@ -419,7 +419,11 @@ fn commands_against_berthd() {
         "{pulled}"
     );
     let out = berth(h, &["pull", &format!("{}/test/blob:nope", reg.host())]);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "docker's status for a daemon error"
+    );
     assert!(
         stderr(&out).starts_with("Error response from daemon: manifest for "),
         "{}",
@@ -745,7 +749,7 @@ fn container_files_against_berthd() {
     );
 
     let out = berth(h, &["cp", "t-sleep:/nothing", &local("n")]);
-    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),
         "Error response from daemon: Could not find the file /nothing in container t-sleep"
@@ -806,11 +810,12 @@ fn container_files_against_berthd() {
         &["export", "-o", &tar, "nope"],
     ] {
         let out = berth(h, args);
-        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert_eq!(
             stderr(&out).trim(),
             "Error response from daemon: No such container: nope"
         );
+        assert_eq!(docker_cli(h, args).status.code(), Some(1), "{args:?}");
     }
     let out = berth(h, &["commit"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));

@@ -578,7 +578,7 @@ fn run_failure(e: Error, start: bool) -> Error {
     }
     if matches!(e, Error::Connect { .. }) {
         eprintln!("{e}");
-        return Error::Exit(e.exit_code());
+        return Error::Exit(125);
     }
     let code = if start {
         start_failure_status(&e)
