@@ -797,6 +797,18 @@ fn image_and_system_commands_against_berthd() {
     let dangling = ok(h, &["commit", "t-src"]);
     let dangling = dangling.trim();
     let src_id = ok(h, &["inspect", "-f", "{{.Id}}", "t-src"]);
+    // without -f: docker's question on stdout; no answer (stdin closed) removes nothing
+    let out = same_as_docker(h, &["system", "prune"]);
+    assert_eq!(
+        stdout(&out),
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by \
+         at least one container\n  - all dangling images\n  - unused build cache\n\nAre you sure \
+         you want to continue? [y/N] "
+    );
+    assert_eq!(ok(h, &["ps", "-aq"]).lines().count(), 2);
+    let out = common::berth_with_stdin(h, &["system", "prune"], b"n\n");
+    assert!(out.status.success());
+    assert_eq!(ok(h, &["ps", "-aq"]).lines().count(), 2);
     let pruned = ok(h, &["system", "prune", "-f"]);
     assert_eq!(
         pruned,
@@ -825,8 +837,26 @@ fn image_and_system_commands_against_berthd() {
     );
     // nothing left to prune: only the total
     assert_eq!(
-        ok(h, &["system", "prune", "-f"]),
+        stdout(&same_as_docker(h, &["system", "prune", "-f"])),
         "Total reclaimed space: 0B\n"
+    );
+    // docker prints the same report for the same kind of leftovers
+    ok(h, &["run", "--name", "t-src2", "busybox", "true"]);
+    ok(h, &["network", "create", "t-net2"]);
+    let dangling2 = ok(h, &["commit", "t-src2"]);
+    let src2_id = ok(h, &["inspect", "-f", "{{.Id}}", "t-src2"]);
+    let out = docker_cli(h, &["system", "prune", "-f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let theirs = stdout(&out);
+    assert_eq!(
+        theirs,
+        format!(
+            "Deleted Containers:\n{}\n\nDeleted Networks:\nt-net2\n\nDeleted Images:\n\
+             deleted: {}\n\nTotal reclaimed space: {}",
+            src2_id.trim(),
+            dangling2.trim(),
+            theirs.rsplit("Total reclaimed space: ").next().unwrap()
+        )
     );
     // -a takes unused tagged images too, --volumes the anonymous volumes
     ok(

@@ -697,10 +697,11 @@ pub(crate) fn prune(ctx: &mut Ctx, a: PruneArgs) -> Result<(), Error> {
         } else {
             "unused build cache"
         });
-        eprint!(
+        // on stdout, as docker's prompt
+        print(&format!(
             "WARNING! This will remove:\n  - {}\n\nAre you sure you want to continue? [y/N] ",
             what.join("\n  - ")
-        );
+        ))?;
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {

@@ -104,9 +104,10 @@ pub(crate) fn prune(ctx: &mut Ctx, a: VolumePruneArgs) -> Result<(), Error> {
         } else {
             "anonymous local volumes"
         };
-        eprint!(
+        // on stdout, as docker's prompt
+        print(&format!(
             "WARNING! This will remove {what} not used by at least one container.\nAre you sure you want to continue? [y/N] "
-        );
+        ))?;
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
