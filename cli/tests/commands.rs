@@ -782,6 +782,16 @@ fn image_and_system_commands_against_berthd() {
         verbose.contains("\nt-vol         0         0B\n"),
         "{verbose}"
     );
+    // ps -s: the writable layer's size, as docker shows it
+    let sizes = stdout(&same_as_docker(
+        h,
+        &["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"],
+    ));
+    let src = sizes.lines().find(|l| l.starts_with("t-src ")).unwrap();
+    assert!(
+        Regex::new(r"^t-src [\d.]+kB$").unwrap().is_match(src),
+        "{sizes}"
+    );
     let rows = json_lines(&ok(h, &["system", "df", "--format", "json"]));
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[2]["Type"], "Local Volumes");

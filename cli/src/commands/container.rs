@@ -118,13 +118,11 @@ pub(crate) fn container_row(c: &Value, no_trunc: bool) -> Value {
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let size = match (c["SizeRw"].as_i64(), c["SizeRootFs"].as_i64()) {
-        (None, None) => "0B".to_string(),
-        (rw, root) => format!(
-            "{} (virtual {})",
-            human_size(rw.unwrap_or(0) as f64),
-            human_size(root.unwrap_or(0) as f64)
-        ),
+    // docker's: the virtual size only when the daemon counted one
+    let rw = human_size(c["SizeRw"].as_i64().unwrap_or(0) as f64);
+    let size = match c["SizeRootFs"].as_i64().filter(|root| *root > 0) {
+        Some(root) => format!("{rw} (virtual {})", human_size(root as f64)),
+        None => rw,
     };
     let ports = format_ports(c["Ports"].as_array().map(Vec::as_slice).unwrap_or(&[]));
     row(vec![

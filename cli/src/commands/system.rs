@@ -411,21 +411,7 @@ fn df_verbose(du: &Value, format: Option<&str>, build_cache_size: String) -> Res
         .collect();
     let containers: Vec<Value> = arr("Containers")
         .iter()
-        .map(|c| {
-            let mut r = container_row(c, false);
-            // the writable layer's size (no virtual size: berthd does not count it)
-            let rw = c["SizeRw"].as_i64().unwrap_or(0).max(0);
-            let size = match c["SizeRootFs"].as_i64().filter(|v| *v > 0) {
-                Some(root) => format!(
-                    "{} (virtual {})",
-                    human_size(rw as f64),
-                    human_size(root as f64)
-                ),
-                None => human_size(rw as f64),
-            };
-            r["Size"] = json!(size);
-            r
-        })
+        .map(|c| container_row(c, false))
         .collect();
     let volumes: Vec<Value> = arr("Volumes")
         .iter()

@@ -347,10 +347,23 @@ async fn list(call: Call) -> ApiResult {
         filters: call.query.filters()?,
     };
     let records = call.engine.container_list(opts).await?;
-    let summaries: Vec<ContainerSummary> = records
-        .into_iter()
-        .map(|record| summary_of(&call.engine, record))
-        .collect();
+    let summaries: Vec<ContainerSummary> = if call.query.bool("size") {
+        // SizeRw only: the image's unpacked size (SizeRootFs) is not counted
+        call.engine
+            .layer_usage(records)
+            .await?
+            .into_iter()
+            .map(|usage| ContainerSummary {
+                size_rw: Some(usage.size_rw as i64),
+                ..summary_of(&call.engine, usage.record)
+            })
+            .collect()
+    } else {
+        records
+            .into_iter()
+            .map(|record| summary_of(&call.engine, record))
+            .collect()
+    };
     Ok(json(&summaries))
 }
 

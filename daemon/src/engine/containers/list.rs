@@ -200,6 +200,15 @@ impl Engine {
     /// whose layer is gone).
     pub(crate) async fn container_disk_usage(&self) -> Result<Vec<ContainerUsage>, ContainerError> {
         let records: Vec<Record> = self.containers.all().iter().map(|c| c.record()).collect();
+        self.layer_usage(records).await
+    }
+
+    /// `records` with the bytes in each one's writable layer (`ps -s`,
+    /// `system df`).
+    pub(crate) async fn layer_usage(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<Vec<ContainerUsage>, ContainerError> {
         let snapshots = self.containers.images.snapshots.clone();
         tokio::task::spawn_blocking(move || {
             records
