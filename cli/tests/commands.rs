@@ -205,7 +205,7 @@ fn container_commands_against_berthd() {
         ok(h, &["inspect", "-f", "{{.State.Pid}}", "t-one"]),
         pid_before
     );
-    let out = berth(h, &["restart", "-t", "0", "t-two", "t-nope"]);
+    let out = same_as_docker(h, &["restart", "-t", "0", "t-two", "t-nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "t-two\n");
     assert_eq!(
