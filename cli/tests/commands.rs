@@ -20,7 +20,7 @@ use common::{CaptureProxy, berth, docker_cli, ok, start_berthd, stderr, stdout};
 use regex::Regex;
 
 /// Runs `args` through berth and through the docker CLI; both must print the same stdout and
-/// stderr. Returns berth's output.
+/// stderr and exit with the same status. Returns berth's output.
 fn same_as_docker(h: &str, args: &[&str]) -> Output {
     let ours = berth(h, args);
     let theirs = docker_cli(h, args);
@@ -55,18 +55,20 @@ fn same_as_docker_but_ages(h: &str, args: &[&str]) -> Output {
     ours
 }
 
-/// Waits until the container's log has `line` (its command got that far, so `top` and
-/// signals see the real process rather than the init before its exec).
-fn wait_for_log(h: &str, container: &str, line: &str) {
+/// Waits until the container has logged "ready" `times` times (once per start), so its
+/// trap is set and its `sleep` runs: signals and `top` then see the real processes rather
+/// than the init before its exec.
+fn wait_until_ready(h: &str, container: &str, times: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let logs = ok(h, &["logs", container]);
-        if logs.lines().any(|l| l == line) {
+        let ready = logs.lines().filter(|l| *l == "ready").count() >= times;
+        if ready && ok(h, &["top", container]).contains("sleep 1000") {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{container} never logged {line:?}: {logs}"
+            "{container} not ready {times} times: {logs}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -93,8 +95,8 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 fn container_commands_against_berthd() {
     let d = start_berthd();
     let h = &d.host();
-    let script = |name: &str, line: &str| {
-        format!("trap 'echo {name}-got-usr1; exit 9' USR1; echo {line}; sleep 1000 & wait")
+    let script = |name: &str| {
+        format!("trap 'echo {name}-got-usr1; exit 9' USR1; echo ready; sleep 1000 & wait")
     };
     for name in ["t-one", "t-two", "t-three"] {
         ok(
@@ -106,7 +108,7 @@ fn container_commands_against_berthd() {
                 "busybox",
                 "sh",
                 "-c",
-                &script(name, "ready"),
+                &script(name),
             ],
         );
     }
@@ -139,7 +141,7 @@ fn container_commands_against_berthd() {
         "running\nrunning\nrunning\n"
     );
     for name in ["t-one", "t-two", "t-three"] {
-        wait_for_log(h, name, "ready");
+        wait_until_ready(h, name, 1);
     }
 
     // top: ps -ef's columns, as docker shows them; ps arguments go to the host's ps
@@ -212,9 +214,9 @@ fn container_commands_against_berthd() {
         stderr(&out),
         "Error response from daemon: No such container: t-nope\n"
     );
-    for name in ["t-one", "t-two"] {
-        wait_for_log(h, name, "ready");
-    }
+    // t-one started twice, t-two three times (berth's restart, then docker's)
+    wait_until_ready(h, "t-one", 2);
+    wait_until_ready(h, "t-two", 3);
 
     // stats --no-stream: docker's table, templates, json, -a
     ok(h, &["create", "--name", "t-idle", "busybox", "true"]);
