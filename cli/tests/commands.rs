@@ -278,6 +278,16 @@ fn container_commands_against_berthd() {
     assert_eq!(rows[0]["Name"], "t-one");
     assert_eq!(rows[0]["Container"], "t-one", "as given, like docker");
     assert_eq!(rows[0]["ID"], &one_id[..12]);
+    let theirs = json_lines(&stdout(&docker_cli(
+        h,
+        &["stats", "--no-stream", "--format", "json", "t-one"],
+    )));
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&rows[0]), keys(&theirs[0]));
+    for key in ["Container", "ID", "Name"] {
+        assert_eq!(rows[0][key], theirs[0][key], "{key}");
+    }
     let pids: u32 = rows[0]["PIDs"].as_str().unwrap().parse().unwrap();
     assert!(pids >= 1, "{}", rows[0]);
     for key in ["CPUPerc", "MemPerc", "MemUsage", "NetIO", "BlockIO"] {
@@ -535,6 +545,22 @@ fn container_commands_against_berthd() {
     assert_eq!(events[0]["Actor"]["ID"], one_id.as_str());
     assert_eq!(events[0]["Actor"]["Attributes"]["name"], "t-one");
     assert!(events[0]["timeNano"].as_i64().unwrap() > 0);
+    // the same objects as docker prints (its keys come in the struct's order, berth's
+    // sorted, so they are compared parsed)
+    let json_args = [
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=t-w3",
+        "--format",
+        "json",
+    ];
+    let theirs = docker_cli(h, &json_args);
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert_eq!(json_lines(&ok(h, &json_args)), json_lines(&stdout(&theirs)));
     // an --until before --since is refused
     let out = berth(h, &["events", "--since", "1m", "--until", "10m"]);
     assert_eq!(out.status.code(), Some(1));
