@@ -8,12 +8,13 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::containers_types::ContainerSummary;
 use super::response::{empty_body, full_body, json, json_lines};
 use super::types::{
     Commit, Component, DiskUsage, EventActor, EventMessage, IndexInfo, Platform, PluginsInfo,
     RegistryConfig, Runtime, SupervisorsInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
-use super::{API_VERSION, ApiError, ApiResult, Call, ENGINE_VERSION, MIN_API_VERSION, Router};
+use super::{API_VERSION, ApiResult, Call, ENGINE_VERSION, MIN_API_VERSION, Router};
 use crate::engine::events::{EVENT_FILTERS, Event, EventType, unix_nanos};
 use crate::engine::{EngineError, HostFacts};
 use crate::log;
@@ -354,21 +355,18 @@ async fn disk_usage(call: Call) -> ApiResult {
     let (layers_size, images) = call.engine.image_disk_usage().await?;
     let images = images
         .iter()
-        .map(|usage| serde_json::to_value(super::images::usage_summary(usage, call.version)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map(|usage| super::images::usage_summary(usage, call.version))
+        .collect();
     let containers = call
         .engine
         .container_disk_usage()
         .await?
         .into_iter()
-        .map(|usage| {
-            let mut summary = super::containers::summary_of(&call.engine, usage.record);
-            summary.size_rw = Some(usage.size_rw as i64);
-            serde_json::to_value(summary)
+        .map(|usage| ContainerSummary {
+            size_rw: Some(usage.size_rw as i64),
+            ..super::containers::summary_of(&call.engine, usage.record)
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .collect();
     Ok(json(&DiskUsage {
         layers_size,
         images,

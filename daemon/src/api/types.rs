@@ -205,8 +205,8 @@ pub(crate) struct EventActor {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct DiskUsage {
     pub(crate) layers_size: u64,
-    pub(crate) images: Vec<serde_json::Value>,
-    pub(crate) containers: Vec<serde_json::Value>,
+    pub(crate) images: Vec<super::images::ImageSummary>,
+    pub(crate) containers: Vec<super::containers_types::ContainerSummary>,
     pub(crate) volumes: Vec<serde_json::Value>,
     pub(crate) build_cache: Vec<serde_json::Value>,
 }
