@@ -110,7 +110,16 @@ fn run_it_gives_the_container_a_terminal_and_detaches_on_ctrl_p_ctrl_q() {
     t.send("exit 7\r").unwrap();
     assert_eq!(exit_status(t), 7);
     assert_eq!(running(&h, "shell"), "false");
-    ok(&h, &["rm", "shell"]);
+
+    // start -ai brings the stopped shell back on this terminal; a detach
+    // is silent and status 0 there too, as with docker.
+    let mut t = spawn(&h, 24, 80, &["start", "-ai", "shell"]);
+    t.send("echo again-$((1+1))\r").unwrap();
+    expect(&mut t, "again-2");
+    t.send([0x10, 0x11]).unwrap();
+    assert_eq!(exit_status(t), 0);
+    assert_eq!(running(&h, "shell"), "true");
+    ok(&h, &["rm", "-f", "shell"]);
 }
 
 #[test]

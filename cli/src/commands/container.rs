@@ -747,7 +747,8 @@ pub(crate) fn start(ctx: &mut Ctx, a: StartArgs) -> Result<(), Error> {
         let streamed = pump(conn, tty, stdin, &keys);
         drop(raw);
         if streamed? == Streamed::Detached {
-            return Err(Error::Detached);
+            // as run: silent, status 0
+            return Ok(());
         }
         let code = read_wait(wait)?;
         return if code != 0 {
