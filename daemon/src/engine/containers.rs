@@ -325,6 +325,8 @@ pub(crate) struct Container {
     /// Set by stop, kill and forced removal: the restart policy does not
     /// apply to this exit. Cleared by a start.
     manual_stop: std::sync::atomic::AtomicBool,
+    /// A launch begun right after the create (see [`run::Prelaunch`]).
+    prelaunch: Mutex<Option<run::Prelaunch>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -347,6 +349,7 @@ impl Container {
             op: Mutex::new(()),
             pending_attaches: Mutex::new(Vec::new()),
             manual_stop: std::sync::atomic::AtomicBool::new(false),
+            prelaunch: Mutex::new(None),
         }
     }
 
@@ -754,7 +757,7 @@ impl ContainerStore {
     /// Creates the record and the writable layer; returns the ID and
     /// moby's warnings.
     pub(crate) fn create(
-        &self,
+        self: &Arc<Self>,
         name: Option<&str>,
         mut request: CreateRequest,
         image: super::images::ImageDetails,
@@ -853,9 +856,11 @@ impl ContainerStore {
             return Err(err);
         }
         self.publish("create", &record, &[]);
+        let container = Arc::new(Container::new(record));
         lock(&self.table)
             .by_id
-            .insert(id.clone(), Arc::new(Container::new(record)));
+            .insert(id.clone(), container.clone());
+        self.prelaunch(&container);
         Ok((id, warnings))
     }
 
@@ -894,6 +899,7 @@ impl ContainerStore {
     /// name, volume references (and its anonymous volumes with `volumes`).
     fn remove(&self, container: &Container, volumes: bool) -> Result<(), ContainerError> {
         let _op = lock(&container.op);
+        self.drop_prelaunch(container);
         let Some(record) = self.begin_removal(container)? else {
             return Ok(());
         };
