@@ -285,6 +285,7 @@ impl ContainerStore {
         }
         release_runtime(self, container);
         self.clear_volatile_marker(&container.id);
+        let _ = std::fs::remove_dir_all(self.state_dir(&container.id));
     }
 
     /// Overlayfs refuses to mount an upper directory again after a
