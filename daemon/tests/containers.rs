@@ -346,6 +346,11 @@ fn a_start_after_a_copy_or_an_update_sees_them() {
 
     let out = d.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "ran"]);
     assert_eq!(out, "ran\n");
+    // A prelaunch that failed: the start fails as any start would.
+    let (status, _, stderr) = d.docker(&["run", "--rm", "--network", "none", "busybox", "nope"]);
+    assert_eq!(status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("executable file not found"), "{stderr}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
     d.assert_clean();
 }
 

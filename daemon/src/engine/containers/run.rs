@@ -152,6 +152,8 @@ impl ContainerStore {
             for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
                 m.options.push("volatile".to_owned());
             }
+            // An earlier volatile mount of it (a failed or dropped launch).
+            clear_volatile_marker(&mounts);
         }
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
@@ -284,30 +286,10 @@ impl ContainerStore {
             *lock(&container.shim) = Some(client);
         }
         release_runtime(self, container);
-        self.clear_volatile_marker(&container.id);
-        let _ = std::fs::remove_dir_all(self.state_dir(&container.id));
-    }
-
-    /// Overlayfs refuses to mount an upper directory again after a
-    /// `volatile` mount of it (see `launch`) until the marker it left in
-    /// the work directory is gone.
-    fn clear_volatile_marker(&self, id: &str) {
-        let Ok(mounts) = self.images.snapshots.mounts(id) else {
-            return;
-        };
-        let workdirs = mounts
-            .iter()
-            .filter(|m| m.kind == "overlay")
-            .flat_map(|m| &m.options)
-            .filter_map(|o| o.strip_prefix("workdir="));
-        for workdir in workdirs {
-            let marker = Path::new(workdir).join("work/incompat/volatile");
-            if let Err(err) = std::fs::remove_dir_all(&marker)
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                log::warning!("removing {}: {err}", marker.display());
-            }
+        if let Ok(mounts) = self.images.snapshots.mounts(&container.id) {
+            clear_volatile_marker(&mounts);
         }
+        let _ = std::fs::remove_dir_all(self.state_dir(&container.id));
     }
 
     /// Starts a created or exited container. `Ok(false)`: it was running.
@@ -579,6 +561,25 @@ fn make_working_dir(rootfs: &Path, dir: &str) -> Result<(), ContainerError> {
         })?;
     }
     Ok(())
+}
+
+/// Overlayfs refuses to mount an upper directory again after a
+/// `volatile` mount of it (see `launch`) until the marker it left in the
+/// work directory is gone.
+fn clear_volatile_marker(mounts: &[berth_core::Mount]) {
+    let workdirs = mounts
+        .iter()
+        .filter(|m| m.kind == "overlay")
+        .flat_map(|m| &m.options)
+        .filter_map(|o| o.strip_prefix("workdir="));
+    for workdir in workdirs {
+        let marker = Path::new(workdir).join("work/incompat/volatile");
+        if let Err(err) = std::fs::remove_dir_all(&marker)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warning!("removing {}: {err}", marker.display());
+        }
+    }
 }
 
 /// Whether the restart policy restarts the container after this exit.
