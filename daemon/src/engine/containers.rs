@@ -916,7 +916,10 @@ impl ContainerStore {
     ///
     /// In its own PID namespace nothing of the container runs once its
     /// init is reaped (the kernel kills and waits for the rest first), so
-    /// the runtime's cleanup of cgroups and state also follows the answer.
+    /// the runtime's cleanup of cgroups and state, and the unmount of its
+    /// rootfs (which no namespace uses any more), also follow the answer.
+    /// Volumes and network are released before it, so a client that goes
+    /// on (`docker volume rm`) finds them free.
     fn auto_remove(&self, container: &Container) {
         let _op = lock(&container.op);
         let record = match self.mark_removing(container) {
@@ -929,12 +932,13 @@ impl ContainerStore {
         };
         let own_pid_namespace = record.host_config.pid_mode != "host";
         if own_pid_namespace {
-            run::release_host_resources(self, container);
+            run::release_volumes_and_network(self, container);
         } else {
             run::release_runtime(self, container);
         }
         self.forget(container, &record, true);
         if own_pid_namespace {
+            run::unmount_rootfs(self, container);
             run::shut_down_runtime(self, container);
         }
         if let Err(err) = self.purge(&record) {

@@ -649,10 +649,18 @@ pub(super) fn shut_down_runtime(store: &ContainerStore, container: &Container) {
 
 /// The rootfs mount, volumes and network.
 pub(super) fn release_host_resources(store: &ContainerStore, container: &Container) {
+    unmount_rootfs(store, container);
+    release_volumes_and_network(store, container);
+}
+
+pub(super) fn unmount_rootfs(store: &ContainerStore, container: &Container) {
     let rootfs = store.rootfs_path(&container.id);
     if rootfs.exists() {
         let _ = unmount(&rootfs);
     }
+}
+
+pub(super) fn release_volumes_and_network(store: &ContainerStore, container: &Container) {
     store.volumes.deactivate(&container.id);
     store.release_network(container);
 }
