@@ -920,14 +920,17 @@ impl ContainerStore {
     /// rootfs (which no namespace uses any more), also follow the answer.
     /// Volumes and network are released before it, so a client that goes
     /// on (`docker volume rm`) finds them free.
-    fn auto_remove(&self, container: &Container) {
+    ///
+    /// `refill` (the standby shim and spare namespaces) runs before the
+    /// disk work, so the next start, which may come at once, finds them.
+    fn auto_remove(&self, container: &Container, refill: impl FnOnce()) {
         let _op = lock(&container.op);
         let record = match self.mark_removing(container) {
             Ok(Some(record)) => record,
-            Ok(None) => return,
+            Ok(None) => return refill(),
             Err(err) => {
                 log::warning!("auto-removing container {}: {err}", container.id);
-                return;
+                return refill();
             }
         };
         let own_pid_namespace = record.host_config.pid_mode != "host";
@@ -941,6 +944,7 @@ impl ContainerStore {
             run::unmount_rootfs(self, container);
             run::shut_down_runtime(self, container);
         }
+        refill();
         if let Err(err) = self.purge(&record) {
             log::warning!(
                 "auto-removing container {}: {err}; retried at the next start",

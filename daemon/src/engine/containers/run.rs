@@ -460,22 +460,26 @@ impl ContainerStore {
             l.exits += 1;
             l.exit_code = code;
         });
-        if auto_remove {
-            self.auto_remove(container);
-        }
-        let manual = container.manual_stop.load(Ordering::SeqCst);
-        if !manual && !auto_remove && wants_restart(&record, code) {
-            self.schedule_restart(container, &record);
-        }
         // After the exit's work, not beside a start: on two cores a shim's
         // exec next to the container's start slowed that start down. The
         // same holds for spare network namespaces.
-        self.refill_standby();
-        self.networks
-            .refill_spares(crate::engine::networks::Refill::Now);
-        if record.host_config.network_mode == "none" {
-            self.networks.refill_loopback_spares();
+        let refill = || {
+            self.refill_standby();
+            self.networks
+                .refill_spares(crate::engine::networks::Refill::Now);
+            if record.host_config.network_mode == "none" {
+                self.networks.refill_loopback_spares();
+            }
+        };
+        if auto_remove {
+            self.auto_remove(container, refill);
+            return;
         }
+        let manual = container.manual_stop.load(Ordering::SeqCst);
+        if !manual && wants_restart(&record, code) {
+            self.schedule_restart(container, &record);
+        }
+        refill();
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
