@@ -303,7 +303,21 @@ impl Daemon {
 fn a_prelaunched_container_is_created_until_started_and_rm_takes_it_all() {
     let d = Daemon::start();
     d.busybox();
+    let since = now().to_string();
     let id = d.create_prelaunched(&["--name", "early", "busybox", "true"]);
+    let until = (now() + 1).to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(events, "create early\n");
     let state = &d.inspect("early")["State"];
     assert_eq!(state["Status"], "created", "{state}");
     assert_eq!(state["Pid"], 0, "{state}");
