@@ -230,7 +230,8 @@ impl ContainerStore {
     pub(super) fn prelaunch(self: &Arc<Self>, container: &Arc<Container>) {
         let record = container.record();
         let host = &record.host_config;
-        let joins_another = [&host.network_mode, &host.pid_mode, &host.ipc_mode]
+        // Another container's namespaces are joined as they are at the start.
+        let joins_another = [&host.pid_mode, &host.ipc_mode]
             .iter()
             .any(|mode| mode.starts_with("container:"));
         if !host.auto_remove
