@@ -254,6 +254,152 @@ fn a_restart_removes_what_a_crash_left_of_containers() {
     d.ok(&["create", "--name", "lost", "busybox", "true"]);
 }
 
+impl Daemon {
+    /// Creates a `--rm --network none` container (prelaunched: its shim and
+    /// runtime container are made right after the create) and waits until
+    /// its shim's state and its rootfs mount are there.
+    fn create_prelaunched(&self, args: &[&str]) -> String {
+        let mut create = vec!["create", "--rm", "--network", "none"];
+        create.extend_from_slice(args);
+        let id = self.ok(&create).trim().to_owned();
+        self.until_prelaunch(&id, true);
+        id
+    }
+
+    /// Waits until the prelaunch of `id` is there (its shim's state
+    /// directory and its mounts) or gone with everything it made.
+    fn until_prelaunch(&self, id: &str, there: bool) {
+        let state_dir = self.exec_root.join("shim").join(&id[..32]);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let shim_state = state_dir.exists();
+            let mounts = self.mounts_under_dir();
+            let procs: Vec<i32> = self
+                .our_processes()
+                .into_iter()
+                .filter(|pid| Some(*pid as u32) != self.running_pid())
+                .collect();
+            let done = if there {
+                shim_state && !mounts.is_empty()
+            } else {
+                !shim_state && mounts.is_empty() && procs.is_empty()
+            };
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prelaunch there: {there}; shim state {shim_state}, processes {procs:?}, mounts {mounts:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A `--rm --network none` container's launch begins at its create; until
+/// the start the API shows a created container, and `rm` takes the
+/// shim, runtime container and mounts along.
+#[test]
+fn a_prelaunched_container_is_created_until_started_and_rm_takes_it_all() {
+    let d = Daemon::start();
+    d.busybox();
+    let since = now().to_string();
+    let id = d.create_prelaunched(&["--name", "early", "busybox", "true"]);
+    let until = (now() + 1).to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(events, "create early\n");
+    let state = &d.inspect("early")["State"];
+    assert_eq!(state["Status"], "created", "{state}");
+    assert_eq!(state["Pid"], 0, "{state}");
+    assert_eq!(d.ok(&["ps", "-q"]), "");
+    assert_eq!(
+        d.ok(&["ps", "-aq", "--filter", "status=created"]).trim(),
+        &id[..12]
+    );
+    let top = d.fails(&["top", "early"]);
+    assert!(top.contains("is not running"), "{top}");
+    d.ok(&["rm", "early"]);
+    d.until_prelaunch(&id, false);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(d.entries("containers").is_empty());
+    d.assert_clean();
+}
+
+/// What changes a prelaunched container before its start (a copy into
+/// it, new limits) is what the start runs with; a start of one that ran
+/// before (`start -a` again) and `run --rm` itself work as before.
+#[test]
+fn a_start_after_a_copy_or_an_update_sees_them() {
+    let d = Daemon::start();
+    d.busybox();
+    d.create_prelaunched(&["--name", "copied", "busybox", "cat", "/hello"]);
+    let file = d.dir.path().join("hello");
+    std::fs::write(&file, "copied in\n").unwrap();
+    d.ok(&["cp", file.to_str().unwrap(), "copied:/hello"]);
+    assert_eq!(d.ok(&["start", "-a", "copied"]), "copied in\n");
+
+    d.create_prelaunched(&[
+        "--name",
+        "limited",
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    d.ok(&["update", "--pids-limit", "77", "limited"]);
+    assert_eq!(d.ok(&["start", "-a", "limited"]), "77\n");
+
+    let out = d.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "ran"]);
+    assert_eq!(out, "ran\n");
+    // A prelaunch that failed: the start fails as any start would.
+    let (status, _, stderr) = d.docker(&["run", "--rm", "--network", "none", "busybox", "nope"]);
+    assert_eq!(status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("executable file not found"), "{stderr}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    d.assert_clean();
+}
+
+/// A prelaunch that no start takes is dropped after a while; the later
+/// start launches as usual.
+#[test]
+fn an_unstarted_prelaunch_is_dropped_and_a_late_start_still_runs() {
+    let d = Daemon::start();
+    d.busybox();
+    let id = d.create_prelaunched(&["--name", "late", "busybox", "echo", "late"]);
+    // Dropped after 10 s.
+    d.until_prelaunch(&id, false);
+    assert_eq!(d.inspect("late")["State"]["Status"], "created");
+    assert_eq!(d.ok(&["start", "-a", "late"]), "late\n");
+    d.assert_clean();
+}
+
+/// A berthd killed after a prelaunch: the restart removes the container
+/// (`AutoRemove`, not running) with its shim, runtime container and
+/// mounts.
+#[test]
+fn a_crash_after_a_prelaunch_leaves_nothing_after_restart() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let layers = d.unpacked_layers();
+    let id = d.create_prelaunched(&["--name", "orphan", "busybox", "true"]);
+    d.kill9();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    d.until_prelaunch(&id, false);
+    assert!(d.entries("containers").is_empty());
+    assert_eq!(d.entries("overlay/snapshots"), layers);
+    d.assert_clean();
+}
+
 /// `--network none` starts join a spare namespace with `lo` up that berthd
 /// made after an earlier exit (held by descriptor, never mounted), and
 /// the pool is refilled after the exit.

@@ -341,6 +341,8 @@ pub(crate) struct Container {
     /// Set by stop, kill and forced removal: the restart policy does not
     /// apply to this exit. Cleared by a start.
     manual_stop: std::sync::atomic::AtomicBool,
+    /// A launch begun right after the create (see [`run::Prelaunch`]).
+    prelaunch: Mutex<Option<run::Prelaunch>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -363,6 +365,7 @@ impl Container {
             op: Mutex::new(()),
             pending_attaches: Mutex::new(Vec::new()),
             manual_stop: std::sync::atomic::AtomicBool::new(false),
+            prelaunch: Mutex::new(None),
         }
     }
 
@@ -770,7 +773,7 @@ impl ContainerStore {
     /// Creates the record and the writable layer; returns the ID and
     /// moby's warnings.
     pub(crate) fn create(
-        &self,
+        self: &Arc<Self>,
         name: Option<&str>,
         mut request: CreateRequest,
         image: super::images::ImageDetails,
@@ -869,9 +872,11 @@ impl ContainerStore {
             return Err(err);
         }
         self.publish("create", &record, &[]);
+        let container = Arc::new(Container::new(record));
         lock(&self.table)
             .by_id
-            .insert(id.clone(), Arc::new(Container::new(record)));
+            .insert(id.clone(), container.clone());
+        self.prelaunch(&container);
         Ok((id, warnings))
     }
 
@@ -910,6 +915,7 @@ impl ContainerStore {
     /// name, volume references (and its anonymous volumes with `volumes`).
     fn remove(&self, container: &Container, volumes: bool) -> Result<(), ContainerError> {
         let _op = lock(&container.op);
+        self.drop_prelaunch(container);
         let Some(record) = self.begin_removal(container)? else {
             return Ok(());
         };
@@ -926,27 +932,35 @@ impl ContainerStore {
     ///
     /// In its own PID namespace nothing of the container runs once its
     /// init is reaped (the kernel kills and waits for the rest first), so
-    /// the runtime's cleanup of cgroups and state also follows the answer.
-    fn auto_remove(&self, container: &Container) {
+    /// the runtime's cleanup of cgroups and state, and the unmount of its
+    /// rootfs (which no namespace uses any more), also follow the answer.
+    /// Volumes and network are released before it, so a client that goes
+    /// on (`docker volume rm`) finds them free.
+    ///
+    /// `refill` (the standby shim and spare namespaces) runs before the
+    /// disk work, so the next start, which may come at once, finds them.
+    fn auto_remove(&self, container: &Container, refill: impl FnOnce()) {
         let _op = lock(&container.op);
         let record = match self.mark_removing(container) {
             Ok(Some(record)) => record,
-            Ok(None) => return,
+            Ok(None) => return refill(),
             Err(err) => {
                 log::warning!("auto-removing container {}: {err}", container.id);
-                return;
+                return refill();
             }
         };
         let own_pid_namespace = record.host_config.pid_mode != "host";
         if own_pid_namespace {
-            run::release_host_resources(self, container);
+            run::release_volumes_and_network(self, container);
         } else {
             run::release_runtime(self, container);
         }
         self.forget(container, &record, true);
         if own_pid_namespace {
+            run::unmount_rootfs(self, container);
             run::shut_down_runtime(self, container);
         }
+        refill();
         if let Err(err) = self.purge(&record) {
             log::warning!(
                 "auto-removing container {}: {err}; retried at the next start",

@@ -468,6 +468,8 @@ impl ContainerStore {
             ))
             .into());
         }
+        // A write must land before the start's mounts are made.
+        self.drop_prelaunch(container);
         let rootfs = self.rootfs_path(&container.id);
         let _ = berth_core::unmount(&rootfs);
         let record = container.record();

@@ -10,6 +10,21 @@
 //! running container blocks in the shim's `wait`; on exit it records the
 //! status, shuts the shim down (runtime state and cgroup go), unmounts the
 //! rootfs, wakes waiters, and removes the container for `AutoRemove`.
+//!
+//! Prelaunch: an `AutoRemove` container (`run --rm`) is started right after
+//! its create by every client, so its launch (the slow half of a start)
+//! begins at once, on its own thread, while the client is still busy with
+//! its attach and wait requests; the start then finds the runtime's
+//! container made and only starts it. Nothing of it shows in the API: the
+//! container stays `created` until the start, with no pid. Only where the
+//! launch changes nothing the API shows (network `none` or `host`, no
+//! namespace of another container): a bridge endpoint would give the
+//! created container an address, DNS names and published ports. What would
+//! make the start build something else (an update of its limits, a copy
+//! into it) or removes it first drops the prelaunch (shim, runtime
+//! container, mounts), as does a start that has not come within
+//! [`PRELAUNCH_TTL`]. After a berthd crash the restart removes the
+//! container with its shim, as any `AutoRemove` container not running.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +51,18 @@ pub(crate) struct PendingAttach {
     pub(crate) stdin: bool,
     pub(crate) close_stdin: bool,
     pub(crate) reply: oneshot::Sender<Result<Attach, String>>,
+}
+
+/// How long a prelaunch waits for its start before it is dropped.
+const PRELAUNCH_TTL: Duration = Duration::from_secs(10);
+
+/// The outcome of a launch begun at create, taken by the start (or
+/// dropped) under the container's `op` lock.
+#[derive(Debug)]
+pub(crate) struct Prelaunch {
+    done: std::sync::mpsc::Receiver<Result<Client, ContainerError>>,
+    /// Dropped with this: tells the prelaunch's thread to stop waiting.
+    _taken: std::sync::mpsc::Sender<()>,
 }
 
 /// `POST /containers/{id}/wait?condition=`.
@@ -125,6 +152,8 @@ impl ContainerStore {
             for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
                 m.options.push("volatile".to_owned());
             }
+            // An earlier volatile mount of it (a failed or dropped launch).
+            clear_volatile_marker(&mounts);
         }
         mount_all(&mounts, &rootfs)?;
         let built = (|| {
@@ -196,6 +225,74 @@ impl ContainerStore {
         built
     }
 
+    /// Begins the launch of a new `AutoRemove` container on its own thread
+    /// (see the module doc), where that shows nothing in the API.
+    pub(super) fn prelaunch(self: &Arc<Self>, container: &Arc<Container>) {
+        let record = container.record();
+        let host = &record.host_config;
+        // Another container's namespaces are joined as they are at the start.
+        let joins_another = [&host.pid_mode, &host.ipc_mode]
+            .iter()
+            .any(|mode| mode.starts_with("container:"));
+        if !host.auto_remove
+            || !matches!(host.network_mode.as_str(), "none" | "host")
+            || joins_another
+        {
+            return;
+        }
+        let (tx, done) = std::sync::mpsc::channel();
+        let (taken, untaken) = std::sync::mpsc::channel();
+        *lock(&container.prelaunch) = Some(Prelaunch {
+            done,
+            _taken: taken,
+        });
+        let (store, launching) = (self.clone(), container.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("prelaunch-{}", &container.id[..12]))
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let _ = tx.send(store.launch(&launching, &record));
+                drop(tx);
+                if untaken.recv_timeout(PRELAUNCH_TTL)
+                    == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                {
+                    let _op = lock(&launching.op);
+                    store.drop_prelaunch(&launching);
+                }
+            });
+        if spawned.is_err() {
+            // The start launches as usual.
+            lock(&container.prelaunch).take();
+        }
+    }
+
+    /// The prelaunch's outcome, once it is done. Caller holds `op`.
+    fn take_prelaunch(&self, container: &Container) -> Option<Result<Client, ContainerError>> {
+        let prelaunch = lock(&container.prelaunch).take()?;
+        Some(
+            prelaunch
+                .done
+                .recv()
+                .unwrap_or(Err(ContainerError::Task("prelaunch"))),
+        )
+    }
+
+    /// Undoes a prelaunch: its shim and runtime container, mounts,
+    /// volumes. Caller holds `op`.
+    pub(super) fn drop_prelaunch(&self, container: &Container) {
+        let Some(launched) = self.take_prelaunch(container) else {
+            return;
+        };
+        if let Ok(client) = launched {
+            *lock(&container.shim) = Some(client);
+        }
+        release_runtime(self, container);
+        if let Ok(mounts) = self.images.snapshots.mounts(&container.id) {
+            clear_volatile_marker(&mounts);
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir(&container.id));
+    }
+
     /// Starts a created or exited container. `Ok(false)`: it was running.
     pub(crate) fn start(
         self: &Arc<Self>,
@@ -232,7 +329,16 @@ impl ContainerStore {
         if matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(false);
         }
-        let started = self.launch(container, &record).and_then(|client| {
+        let launched = match self.take_prelaunch(container) {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(_)) => {
+                // Launched again for the start's own error and cleanup.
+                release_host_resources(self, container);
+                self.launch(container, &record)
+            }
+            None => self.launch(container, &record),
+        };
+        let started = launched.and_then(|client| {
             for pending in lock(&container.pending_attaches).drain(..) {
                 let attached = client
                     .attach(pending.stdin, pending.close_stdin)
@@ -355,22 +461,26 @@ impl ContainerStore {
             l.exits += 1;
             l.exit_code = code;
         });
-        if auto_remove {
-            self.auto_remove(container);
-        }
-        let manual = container.manual_stop.load(Ordering::SeqCst);
-        if !manual && !auto_remove && wants_restart(&record, code) {
-            self.schedule_restart(container, &record);
-        }
         // After the exit's work, not beside a start: on two cores a shim's
         // exec next to the container's start slowed that start down. The
         // same holds for spare network namespaces.
-        self.refill_standby();
-        self.networks
-            .refill_spares(crate::engine::networks::Refill::Now);
-        if record.host_config.network_mode == "none" {
-            self.networks.refill_loopback_spares();
+        let refill = || {
+            self.refill_standby();
+            self.networks
+                .refill_spares(crate::engine::networks::Refill::Now);
+            if record.host_config.network_mode == "none" {
+                self.networks.refill_loopback_spares();
+            }
+        };
+        if auto_remove {
+            self.auto_remove(container, refill);
+            return;
         }
+        let manual = container.manual_stop.load(Ordering::SeqCst);
+        if !manual && wants_restart(&record, code) {
+            self.schedule_restart(container, &record);
+        }
+        refill();
     }
 
     /// Docker's restart delay: 100 ms doubling per restart, at most a
@@ -458,6 +568,25 @@ fn make_working_dir(rootfs: &Path, dir: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Overlayfs refuses to mount an upper directory again after a
+/// `volatile` mount of it (see `launch`) until the marker it left in the
+/// work directory is gone.
+fn clear_volatile_marker(mounts: &[berth_core::Mount]) {
+    let workdirs = mounts
+        .iter()
+        .filter(|m| m.kind == "overlay")
+        .flat_map(|m| &m.options)
+        .filter_map(|o| o.strip_prefix("workdir="));
+    for workdir in workdirs {
+        let marker = Path::new(workdir).join("work/incompat/volatile");
+        if let Err(err) = std::fs::remove_dir_all(&marker)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warning!("removing {}: {err}", marker.display());
+        }
+    }
+}
+
 /// Whether the restart policy restarts the container after this exit.
 fn wants_restart(record: &Record, code: i64) -> bool {
     let policy = &record.host_config.restart_policy;
@@ -525,10 +654,18 @@ pub(super) fn shut_down_runtime(store: &ContainerStore, container: &Container) {
 
 /// The rootfs mount, volumes and network.
 pub(super) fn release_host_resources(store: &ContainerStore, container: &Container) {
+    unmount_rootfs(store, container);
+    release_volumes_and_network(store, container);
+}
+
+pub(super) fn unmount_rootfs(store: &ContainerStore, container: &Container) {
     let rootfs = store.rootfs_path(&container.id);
     if rootfs.exists() {
         let _ = unmount(&rootfs);
     }
+}
+
+pub(super) fn release_volumes_and_network(store: &ContainerStore, container: &Container) {
     store.volumes.deactivate(&container.id);
     store.release_network(container);
 }

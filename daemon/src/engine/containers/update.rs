@@ -207,6 +207,8 @@ impl ContainerStore {
         // merged limits must still make sense together.
         validate_resources(&merged, ncpu, true).map_err(ContainerError::InvalidConfig)?;
         let live = live_resources(request)?;
+        // A prelaunched container was made with the old limits.
+        self.drop_prelaunch(container);
         let old = record.host_config;
         let updated = self.update(container, |r| r.host_config = merged)?;
         if matches!(record.state.status, Status::Running | Status::Paused) {
