@@ -65,15 +65,19 @@ impl Daemon {
         container_pids_mentioning(self.dir.path().to_str().unwrap())
     }
 
+    /// [`Daemon::our_processes`] but berthd itself.
+    fn leftover_processes(&self) -> Vec<i32> {
+        self.our_processes()
+            .into_iter()
+            .filter(|pid| Some(*pid as u32) != self.running_pid())
+            .collect()
+    }
+
     /// What a test must leave: no containers' shims, no mounts.
     fn assert_clean(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let procs: Vec<i32> = self
-                .our_processes()
-                .into_iter()
-                .filter(|pid| Some(*pid as u32) != self.running_pid())
-                .collect();
+            let procs = self.leftover_processes();
             let mounts = self.mounts_under_dir();
             if procs.is_empty() && mounts.is_empty() {
                 return;
@@ -274,11 +278,7 @@ impl Daemon {
         loop {
             let shim_state = state_dir.exists();
             let mounts = self.mounts_under_dir();
-            let procs: Vec<i32> = self
-                .our_processes()
-                .into_iter()
-                .filter(|pid| Some(*pid as u32) != self.running_pid())
-                .collect();
+            let procs = self.leftover_processes();
             let done = if there {
                 shim_state && !mounts.is_empty()
             } else {
