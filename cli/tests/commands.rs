@@ -155,6 +155,8 @@ fn container_commands_against_berthd() {
     let init = lines
         .find(|l| l.contains("sh -c trap"))
         .unwrap_or_else(|| panic!("no sh row: {top}"));
+    // the user by name, as the host's ps -ef (dockerd's top) shows it
+    assert_eq!(words(init)[0], "root", "{init}");
     let init_pid = words(init)[1].to_owned();
     let top = ok(h, &["top", "t-one", "-o", "pid,comm"]);
     let mut lines = top.lines();

@@ -3,6 +3,7 @@
 //! from `/proc`, or, when the client gives `ps_args`, the host's `ps` with
 //! them, its rows kept for the container's pids, as moby does).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -100,7 +101,12 @@ impl Engine {
                     titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
                         .map(str::to_owned)
                         .to_vec(),
-                    processes: pids.into_iter().filter_map(process_row).collect(),
+                    processes: {
+                        let users = host_user_names();
+                        pids.into_iter()
+                            .filter_map(|pid| process_row(pid, &users))
+                            .collect()
+                    },
                 }),
             }
         })
@@ -194,8 +200,27 @@ fn parse_ps_output(output: &str, pids: &[i32]) -> Result<Top, ContainerError> {
     Ok(Top { titles, processes })
 }
 
+/// User names by uid from the host's `/etc/passwd`, as the host's `ps -ef`
+/// (what dockerd's `top` runs) shows them: the first entry of a uid wins,
+/// and a name wider than ps's 8 columns stays a number.
+fn host_user_names() -> HashMap<String, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let mut names = HashMap::new();
+    for line in passwd.lines() {
+        let mut fields = line.split(':');
+        if let (Some(name), Some(uid)) = (fields.next(), fields.nth(1))
+            && name.len() <= 8
+        {
+            names
+                .entry(uid.to_owned())
+                .or_insert_with(|| name.to_owned());
+        }
+    }
+    names
+}
+
 /// One `ps -ef`-style row from `/proc/<pid>`; `None` if it is gone.
-fn process_row(pid: i32) -> Option<Vec<String>> {
+fn process_row(pid: i32, users: &HashMap<String, String>) -> Option<Vec<String>> {
     let dir = Path::new("/proc").join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     // Fields after the parenthesized command name, which may hold spaces.
@@ -211,8 +236,8 @@ fn process_row(pid: i32) -> Option<Vec<String>> {
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
+        .unwrap_or("?");
+    let uid = users.get(uid).cloned().unwrap_or_else(|| uid.to_owned());
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")
         .ok()?
         .split_whitespace()
