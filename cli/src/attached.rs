@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_core::DetachKeys;
+use berth_core::{DetachKeys, DetachMatcher};
 
 use crate::Ctx;
 use crate::client::Hijacked;
@@ -57,8 +57,8 @@ pub(crate) fn pump(
     let Hijacked { mut reader, writer } = conn;
     let detached = Arc::new(AtomicBool::new(false));
     if stdin {
-        let detach = tty.then(|| (keys.clone(), detached.clone()));
-        std::thread::spawn(move || forward_stdin(writer, detach));
+        let (matcher, detached) = (tty.then(|| keys.matcher()), detached.clone());
+        std::thread::spawn(move || forward_stdin(writer, matcher, &detached));
     } else {
         let _ = writer.shutdown(Shutdown::Write);
     }
@@ -76,8 +76,11 @@ pub(crate) fn pump(
 /// Copies stdin to the socket, half-closing it at EOF. At the detach keys
 /// (not passed on) it closes the socket both ways, which ends the output
 /// side too.
-fn forward_stdin(mut socket: UnixStream, detach: Option<(DetachKeys, Arc<AtomicBool>)>) {
-    let mut matcher = detach.as_ref().map(|(keys, _)| keys.matcher());
+fn forward_stdin(
+    mut socket: UnixStream,
+    mut matcher: Option<DetachMatcher>,
+    detached: &AtomicBool,
+) {
     let mut input = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
     let mut passed = Vec::with_capacity(buf.len());
@@ -88,21 +91,19 @@ fn forward_stdin(mut socket: UnixStream, detach: Option<(DetachKeys, Arc<AtomicB
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        let Some(matcher) = matcher.as_mut() else {
-            if socket.write_all(&buf[..n]).is_err() {
-                return;
+        let (chunk, hit) = match matcher.as_mut() {
+            Some(matcher) => {
+                passed.clear();
+                let hit = matcher.feed(&buf[..n], &mut passed);
+                (&passed[..], hit)
             }
-            continue;
+            None => (&buf[..n], false),
         };
-        passed.clear();
-        let hit = matcher.feed(&buf[..n], &mut passed);
-        if socket.write_all(&passed).is_err() {
+        if socket.write_all(chunk).is_err() {
             return;
         }
         if hit {
-            if let Some((_, detached)) = &detach {
-                detached.store(true, Ordering::SeqCst);
-            }
+            detached.store(true, Ordering::SeqCst);
             let _ = socket.shutdown(Shutdown::Both);
             return;
         }
