@@ -12,7 +12,8 @@
 //! inspect, events), bad input, and what is left after removal and after
 //! a `kill -9` of berthd with containers running (addresses kept, ports
 //! republished, nothing stale); the pool of spare namespaces and veths
-//! (used by starts, refilled, gone after a stop and after a `kill -9`).
+//! (used by starts, refilled, gone after a stop and after a `kill -9`);
+//! the prelaunch of `--rm` containers on the default bridge.
 
 mod common;
 
@@ -740,6 +741,132 @@ fn without_a_pool_starts_make_their_own_pair() {
     a_fresh_container_reaches(&d, &[&own_ip, gateway]);
     d.ok(&["rm", "-f", "own"]);
     wait_for_only_spares(&d, 0);
+}
+
+/// A `--rm` container on the default bridge is prelaunched at its create
+/// (endpoint, namespace, shim, runtime container) with nothing of the
+/// endpoint in the API until the start: no address, not a member of the
+/// network, no `connect` event. The start shows and announces it; `rm`
+/// before a start, or a `network connect`, drops the prelaunch quietly; a
+/// berthd crash leaves nothing of it after the restart.
+#[test]
+fn a_prelaunch_on_the_default_bridge_keeps_its_endpoint_unseen_until_the_start() {
+    let mut d = NetDaemon::start();
+    let since = unix_now().to_string();
+    let id = create_prelaunched(&d, "early", &["ip", "-o", "-4", "addr", "show", "eth0"]);
+    let settings = &d.inspect("early")["NetworkSettings"];
+    assert_eq!(settings["IPAddress"], "", "{settings}");
+    assert_eq!(
+        settings["Networks"]["bridge"]["IPAddress"], "",
+        "{settings}"
+    );
+    let members = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{len .Containers}}",
+    ]);
+    assert_eq!(members.trim(), "0");
+    assert_eq!(network_events(&d, &since), "");
+
+    let out = d.ok(&["start", "-a", "early"]);
+    assert!(out.contains("inet 172."), "{out}");
+    let short = &id[..12];
+    let events = network_events(&d, &since);
+    assert!(
+        events.starts_with(&format!("connect {short}\n")),
+        "{events}"
+    );
+    wait_for_only_spares(&d, POOL);
+
+    // rm before the start: the endpoint goes without a word.
+    let since = unix_now().to_string();
+    let id = create_prelaunched(&d, "dropped", &["true"]);
+    d.ok(&["rm", "dropped"]);
+    until_prelaunch_gone(&d, &id);
+    wait_for_only_spares(&d, POOL);
+    assert_eq!(network_events(&d, &since), "");
+
+    // Connected to one more network before the start: the start makes
+    // both endpoints.
+    d.ok(&["network", "create", "--subnet", "10.126.0.0/24", "late"]);
+    let id = create_prelaunched(&d, "twice", &["ip", "-o", "-4", "addr"]);
+    d.ok(&["network", "connect", "late", "twice"]);
+    until_prelaunch_gone(&d, &id);
+    let out = d.ok(&["start", "-a", "twice"]);
+    assert!(
+        out.contains("eth0") && out.contains("inet 10.126.0."),
+        "{out}"
+    );
+    wait_for_only_spares(&d, POOL);
+    d.ok(&["network", "rm", "late"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+
+    // berthd killed after a prelaunch: the restart removes the container,
+    // and its endpoint goes with it.
+    let id = create_prelaunched(&d, "orphan", &["true"]);
+    d.crash_and_restart();
+    until_prelaunch_gone(&d, &id);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    wait_for_only_spares(&d, POOL);
+}
+
+/// `create --rm` on the default bridge, then waits for its prelaunch (the
+/// shim's state directory).
+fn create_prelaunched(d: &NetDaemon, name: &str, command: &[&str]) -> String {
+    let mut args = vec!["create", "--rm", "--name", name, "busybox"];
+    args.extend_from_slice(command);
+    let id = d.ok(&args).trim().to_owned();
+    wait_until(&format!("the prelaunch of {name}"), || {
+        prelaunch_state(d, &id).exists()
+    });
+    id
+}
+
+fn until_prelaunch_gone(d: &NetDaemon, id: &str) {
+    wait_until("the prelaunch dropped", || !prelaunch_state(d, id).exists());
+}
+
+fn prelaunch_state(d: &NetDaemon, id: &str) -> PathBuf {
+    d.dir.path().join("run/shim").join(&id[..32])
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `<action> <short container ID>` of each network event since `since`.
+fn network_events(d: &NetDaemon, since: &str) -> String {
+    let until = (unix_now() + 1).to_string();
+    let out = d.ok(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.container}}",
+    ]);
+    out.lines()
+        .map(|l| match l.split_once(' ') {
+            Some((action, id)) => format!("{action} {}\n", &id[..12.min(id.len())]),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A `run --rm` container on the default network pings every address.

@@ -26,6 +26,9 @@ pub(crate) struct PreparedNetwork {
     /// A spare namespace that `netns_path` names only while berthd holds
     /// it: kept until the runtime has joined it.
     pub(crate) held: Option<berth_network::NetNs>,
+    /// A prelaunch's endpoints: not in the record and not announced until
+    /// the start takes them ([`ContainerStore::adopt_endpoints`]).
+    pub(crate) unannounced: Option<Vec<(String, Attachment)>>,
 }
 
 fn invalid(text: String) -> ContainerError {
@@ -132,11 +135,13 @@ fn bare_name(record: &Record) -> &str {
 impl ContainerStore {
     /// Before a start: the container's network as its mode asks, its
     /// endpoints saved in the record at once (so an interrupted start is
-    /// cleaned up like an exit).
+    /// cleaned up like an exit). For a prelaunch (`early`) the endpoints
+    /// are returned instead, and their events wait for the start.
     pub(crate) fn prepare_network(
         &self,
         container: &Container,
         record: &Record,
+        early: bool,
     ) -> Result<PreparedNetwork, ContainerError> {
         let mode = record.host_config.network_mode.as_str();
         if mode == "host" {
@@ -158,13 +163,14 @@ impl ContainerStore {
                     files,
                     netns_path: held.as_ref().map(|ns| ns.fd_path()),
                     held,
+                    unannounced: None,
                 });
             }
             let netns_path = Some(self.networks.loopback_netns(&record.id)?);
             return Ok(PreparedNetwork {
                 files,
                 netns_path,
-                held: None,
+                ..PreparedNetwork::default()
             });
         }
         let overrides = dns_overrides(record)?;
@@ -174,20 +180,48 @@ impl ContainerStore {
             id: &record.id,
             name: bare_name(record),
         };
-        let setup = self
-            .networks
-            .connect_container(&who, &mut attachments, &ports, &overrides)?;
+        let setup =
+            self.networks
+                .connect_container(&who, &mut attachments, &ports, &overrides, !early)?;
+        let files = self.write_network_files(record, &attachments);
+        if early {
+            return match files {
+                Ok(files) => Ok(PreparedNetwork {
+                    files,
+                    netns_path: Some(setup.netns_path),
+                    held: None,
+                    unannounced: Some(attachments),
+                }),
+                Err(err) => {
+                    self.networks
+                        .disconnect_container(&record.id, &mut attachments, false);
+                    Err(err)
+                }
+            };
+        }
         // Not fsynced: the start's record write, fsynced, follows at once
         // with the endpoints in it. A daemon crash in between keeps this
         // one (page cache); a machine crash takes the namespace along and
         // the restart releases the addresses of what is not running.
         self.update_with(container, false, |r| r.networks = attachments.clone())?;
-        let files = self.write_network_files(record, &attachments)?;
         Ok(PreparedNetwork {
-            files,
+            files: files?,
             netns_path: Some(setup.netns_path),
-            held: None,
+            ..PreparedNetwork::default()
         })
+    }
+
+    /// The start of a prelaunched container takes its endpoints: into the
+    /// record (persisted by the start's own write, which follows at once)
+    /// and announced.
+    pub(crate) fn adopt_endpoints(
+        &self,
+        container: &Container,
+        attachments: Vec<(String, Attachment)>,
+    ) {
+        self.networks
+            .announce_connected(&container.id, &attachments);
+        lock(&container.record).networks = attachments;
     }
 
     /// `hostname`, `hosts` (the first connected network's address and
@@ -250,7 +284,7 @@ impl ContainerStore {
                 resolv_conf: file("resolv.conf"),
             },
             netns_path: Some(netns_path),
-            held: None,
+            ..PreparedNetwork::default()
         })
     }
 
@@ -264,7 +298,7 @@ impl ContainerStore {
         }
         let mut attachments = record.networks.clone();
         self.networks
-            .disconnect_container(&record.id, &mut attachments);
+            .disconnect_container(&record.id, &mut attachments, true);
         if record.state.status == Status::Removing {
             // The record is about to go; a restart after a crash finishes
             // the removal, so there is nothing to persist.
@@ -380,6 +414,8 @@ impl Engine {
                 .into());
             }
             let running = record.state.status.is_running();
+            // A prelaunch was made for the networks the container had.
+            store.drop_prelaunch(&container);
             if running {
                 let who = ContainerNames {
                     id: &record.id,
@@ -424,6 +460,7 @@ impl Engine {
             };
             let mut remaining = record.networks.clone();
             let (_, mut attachment) = remaining.remove(index);
+            store.drop_prelaunch(&container);
             if record.state.status.is_running() {
                 store.networks.disconnect_running(
                     &record.id,

@@ -17,14 +17,16 @@
 //! its attach and wait requests; the start then finds the runtime's
 //! container made and only starts it. Nothing of it shows in the API: the
 //! container stays `created` until the start, with no pid. Only where the
-//! launch changes nothing the API shows (network `none` or `host`, no
-//! namespace of another container): a bridge endpoint would give the
-//! created container an address, DNS names and published ports. What would
-//! make the start build something else (an update of its limits, a copy
-//! into it) or removes it first drops the prelaunch (shim, runtime
-//! container, mounts), as does a start that has not come within
-//! [`PRELAUNCH_TTL`]. After a berthd crash the restart removes the
-//! container with its shim, as any `AutoRemove` container not running.
+//! launch changes nothing the API shows: network `none` or `host`, or the
+//! default bridge without published ports or links, whose endpoint is
+//! kept out of the record, and its `connect` event held, until the start
+//! takes them (on user networks it would register DNS names, and ports
+//! take the host's); no namespace of another container. What would make
+//! the start build something else (an update of its limits, a copy into
+//! it, a network connect) or removes it first drops the prelaunch (shim,
+//! runtime container, endpoint, mounts), as does a start that has not
+//! come within [`PRELAUNCH_TTL`]. After a berthd crash the restart removes
+//! the container with its shim, as any `AutoRemove` container not running.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,11 +39,13 @@ use berth_shim::{Client, ClientError};
 use berth_snapshotter::Snapshotter;
 use tokio::sync::oneshot;
 
+use super::network::{PreparedNetwork, port_specs};
 use super::{
     Container, ContainerError, ContainerStore, Lifecycle, Record, Status, io_err, lock, now_nanos,
 };
 use crate::api::containers_types::validate::parse_signal;
 use crate::engine::Engine;
+use crate::engine::networks::{Attachment, DEFAULT_NETWORK};
 use crate::engine::spec::{self, SpecInput};
 use crate::log;
 
@@ -60,9 +64,17 @@ const PRELAUNCH_TTL: Duration = Duration::from_secs(10);
 /// dropped) under the container's `op` lock.
 #[derive(Debug)]
 pub(crate) struct Prelaunch {
-    done: std::sync::mpsc::Receiver<Result<Client, ContainerError>>,
+    done: std::sync::mpsc::Receiver<Result<Launched, ContainerError>>,
     /// Dropped with this: tells the prelaunch's thread to stop waiting.
     _taken: std::sync::mpsc::Sender<()>,
+}
+
+/// A launched container's shim, and a prelaunch's endpoints that are not
+/// yet in the record nor announced.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    client: Client,
+    unannounced: Option<Vec<(String, Attachment)>>,
 }
 
 /// `POST /containers/{id}/wait?condition=`.
@@ -137,9 +149,20 @@ impl ContainerStore {
         Path::new(&parent).join(&record.id)
     }
 
-    /// Mounts the rootfs, writes the bundle, spawns the shim.
-    fn launch(&self, container: &Container, record: &Record) -> Result<Client, ContainerError> {
-        let network = self.prepare_network(container, record)?;
+    /// Mounts the rootfs, writes the bundle, spawns the shim. `early`: a
+    /// prelaunch (see the module doc).
+    fn launch(
+        &self,
+        container: &Container,
+        record: &Record,
+        early: bool,
+    ) -> Result<Launched, ContainerError> {
+        let PreparedNetwork {
+            files: network_files,
+            netns_path,
+            held,
+            mut unannounced,
+        } = self.prepare_network(container, record, early)?;
         let id = &record.id;
         let rootfs = self.rootfs_path(id);
         std::fs::create_dir_all(&rootfs).map_err(io_err("creating directory", &rootfs))?;
@@ -165,10 +188,10 @@ impl ContainerStore {
                 rootfs: &rootfs,
                 cgroups_path: Some(self.cgroup_path(record)),
                 cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-                network_files: network.files,
+                network_files,
                 extra_mounts,
                 init_binary: self.init_binary.as_deref(),
-                network_ns_path: network.netns_path,
+                network_ns_path: netns_path,
             })?;
             let bundle = self.run_dir(id);
             let config_path = bundle.join("config.json");
@@ -218,11 +241,18 @@ impl ContainerStore {
         })();
         if built.is_err() {
             let _ = unmount(&rootfs);
+            if let Some(mut endpoints) = unannounced.take() {
+                self.networks
+                    .disconnect_container(id, &mut endpoints, false);
+            }
         }
         // The shim answers once the runtime's create is done: the
         // container is in its namespace.
-        drop(network.held);
-        built
+        drop(held);
+        built.map(|client| Launched {
+            client,
+            unannounced,
+        })
     }
 
     /// Begins the launch of a new `AutoRemove` container on its own thread
@@ -231,13 +261,18 @@ impl ContainerStore {
         let record = container.record();
         let host = &record.host_config;
         // Another container's namespaces are joined as they are at the start.
-        let joins_another = [&host.pid_mode, &host.ipc_mode]
+        let joins_another = [&host.pid_mode, &host.ipc_mode, &host.network_mode]
             .iter()
             .any(|mode| mode.starts_with("container:"));
-        if !host.auto_remove
-            || !matches!(host.network_mode.as_str(), "none" | "host")
-            || joins_another
-        {
+        // On a bridge only the default one, without published ports or
+        // links: its endpoint is then seen by nothing but the container
+        // until the start (user networks register DNS names, ports take
+        // the host's ports, links name other containers as they are).
+        let network_unseen = matches!(host.network_mode.as_str(), "none" | "host")
+            || (matches!(record.networks.as_slice(), [(network, _)] if network == DEFAULT_NETWORK)
+                && host.links.as_ref().is_none_or(Vec::is_empty)
+                && port_specs(&record.config, host).is_ok_and(|p| p.is_empty()));
+        if !host.auto_remove || !network_unseen || joins_another {
             return;
         }
         let (tx, done) = std::sync::mpsc::channel();
@@ -251,7 +286,7 @@ impl ContainerStore {
             .name(format!("prelaunch-{}", &container.id[..12]))
             .stack_size(256 << 10)
             .spawn(move || {
-                let _ = tx.send(store.launch(&launching, &record));
+                let _ = tx.send(store.launch(&launching, &record, true));
                 drop(tx);
                 if untaken.recv_timeout(PRELAUNCH_TTL)
                     == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
@@ -267,7 +302,7 @@ impl ContainerStore {
     }
 
     /// The prelaunch's outcome, once it is done. Caller holds `op`.
-    fn take_prelaunch(&self, container: &Container) -> Option<Result<Client, ContainerError>> {
+    fn take_prelaunch(&self, container: &Container) -> Option<Result<Launched, ContainerError>> {
         let prelaunch = lock(&container.prelaunch).take()?;
         Some(
             prelaunch
@@ -283,10 +318,15 @@ impl ContainerStore {
         let Some(launched) = self.take_prelaunch(container) else {
             return;
         };
-        if let Ok(client) = launched {
-            *lock(&container.shim) = Some(client);
-        }
+        let unannounced = launched.ok().and_then(|launched| {
+            *lock(&container.shim) = Some(launched.client);
+            launched.unannounced
+        });
         release_runtime(self, container);
+        if let Some(mut endpoints) = unannounced {
+            self.networks
+                .disconnect_container(&container.id, &mut endpoints, false);
+        }
         if let Ok(mounts) = self.images.snapshots.mounts(&container.id) {
             clear_volatile_marker(&mounts);
         }
@@ -330,13 +370,18 @@ impl ContainerStore {
             return Ok(false);
         }
         let launched = match self.take_prelaunch(container) {
-            Some(Ok(client)) => Ok(client),
+            Some(Ok(launched)) => {
+                if let Some(endpoints) = launched.unannounced {
+                    self.adopt_endpoints(container, endpoints);
+                }
+                Ok(launched.client)
+            }
             Some(Err(_)) => {
                 // Launched again for the start's own error and cleanup.
                 release_host_resources(self, container);
-                self.launch(container, &record)
+                self.launch(container, &record, false).map(|l| l.client)
             }
-            None => self.launch(container, &record),
+            None => self.launch(container, &record, false).map(|l| l.client),
         };
         let started = launched.and_then(|client| {
             for pending in lock(&container.pending_attaches).drain(..) {

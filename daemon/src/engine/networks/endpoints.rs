@@ -123,13 +123,16 @@ impl Networks {
     /// `eth0` and carries the published ports): its namespace, endpoints,
     /// DNS names and embedded DNS server. Undone completely on failure.
     /// The namespace and `eth0` come from the pool when it has a spare
-    /// for the first network.
+    /// for the first network. `announce`: publish the `connect` events
+    /// now (a prelaunch publishes them at the start, with
+    /// [`Self::announce_connected`]).
     pub(crate) fn connect_container(
         &self,
         who: &ContainerNames<'_>,
         attachments: &mut [(String, Attachment)],
         ports: &[PortSpec],
         overrides: &DnsOverrides,
+        announce: bool,
     ) -> Result<NetworkSetup, NetError> {
         let net = self.networking()?;
         net.remove_netns(who.id)?;
@@ -146,12 +149,26 @@ impl Networks {
         let made = self.wire_all(who, &netns, attachments, ports, overrides, spare);
         drop(netns);
         match made {
-            Ok(()) => Ok(NetworkSetup {
-                netns_path: self.ns_path(who.id),
-            }),
+            Ok(()) => {
+                if announce {
+                    self.announce_connected(who.id, attachments);
+                }
+                Ok(NetworkSetup {
+                    netns_path: self.ns_path(who.id),
+                })
+            }
             Err(err) => {
-                self.disconnect_container(who.id, attachments);
+                self.disconnect_container(who.id, attachments, false);
                 Err(err)
+            }
+        }
+    }
+
+    /// The `connect` events of the endpoints in `attachments`.
+    pub(crate) fn announce_connected(&self, id: &str, attachments: &[(String, Attachment)]) {
+        for (network, attachment) in attachments {
+            if attachment.endpoint.is_some() {
+                self.publish_endpoint("connect", network, id);
             }
         }
     }
@@ -189,7 +206,6 @@ impl Networks {
             }
             attachment.endpoint = Some(EndpointState::of(&endpoint));
             self.register(who, network, attachment, endpoint.address);
-            self.publish_endpoint("connect", network, who.id);
             lock(&self.live)
                 .entry(who.id.to_owned())
                 .or_default()
@@ -323,8 +339,14 @@ impl Networks {
     }
 
     /// Exit or removal: endpoints, DNS names and the namespace go; the
-    /// attachments keep their configuration.
-    pub(crate) fn disconnect_container(&self, id: &str, attachments: &mut [(String, Attachment)]) {
+    /// attachments keep their configuration. `announce`: publish the
+    /// `disconnect` events (not for endpoints never announced).
+    pub(crate) fn disconnect_container(
+        &self,
+        id: &str,
+        attachments: &mut [(String, Attachment)],
+        announce: bool,
+    ) {
         if !attachments.iter().any(|(_, a)| a.endpoint.is_some())
             && !lock(&self.live).contains_key(id)
         {
@@ -361,7 +383,9 @@ impl Networks {
             if let Err(err) = self.block(net.remove_endpoint(endpoint)) {
                 log::warning!("removing endpoint of {id} on {network}: {err}");
             }
-            self.publish_endpoint("disconnect", network, id);
+            if announce {
+                self.publish_endpoint("disconnect", network, id);
+            }
         }
         for (network, endpoint) in endpoints {
             if let Err(err) = self.block(net.remove_endpoint(endpoint)) {
