@@ -535,3 +535,43 @@ fn a_standby_shim_runs_the_container_it_is_given_and_leaves_when_unused() {
     drop(unused);
     gone();
 }
+
+/// The shim starts the container it created without reading its state
+/// again: the spec's start hooks still run, in order, with the state.
+#[test]
+fn start_hooks_run_under_the_shim() {
+    let mut bundle = Bundle::new(&["sh", "-c", "echo container >> /hooklog"]);
+    let host_log = bundle.path.join("rootfs/hooklog");
+    let hook = |name: &str, log: &str| {
+        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("read -r s; case \"$s\" in *'\"id\"'*) echo {name} >> {log};; *) echo {name}-no-state >> {log};; esac")]})
+    };
+    bundle.config["hooks"] = serde_json::json!({
+        "startContainer": [hook("startContainer", "/hooklog")],
+        "poststart": [hook("poststart", host_log.to_str().unwrap())],
+    });
+    bundle.save();
+    let f = Fixture::spawn_with(bundle, |_| {});
+    f.client().start().unwrap();
+    assert_eq!(f.client().wait().unwrap().exit_code, 0);
+    let log = std::fs::read_to_string(&host_log).unwrap();
+    let mut lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.first(), Some(&"startContainer"), "{log}");
+    // The container and poststart race.
+    lines[1..].sort_unstable();
+    assert_eq!(lines[1..], ["container", "poststart"], "{log}");
+}
+
+/// A created container whose init was killed before the start: the start
+/// is refused as for a stopped container.
+#[test]
+fn start_after_the_init_died_is_refused() {
+    let f = Fixture::spawn(&["true"]);
+    let pid = f.client().state().unwrap().pid;
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let exit = f.client().wait().unwrap();
+    assert_eq!(exit.exit_code, 137);
+    let err = f.client().start().unwrap_err().to_string();
+    assert!(err.contains("exited before the start"), "{err}");
+}

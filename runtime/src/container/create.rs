@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{Hooks, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use super::hooks::run_hooks;
 use crate::cgroups::ContainerCgroup;
@@ -34,11 +34,30 @@ pub fn create(root: &Root, id: &str, opts: &CreateOptions) -> Result<ContainerSt
     Ok(create_container(root, id, opts, true)?.state)
 }
 
+/// A created container as its creator keeps it for
+/// [`super::start_held`]: the state and the spec's hooks.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub state: ContainerState,
+    pub(crate) hooks: Hooks,
+}
+
+/// [`create`] for a creator that stays (the shim) and starts the
+/// container itself with [`super::start_held`].
+pub fn create_held(root: &Root, id: &str, opts: &CreateOptions) -> Result<Held> {
+    let created = create_container(root, id, opts, true)?;
+    Ok(Held {
+        state: created.state,
+        hooks: created.hooks,
+    })
+}
+
 /// A container whose init waits to be started.
 pub(crate) struct Created {
     pub(crate) state: ContainerState,
     pub(crate) spawned: Spawned,
     pub(crate) cgroup: ContainerCgroup,
+    pub(crate) hooks: Hooks,
 }
 
 /// Removes what a failed create made, unless disarmed.
@@ -195,6 +214,7 @@ pub(crate) fn create_container(
         state,
         spawned,
         cgroup,
+        hooks,
     })
 }
 

@@ -18,14 +18,14 @@ mod run;
 mod start;
 mod update;
 
-pub use create::{CreateOptions, create};
+pub use create::{CreateOptions, Held, create, create_held};
 pub use delete::delete;
 pub use exec::{ExecOptions, exec};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use ps::pids;
 pub use run::run;
-pub use start::start;
+pub use start::{start, start_held};
 pub use update::update;
 
 /// Reads and parses `<bundle>/config.json`.

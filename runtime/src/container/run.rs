@@ -31,6 +31,7 @@ pub fn run(
         state,
         spawned,
         cgroup,
+        ..
     } = create_container(root, id, opts, false)?;
     let started = (|| {
         run_hooks(

@@ -242,6 +242,8 @@ struct Shim {
     pid: i32,
     /// The init's pidfd until it is reaped.
     init: Option<OwnedFd>,
+    /// What the start needs, until the start.
+    held: Option<container::Held>,
     status: Status,
     created_at: String,
     started_at: Option<String>,
@@ -313,11 +315,11 @@ impl Shim {
         let mut outputs = [None, None];
         let mut stdin = None;
         let mut pty = None;
-        let state = if tty {
+        let held = if tty {
             let (console, path) = console_listener(&args.state_dir, "console.sock")
                 .map_err(|e| Failure::io("binding console socket", e))?;
             opts.console_socket = Some(path.clone());
-            let created = container::create(&root, &args.id, &opts);
+            let created = container::create_held(&root, &args.id, &opts);
             let _ = fs::remove_file(&path);
             let state = created?;
             let master = receive_pty(&console).map_err(|e| Failure::io("console socket", e))?;
@@ -342,7 +344,7 @@ impl Shim {
                 .map_or(stdio.devnull.as_raw_fd(), |r| r.as_raw_fd());
             let created = stdio
                 .with([in_fd, out_w.as_raw_fd(), err_w.as_raw_fd()], || {
-                    container::create(&root, &args.id, &opts)
+                    container::create_held(&root, &args.id, &opts)
                 })
                 .map_err(|e| Failure::io("redirecting stdio", e))?;
             let state = created?;
@@ -351,7 +353,7 @@ impl Shim {
             state
         };
         // The init is our child: its pid cannot be reused before we reap it.
-        let init = sys::pidfd_open(state.pid).map_err(|e| Failure::io("pidfd_open", e))?;
+        let init = sys::pidfd_open(held.state.pid).map_err(|e| Failure::io("pidfd_open", e))?;
         for fd in outputs.iter().flatten() {
             sys::set_nonblocking(fd.as_raw_fd()).map_err(|e| Failure::io("pipe", e))?;
         }
@@ -361,10 +363,11 @@ impl Shim {
             state_dir: args.state_dir.clone(),
             stdio,
             tty,
-            pid: state.pid,
+            pid: held.state.pid,
             init: Some(init),
             status: Status::Created,
-            created_at: state.created,
+            created_at: held.state.created.clone(),
+            held: Some(held),
             started_at: None,
             exit: None,
             outputs,
@@ -608,13 +611,20 @@ impl Shim {
     }
 
     fn start(&mut self) -> Result<(), Failure> {
-        if self.status != Status::Created {
+        let (Status::Created, Some(held), Some(init)) = (self.status, &self.held, &self.init)
+        else {
+            let why = if self.started_at.is_some() {
+                "was already started"
+            } else {
+                "is stopped: its init exited before the start"
+            };
             return Err(Failure::new(
                 ErrorKind::Conflict,
-                format!("container {} was already started", self.id),
+                format!("container {} {why}", self.id),
             ));
-        }
-        container::start(&self.root, &self.id)?;
+        };
+        container::start_held(&self.root, held, init.as_fd())?;
+        self.held = None;
         self.status = Status::Running;
         self.started_at = Some(now());
         Ok(())
