@@ -146,6 +146,11 @@ pub struct ContainerCgroup {
     layout: Layout,
 }
 
+/// Detects the cgroup layout ahead for this process's next create.
+pub(crate) fn prewarm_layout() {
+    Layout::prewarm();
+}
+
 impl ContainerCgroup {
     /// Creates (`mkdir -p`) the cgroup at `path` in every hierarchy and
     /// applies `resources` through libcgroups before any task is in it. An
@@ -153,7 +158,7 @@ impl ContainerCgroup {
     /// created are removed again.
     pub fn create(path: &Path, resources: Option<&LinuxResources>) -> Result<Self, CgroupError> {
         let rel = relative(path)?;
-        let layout = Layout::detect()?;
+        let layout = Layout::for_create()?;
         let mut cg = Self {
             path: path.to_path_buf(),
             rel,

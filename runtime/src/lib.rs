@@ -13,10 +13,12 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+mod prewarm;
 pub mod process;
 pub mod seccomp;
 pub mod state;
 mod sys;
 
 pub use error::{ChildError, ErrorKind, RuntimeError};
+pub use prewarm::prewarm;
 pub use sys::ExitStatus;

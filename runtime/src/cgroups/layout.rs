@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use libcgroups::common::{CgroupSetup, DEFAULT_CGROUP_ROOT, get_cgroup_setup};
 
@@ -62,7 +63,31 @@ pub(crate) enum Layout {
     },
 }
 
+/// A layout detected ahead by [`Layout::prewarm`], for the next create.
+static PREWARMED: Mutex<Option<Layout>> = Mutex::new(None);
+
 impl Layout {
+    /// Detects the layout now for the next [`Layout::for_create`] of this
+    /// process (the standby shim, which creates one container soon).
+    pub(crate) fn prewarm() {
+        if let Ok(layout) = Self::detect() {
+            *PREWARMED.lock().unwrap_or_else(PoisonError::into_inner) = Some(layout);
+        }
+    }
+
+    /// The prewarmed layout, taken (used once: mounts may change later in a
+    /// long-lived process), else detected now.
+    pub(crate) fn for_create() -> Result<Self, CgroupError> {
+        let prewarmed = PREWARMED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match prewarmed {
+            Some(layout) => Ok(layout),
+            None => Self::detect(),
+        }
+    }
+
     /// Detects the layout with libcgroups' own test (two `statfs` calls),
     /// so we always agree with the manager it would pick.
     pub(crate) fn detect() -> Result<Self, CgroupError> {

@@ -116,15 +116,20 @@ pub fn main() -> ! {
     unsafe { libc::setsid() };
     let args = match args {
         Some(args) => args,
-        None => match await_args() {
-            Ok(Some(args)) => args,
-            // The daemon went away before it needed us.
-            Ok(None) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("berth-shim: standby: {e}");
-                std::process::exit(2);
+        None => {
+            // Idle until the container's flags come: warm the create's
+            // first-time paths meanwhile.
+            berth_runtime::prewarm();
+            match await_args() {
+                Ok(Some(args)) => args,
+                // The daemon went away before it needed us.
+                Ok(None) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("berth-shim: standby: {e}");
+                    std::process::exit(2);
+                }
             }
-        },
+        }
     };
     let code = match serve(args) {
         Ok(()) => 0,

@@ -1,0 +1,25 @@
+//! Warming a process that is about to create a container (the standby
+//! shim, idle until its container comes).
+//!
+//! In a fresh process the create's first parse of a spec, compile of a
+//! seccomp filter and read of the cgroup layout pay for page faults and
+//! cold caches: compiling Docker's default profile takes ~0.25 ms there
+//! against ~0.06 ms warm. [`prewarm`] runs that code once, ahead, on
+//! Docker's default profile, and keeps the cgroup layout for the create.
+
+use oci_spec::runtime::LinuxSeccomp;
+
+use crate::cgroups::prewarm_layout;
+
+/// Docker's default seccomp profile in OCI form (what berthd and dockerd
+/// send for the default capabilities), as representative input.
+const DOCKER_DEFAULT_PROFILE: &str = include_str!("../tests/fixtures/docker-default-seccomp.json");
+
+/// Runs the create's costly first-time paths once (see the module doc).
+/// Best effort: failures only mean the create pays as before.
+pub fn prewarm() {
+    prewarm_layout();
+    if let Ok(profile) = serde_json::from_str::<LinuxSeccomp>(DOCKER_DEFAULT_PROFILE) {
+        let _ = crate::seccomp::compile(&profile);
+    }
+}
