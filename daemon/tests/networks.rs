@@ -803,6 +803,14 @@ fn a_prelaunch_on_the_default_bridge_keeps_its_endpoint_unseen_until_the_start()
     d.ok(&["network", "rm", "late"]);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 
+    // A prelaunch that failed (no such command): the start fails as any
+    // start would, and its endpoint is gone.
+    let (status, _, stderr) = d.docker(&["run", "--rm", "busybox", "nope"]);
+    assert_eq!(status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("executable file not found"), "{stderr}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    wait_for_only_spares(&d, POOL);
+
     // berthd killed after a prelaunch: the restart removes the container,
     // and its endpoint goes with it.
     let id = create_prelaunched(&d, "orphan", &["true"]);
