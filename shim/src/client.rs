@@ -402,7 +402,17 @@ impl Client {
 
     /// Streams the container's output from now on; see [`Request::Attach`].
     pub fn attach(&self, stdin: bool, close_stdin: bool) -> Result<Attach> {
-        match self.request(&Request::Attach { stdin, close_stdin })? {
+        self.attach_with(&Request::Attach { stdin, close_stdin })
+    }
+
+    /// Starts the created container and streams its output, in one round
+    /// trip; see [`Request::AttachStart`].
+    pub fn attach_and_start(&self, stdin: bool, close_stdin: bool) -> Result<Attach> {
+        self.attach_with(&Request::AttachStart { stdin, close_stdin })
+    }
+
+    fn attach_with(&self, request: &Request) -> Result<Attach> {
+        match self.request(request)? {
             (conn, Response::Attached { stdin, tty }, mut fds) => {
                 let stdin = if stdin {
                     fds.pop().map(File::from)

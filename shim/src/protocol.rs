@@ -46,6 +46,11 @@ pub enum Request {
     /// its own end, so closing the passed descriptor means EOF for the
     /// container (docker's `StdinOnce`) and later attaches get no stdin.
     Attach { stdin: bool, close_stdin: bool },
+    /// [`Request::Start`], then [`Request::Attach`] on this connection, in
+    /// one round trip (the output is only read after both, so none is
+    /// missed). Answered with [`Response::Attached`] once started, or the
+    /// start's error.
+    AttachStart { stdin: bool, close_stdin: bool },
     /// Set the container tty's window size.
     Resize { rows: u16, cols: u16 },
     /// Run `process` in the container. Its stdio comes back as

@@ -182,6 +182,25 @@ fn attach_streams_live_output() {
     assert_eq!(f.client().wait().unwrap().exit_code, 0);
 }
 
+/// The start carried by an attach: all the output from the first byte,
+/// and the start's own checks (a second start is refused on it too).
+#[test]
+fn attach_and_start_streams_everything_in_one_request() {
+    let f = Fixture::spawn(&["sh", "-c", "echo one; echo two >&2; echo three"]);
+    let mut other = f.client().attach(false, false).unwrap();
+    let mut attach = f.client().attach_and_start(false, false).unwrap();
+    assert_eq!(f.client().state().unwrap().status, Status::Running);
+    let (out, err) = attach.read_to_end().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "one\nthree\n");
+    assert_eq!(String::from_utf8_lossy(&err), "two\n");
+    // An attach made before it got the output too.
+    let (out, _) = other.read_to_end().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "one\nthree\n");
+    assert_eq!(f.client().wait().unwrap().exit_code, 0);
+    let again = f.client().attach_and_start(false, false).unwrap_err();
+    assert!(again.to_string().contains("already started"), "{again}");
+}
+
 #[test]
 fn attach_to_running_container() {
     let f = Fixture::spawn(&["sh", "-c", "while true; do echo tick; sleep 0.05; done"]);

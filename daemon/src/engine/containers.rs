@@ -1172,9 +1172,10 @@ impl Engine {
                 "config cannot be empty in order to create a container".to_owned(),
             ));
         }
-        let image = self.image_inspect(&request.config.image).await?;
         let host = self.host().clone();
+        // One trip to the blocking pool: the image is looked up there too.
         self.containers_blocking("create", move |store| {
+            let image = store.images.resolve(&request.config.image)?;
             store.create(name.as_deref(), request, image, &host)
         })
         .await

@@ -295,7 +295,7 @@ impl Stores {
             .collect()
     }
 
-    fn resolve(&self, name: &str) -> Result<ImageDetails, ImageError> {
+    pub(super) fn resolve(&self, name: &str) -> Result<ImageDetails, ImageError> {
         check_name(name)?;
         let image = self.metadata.resolve(name)?;
         let references = self

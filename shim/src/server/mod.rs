@@ -588,6 +588,10 @@ impl Shim {
                 self.reply_result(i, r);
             }
             Request::Attach { stdin, close_stdin } => self.attach(i, stdin, close_stdin),
+            Request::AttachStart { stdin, close_stdin } => match self.start() {
+                Ok(()) => self.attach(i, stdin, close_stdin),
+                Err(f) => self.reply(i, f.into_response()),
+            },
             Request::Exec { process, stdin } => self.exec(i, &process, stdin),
             Request::Shutdown => match self.shutdown() {
                 Ok(()) => {

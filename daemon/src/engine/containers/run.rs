@@ -5,8 +5,9 @@
 //! Start mounts the writable snapshot at `<run_dir>/rootfs`, writes the
 //! spec, and spawns `berth-shim`, which creates the container (not yet
 //! running). Attach requests that came before the start (the docker CLI
-//! attaches, then starts) are answered right then, before the shim is told
-//! to start the process, so no output is lost. One monitor thread per
+//! attaches, then starts) are answered right then; the last of them
+//! carries the start itself (one round trip to the shim, which reads the
+//! output only after both), so no output is lost. One monitor thread per
 //! running container blocks in the shim's `wait`; on exit it records the
 //! status, shuts the shim down (runtime state and cgroup go), unmounts the
 //! rootfs, wakes waiters, and removes the container for `AutoRemove`.
@@ -384,13 +385,29 @@ impl ContainerStore {
             None => self.launch(container, &record, false).map(|l| l.client),
         };
         let started = launched.and_then(|client| {
-            for pending in lock(&container.pending_attaches).drain(..) {
+            let mut pending: Vec<PendingAttach> =
+                lock(&container.pending_attaches).drain(..).collect();
+            // The last attach carries the start: one round trip for both.
+            let last = pending.pop();
+            for pending in pending {
                 let attached = client
                     .attach(pending.stdin, pending.close_stdin)
                     .map_err(|e| e.to_string());
                 let _ = pending.reply.send(attached);
             }
-            let pid = client.start().and_then(|()| match client.created_pid() {
+            let started = match last {
+                Some(last) => {
+                    let attached = client.attach_and_start(last.stdin, last.close_stdin);
+                    let (reply, started) = match attached {
+                        Ok(attach) => (Ok(attach), Ok(())),
+                        Err(err) => (Err(err.to_string()), Err(err)),
+                    };
+                    let _ = last.reply.send(reply);
+                    started
+                }
+                None => client.start(),
+            };
+            let pid = started.and_then(|()| match client.created_pid() {
                 Some(pid) => Ok(pid),
                 None => client.state().map(|state| state.pid),
             });
