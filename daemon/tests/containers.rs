@@ -17,6 +17,7 @@ use berth_testkit::berthd::Berthd;
 use berth_testkit::cleanup::{container_pids_mentioning, mounts_under};
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::APPLETS;
+use berth_testkit::wait;
 use common::{Daemon, docker_config, now, request};
 
 impl Daemon {
@@ -75,19 +76,16 @@ impl Daemon {
 
     /// What a test must leave: no containers' shims, no mounts.
     fn assert_clean(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        wait::until(Duration::from_secs(10), || {
             let procs = self.leftover_processes();
             let mounts = self.mounts_under_dir();
             if procs.is_empty() && mounts.is_empty() {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
+            Err(format!(
                 "left behind: processes {procs:?}, mounts {mounts:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            ))
+        });
     }
 }
 
@@ -274,8 +272,7 @@ impl Daemon {
     /// directory and its mounts) or gone with everything it made.
     fn until_prelaunch(&self, id: &str, there: bool) {
         let state_dir = self.exec_root.join("shim").join(&id[..32]);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
+        wait::until(Duration::from_secs(15), || {
             let shim_state = state_dir.exists();
             let mounts = self.mounts_under_dir();
             let procs = self.leftover_processes();
@@ -285,14 +282,12 @@ impl Daemon {
                 !shim_state && mounts.is_empty() && procs.is_empty()
             };
             if done {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
+            Err(format!(
                 "prelaunch there: {there}; shim state {shim_state}, processes {procs:?}, mounts {mounts:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ))
+        });
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_testkit::pytest::run_pytest;
+use berth_testkit::wait;
 use common::netdaemon::{
     NetDaemon, POOL, assert_no_container_rules, spare_veths, veths, wait_for_only_spares,
 };
@@ -826,26 +827,28 @@ fn create_prelaunched(d: &NetDaemon, name: &str, command: &[&str]) -> String {
     let mut args = vec!["create", "--rm", "--name", name, "busybox"];
     args.extend_from_slice(command);
     let id = d.ok(&args).trim().to_owned();
-    wait_until(&format!("the prelaunch of {name}"), || {
-        prelaunch_state(d, &id).exists()
+    wait::until(Duration::from_secs(10), || {
+        if prelaunch_state(d, &id).exists() {
+            Ok(())
+        } else {
+            Err(format!("no prelaunch of {name}"))
+        }
     });
     id
 }
 
 fn until_prelaunch_gone(d: &NetDaemon, id: &str) {
-    wait_until("the prelaunch dropped", || !prelaunch_state(d, id).exists());
+    wait::until(Duration::from_secs(10), || {
+        if prelaunch_state(d, id).exists() {
+            Err(format!("the prelaunch of {id} is still there"))
+        } else {
+            Ok(())
+        }
+    });
 }
 
 fn prelaunch_state(d: &NetDaemon, id: &str) -> PathBuf {
     d.dir.path().join("run/shim").join(&id[..32])
-}
-
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `<action> <short container ID>` of each network event since `since`.
