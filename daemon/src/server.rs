@@ -228,6 +228,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         );
         connections.abort_all();
     }
+    // Spare containers are no user's: they do not outlive berthd.
+    engine.drop_spare_containers().await;
     log::info!("berthd stopped");
     Ok(())
 }

@@ -291,6 +291,175 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Container directories without a record: spare containers (made
+    /// ahead for a repeated `run --rm`, out of the API).
+    fn spare_ids(&self) -> Vec<String> {
+        let dir = self.data_root.join("containers");
+        self.entries("containers")
+            .into_iter()
+            .filter(|id| !dir.join(id).join("config.json").exists())
+            .collect()
+    }
+
+    /// Waits until exactly one spare is there, launched (its shim's state
+    /// and its rootfs mount); returns its ID.
+    fn until_one_spare(&self) -> String {
+        wait::until(Duration::from_secs(15), || {
+            let spares = self.spare_ids();
+            let mounts = self.mounts_under_dir();
+            match spares.as_slice() {
+                [id] if self.exec_root.join("shim").join(&id[..32]).exists()
+                    && mounts.iter().any(|m| m.ends_with(format!("{id}/rootfs"))) =>
+                {
+                    Ok(id.clone())
+                }
+                _ => Err(format!("spares {spares:?}, mounts {mounts:?}")),
+            }
+        })
+    }
+
+    /// Waits until no spare, shim, mount or cgroup of `id` is left.
+    fn until_spare_gone(&self, id: &str) {
+        wait::until(Duration::from_secs(15), || {
+            let spares = self.spare_ids();
+            let procs = self.leftover_processes();
+            let mounts = self.mounts_under_dir();
+            let cgroups = cgroups_named(id);
+            if spares.is_empty() && procs.is_empty() && mounts.is_empty() && cgroups.is_empty() {
+                return Ok(());
+            }
+            Err(format!(
+                "left: spares {spares:?}, processes {procs:?}, mounts {mounts:?}, cgroups {cgroups:?}"
+            ))
+        });
+    }
+
+    /// The actions of the events of container `id` since `since`.
+    fn actions_of(&self, id: &str, since: &str) -> Vec<String> {
+        let until = (now() + 1).to_string();
+        let filter = format!("container={id}");
+        let events = self.ok(&[
+            "events",
+            "--since",
+            since,
+            "--until",
+            &until,
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Action}}",
+        ]);
+        events.lines().map(str::to_owned).collect()
+    }
+}
+
+/// Cgroup directories named `name`, up to three levels down in every
+/// hierarchy.
+fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if entry.file_name() == name {
+                found.push(path);
+            } else if depth > 0 {
+                walk(&path, name, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), name, 3, &mut found);
+    found
+}
+
+/// A `run --rm` that repeats a recent one makes a spare container at its
+/// exit, and the next such `run` takes it: it runs as that container, and
+/// its events begin with `create` then. Until then nothing of it shows in
+/// the API; a different `run` does not take it. A crash of berthd, its
+/// stop and the removal of the image each leave nothing of a spare.
+#[test]
+fn a_repeated_run_rm_takes_a_spare_container_made_unseen_ahead() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let run = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/etc/hostname",
+    ];
+    let since = now().to_string();
+    d.ok(&run);
+    d.ok(&run); // the repeat: its exit makes the spare
+    let spare = d.until_one_spare();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(d.actions_of(&spare, &since), Vec::<String>::new());
+
+    let other = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "other",
+    ]);
+    assert_eq!(other, "other\n");
+    assert_eq!(
+        d.spare_ids(),
+        [spare.as_str()],
+        "a different run took the spare"
+    );
+
+    let since = now().to_string();
+    let hostname = d.ok(&run);
+    assert_eq!(
+        hostname.trim(),
+        &spare[..12],
+        "the run did not take the spare"
+    );
+    let actions = d.actions_of(&spare, &since);
+    let lifecycle: Vec<&str> = actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["create", "start", "die", "destroy"].contains(a))
+        .collect();
+    assert_eq!(
+        lifecycle,
+        ["create", "start", "die", "destroy"],
+        "{actions:?}"
+    );
+    assert_eq!(actions[0], "create", "{actions:?}");
+
+    // Its exit made the next one. A crash leaves it; the restart removes it.
+    let spare = d.until_one_spare();
+    assert_ne!(hostname.trim(), &spare[..12]);
+    d.kill9();
+    d.spawn();
+    d.until_spare_gone(&spare);
+
+    // A stop of berthd removes it.
+    d.ok(&run);
+    d.ok(&run);
+    let spare = d.until_one_spare();
+    d.terminate();
+    d.until_spare_gone(&spare);
+    d.spawn();
+
+    // So does the removal of its image, which goes through.
+    d.ok(&run);
+    d.ok(&run);
+    let spare = d.until_one_spare();
+    d.ok(&["rmi", "busybox"]);
+    d.until_spare_gone(&spare);
+    assert!(d.entries("containers").is_empty());
+}
+
 /// A `--rm --network none` container's launch begins at its create; until
 /// the start the API shows a created container, and `rm` takes the
 /// shim, runtime container and mounts along.

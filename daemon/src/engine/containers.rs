@@ -29,6 +29,7 @@ mod mounts;
 pub(crate) mod network;
 pub(crate) mod pause;
 pub(crate) mod run;
+mod spare;
 mod stats;
 mod update;
 
@@ -343,6 +344,9 @@ pub(crate) struct Container {
     manual_stop: std::sync::atomic::AtomicBool,
     /// A launch begun right after the create (see [`run::Prelaunch`]).
     prelaunch: Mutex<Option<run::Prelaunch>>,
+    /// What its create asked for, when a spare could be made for it (see
+    /// [`spare`]).
+    spare_key: std::sync::OnceLock<Arc<spare::Key>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -366,6 +370,7 @@ impl Container {
             pending_attaches: Mutex::new(Vec::new()),
             manual_stop: std::sync::atomic::AtomicBool::new(false),
             prelaunch: Mutex::new(None),
+            spare_key: std::sync::OnceLock::new(),
         }
     }
 
@@ -430,6 +435,8 @@ pub(crate) struct ContainerStore {
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
     /// Held while an init layer is made (see [`init_layer`]).
     init_layers: Mutex<()>,
+    /// Containers made ahead for creates that repeat (see [`spare`]).
+    spares: Mutex<spare::Spares>,
 }
 
 /// The shim executable: `$BERTH_SHIM_BINARY`, else `berth-shim` next to
@@ -492,6 +499,7 @@ impl ContainerStore {
             table: Mutex::new(Table::default()),
             execs: Mutex::new(HashMap::new()),
             init_layers: Mutex::new(()),
+            spares: Mutex::new(spare::Spares::default()),
         });
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
@@ -499,8 +507,9 @@ impl ContainerStore {
             let bytes = match std::fs::read(&path) {
                 Ok(bytes) if !bytes.is_empty() => bytes,
                 // An AutoRemove container's record is written without
-                // fsync: a machine crash can leave its directory without
-                // one. Nothing can run it again; its remains go.
+                // fsync, and first at its start if it has no volumes (see
+                // `written_at_create`): a crash can leave its directory
+                // without one. Nothing can run it again; its remains go.
                 Ok(_) => {
                     store.remove_remains(&entry.file_name().to_string_lossy());
                     continue;
@@ -556,6 +565,21 @@ impl ContainerStore {
     /// and writable layer (see [`Self::open`]).
     fn remove_remains(&self, id: &str) {
         log::warning!("removing the remains of container {id}, which has no record");
+        // A spare container (see `spare`) may still be launched: its shim
+        // and runtime container, and the mount of its rootfs.
+        if let Ok(client) = berth_shim::connect(&self.state_dir(id)) {
+            let _ = client.shutdown();
+        }
+        let root = berth_runtime::state::Root::new(self.runtime_root.clone());
+        if root.container_dir(id).exists()
+            && let Err(err) = berth_runtime::container::delete(&root, id, true)
+        {
+            log::warning!("deleting container {id} in the runtime: {err}");
+        }
+        let rootfs = self.rootfs_path(id);
+        if rootfs.exists() {
+            let _ = berth_core::unmount(&rootfs);
+        }
         match self.images.snapshots.remove(id) {
             Ok(()) | Err(SnapshotError::NotFound { .. }) => {}
             Err(err) => log::warning!("removing the writable layer of {id}: {err}"),
@@ -771,22 +795,15 @@ impl ContainerStore {
     }
 
     /// Creates the record and the writable layer; returns the ID and
-    /// moby's warnings.
+    /// moby's warnings. A create that repeats an earlier one may take a
+    /// spare container made ahead for it (see [`spare`]).
     pub(crate) fn create(
         self: &Arc<Self>,
         name: Option<&str>,
-        mut request: CreateRequest,
+        request: CreateRequest,
         image: super::images::ImageDetails,
         host: &super::HostFacts,
     ) -> Result<(String, Vec<String>), ContainerError> {
-        let mut warnings = adapt_resources_to_host(&mut request.host_config, host)
-            .map_err(ContainerError::InvalidConfig)?;
-        warnings.extend(
-            request
-                .validate(host.ncpu)
-                .map_err(ContainerError::InvalidConfig)?,
-        );
-        let id = random_id()?;
         let requested_name = match name {
             Some(name) if !name.is_empty() => {
                 let bare = name.strip_prefix('/').unwrap_or(name);
@@ -797,10 +814,79 @@ impl ContainerStore {
             }
             _ => None,
         };
+        let key = spare::Key::of(&request, &image, host);
+        if let Some(key) = &key
+            && let Some(adopted) = self.adopt_spare(key, requested_name.as_deref())?
+        {
+            return Ok(adopted);
+        }
+        let id = random_id()?;
+        let (mut record, warnings) = self.plan(request, &image, host, &id)?;
+        let name = match requested_name {
+            Some(name) => {
+                self.reserve_name(&name, &id)?;
+                name
+            }
+            None => self.reserve_generated_name(&id),
+        };
+        record.name = name.clone();
+        let made_volumes = match self.volumes.claim(&id, &mut record.mount_points) {
+            Ok(created) => created,
+            Err(err) => {
+                self.release_name(&name, &id);
+                return Err(err.into());
+            }
+        };
+        let made = self.make_files(&record, &image.image).and_then(|()| {
+            if written_at_create(&record) {
+                // AutoRemove: see `Self::open` for what a machine crash
+                // leaves without the fsync.
+                self.write_record(&record, !record.host_config.auto_remove)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(err) = made {
+            self.remove_files(&id);
+            self.release_name(&name, &id);
+            self.volumes.release(&id, &record.mount_points, false);
+            for volume in made_volumes {
+                let _ = self.volumes.remove(&volume, true);
+            }
+            return Err(err);
+        }
+        self.publish("create", &record, &[]);
+        let container = Arc::new(Container::new(record));
+        if let Some(key) = key {
+            self.note_create(&container, key);
+        }
+        lock(&self.table)
+            .by_id
+            .insert(id.clone(), container.clone());
+        self.prelaunch(&container);
+        Ok((id, warnings))
+    }
+
+    /// The record (without a name) a create request makes under `id`, and
+    /// moby's warnings; checks the request but changes nothing.
+    fn plan(
+        &self,
+        mut request: CreateRequest,
+        image: &super::images::ImageDetails,
+        host: &super::HostFacts,
+        id: &str,
+    ) -> Result<(Record, Vec<String>), ContainerError> {
+        let mut warnings = adapt_resources_to_host(&mut request.host_config, host)
+            .map_err(ContainerError::InvalidConfig)?;
+        warnings.extend(
+            request
+                .validate(host.ncpu)
+                .map_err(ContainerError::InvalidConfig)?,
+        );
         let host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
-        request.apply_defaults(&id, &host_hostname);
+        request.apply_defaults(id, &host_hostname);
         let image_config: oci_spec::image::Config = image
             .config
             .config
@@ -813,7 +899,7 @@ impl ContainerStore {
         let (path, args) = spec::command_of(&request.config)?;
         // Bad port bindings are refused here, as dockerd does, not at start.
         network::port_specs(&request.config, &request.host_config)?;
-        let mut mount_points = self.plan_mounts(&request)?;
+        let mount_points = self.plan_mounts(&request)?;
         let networks = self.networks.attachments_for(
             &request.host_config.network_mode,
             request
@@ -821,23 +907,9 @@ impl ContainerStore {
                 .as_ref()
                 .and_then(|n| n.endpoints_config.as_ref()),
         )?;
-        let name = match requested_name {
-            Some(name) => {
-                self.reserve_name(&name, &id)?;
-                name
-            }
-            None => self.reserve_generated_name(&id),
-        };
-        let made_volumes = match self.volumes.claim(&id, &mut mount_points) {
-            Ok(created) => created,
-            Err(err) => {
-                self.release_name(&name, &id);
-                return Err(err.into());
-            }
-        };
         let record = Record {
-            id: id.clone(),
-            name: name.clone(),
+            id: id.to_owned(),
+            name: String::new(),
             created: now_nanos(),
             path,
             args,
@@ -850,34 +922,22 @@ impl ContainerStore {
             mount_points,
             networks,
         };
-        let made = self
-            .prepare_layer(&record, &image.image)
-            .and_then(|()| self.populate_volumes(&record))
-            .and_then(|()| {
-                let dir = self.dir(&id);
-                std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
-                // AutoRemove: see `Self::open` for what a machine crash
-                // leaves without the fsync.
-                self.write_record(&record, !record.host_config.auto_remove)
-            });
-        if let Err(err) = made {
-            let _ = self.images.snapshots.remove(&id);
-            let _ = std::fs::remove_dir_all(self.dir(&id));
-            let _ = std::fs::remove_dir_all(self.run_dir(&id));
-            self.release_name(&name, &id);
-            self.volumes.release(&id, &record.mount_points, false);
-            for volume in made_volumes {
-                let _ = self.volumes.remove(&volume, true);
-            }
-            return Err(err);
-        }
-        self.publish("create", &record, &[]);
-        let container = Arc::new(Container::new(record));
-        lock(&self.table)
-            .by_id
-            .insert(id.clone(), container.clone());
-        self.prelaunch(&container);
-        Ok((id, warnings))
+        Ok((record, warnings))
+    }
+
+    /// The new container's writable layer, volume contents and directory.
+    fn make_files(&self, record: &Record, image: &berth_core::Image) -> Result<(), ContainerError> {
+        self.prepare_layer(record, image)?;
+        self.populate_volumes(record)?;
+        let dir = self.dir(&record.id);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))
+    }
+
+    /// Undoes [`Self::make_files`] (and the bundle directory, if any).
+    fn remove_files(&self, id: &str) {
+        let _ = self.images.snapshots.remove(id);
+        let _ = std::fs::remove_dir_all(self.dir(id));
+        let _ = std::fs::remove_dir_all(self.run_dir(id));
     }
 
     /// The new container's mount points (see [`volumes::mounts`]).
@@ -1080,6 +1140,15 @@ fn hex_bytes(id: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Whether a create writes the record. Not for an `AutoRemove` container
+/// without volumes: a restart would remove it unless it runs, and its
+/// start writes the record; a directory without one is removed whole at a
+/// restart (`remove_remains`), as the record would have made it. Its
+/// anonymous volumes would not be, so with volumes it is written.
+fn written_at_create(record: &Record) -> bool {
+    !record.host_config.auto_remove || !record.mount_points.is_empty()
+}
+
 /// 64 hex digits from the kernel's RNG; like moby, never all digits in
 /// the short form (it would read as a number).
 pub(crate) fn random_id() -> Result<String, ContainerError> {
@@ -1100,6 +1169,29 @@ impl Engine {
         &self.containers
     }
 
+    /// Runs `f` on this thread, taken out of the async runtime's workers
+    /// for the time (`block_in_place`), so the answer goes out from here:
+    /// no hand-off to a blocking thread and back. The hand-back after a
+    /// start waited for a core while the container's process started on
+    /// it (0.1-0.7 ms on two cores). A single-threaded runtime (unit tests)
+    /// has no such mode: a blocking thread then.
+    pub(crate) async fn containers_in_place<T, F>(
+        &self,
+        what: &'static str,
+        f: F,
+    ) -> Result<T, ContainerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Arc<ContainerStore>) -> Result<T, ContainerError> + Send + 'static,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| f(&self.containers))
+        } else {
+            self.containers_blocking(what, f).await
+        }
+    }
+
     /// Runs `f` on a blocking thread with the container store.
     pub(crate) async fn containers_blocking<T, F>(
         &self,
@@ -1114,6 +1206,20 @@ impl Engine {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|_| ContainerError::Task(what))?
+    }
+
+    /// Removes the spare containers (see [`spare`]): before an image goes,
+    /// and at shutdown.
+    pub(crate) async fn drop_spare_containers(&self) {
+        let dropped = self
+            .containers_blocking("dropping spare containers", |store| {
+                store.drop_spares();
+                Ok(())
+            })
+            .await;
+        if let Err(err) = dropped {
+            log::warning!("{err}");
+        }
     }
 
     /// Containers by state, for `GET /info`.

@@ -566,6 +566,8 @@ impl Engine {
                 image: id_hex[..12].to_owned(),
             });
         }
+        // A spare container is made from an image, but it is no user's.
+        self.drop_spare_containers().await;
         let name = name.to_owned();
         let removed = self
             .images_blocking("delete", move |stores| {
@@ -624,6 +626,9 @@ impl Engine {
                     && self.containers_using_image(&d.image.id()).is_empty()
             })
             .collect();
+        if !candidates.is_empty() {
+            self.drop_spare_containers().await;
+        }
         let mut report = Vec::new();
         let mut removed_sets = Vec::new();
         let (removed, reclaimed) = self

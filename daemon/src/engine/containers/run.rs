@@ -276,6 +276,19 @@ impl ContainerStore {
         if !host.auto_remove || !network_unseen || joins_another {
             return;
         }
+        self.begin_prelaunch(container, record, false);
+    }
+
+    /// Begins the launch on its own thread, which drops it if no start
+    /// takes it within [`PRELAUNCH_TTL`] (a `spare`: within
+    /// [`super::spare::SPARE_TTL`] while no create takes it, then as any
+    /// prelaunch). `false`: no thread could be started.
+    pub(super) fn begin_prelaunch(
+        self: &Arc<Self>,
+        container: &Arc<Container>,
+        record: Record,
+        spare: bool,
+    ) -> bool {
         let (tx, done) = std::sync::mpsc::channel();
         let (taken, untaken) = std::sync::mpsc::channel();
         *lock(&container.prelaunch) = Some(Prelaunch {
@@ -289,17 +302,35 @@ impl ContainerStore {
             .spawn(move || {
                 let _ = tx.send(store.launch(&launching, &record, true));
                 drop(tx);
-                if untaken.recv_timeout(PRELAUNCH_TTL)
-                    == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                {
+                let mut waiting_as_spare = spare;
+                loop {
+                    let ttl = if waiting_as_spare {
+                        super::spare::SPARE_TTL
+                    } else {
+                        PRELAUNCH_TTL
+                    };
+                    if untaken.recv_timeout(ttl) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    {
+                        return; // taken by a start, or dropped
+                    }
+                    if waiting_as_spare {
+                        if store.expire_spare(&launching) {
+                            return;
+                        }
+                        // Taken by a create meanwhile: a prelaunch now.
+                        waiting_as_spare = false;
+                        continue;
+                    }
                     let _op = lock(&launching.op);
                     store.drop_prelaunch(&launching);
+                    return;
                 }
             });
         if spawned.is_err() {
             // The start launches as usual.
             lock(&container.prelaunch).take();
         }
+        spawned.is_ok()
     }
 
     /// The prelaunch's outcome, once it is done. Caller holds `op`.
@@ -528,6 +559,7 @@ impl ContainerStore {
         // same holds for spare network namespaces.
         let refill = || {
             self.refill_standby();
+            self.refill_spare(container);
             self.networks
                 .refill_spares(crate::engine::networks::Refill::Now);
             if record.host_config.network_mode == "none" {
@@ -803,7 +835,7 @@ impl Engine {
     /// `POST /containers/{id}/start`; `Ok(false)` if already running.
     pub(crate) async fn container_start(&self, reference: &str) -> Result<bool, ContainerError> {
         let container = self.containers.get(reference)?;
-        self.containers_blocking("start", move |store| store.start(&container))
+        self.containers_in_place("start", move |store| store.start(&container))
             .await
     }
 
