@@ -238,8 +238,14 @@ async fn serve_connection<S>(stream: S, app: Arc<App>, mut stop: watch::Receiver
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    // Held while the connection is served: its drop tells waiters that
+    // this client has gone (see `engine::activity`).
+    let client_connection = app.engine().activity().connection();
+    let client = client_connection.client();
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let app = app.clone();
+        app.engine().activity().request();
+        req.extensions_mut().insert(client.clone());
         async move { Ok::<_, Infallible>(app.dispatch(req).await) }
     });
     let connection = http1::Builder::new()

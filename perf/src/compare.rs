@@ -215,6 +215,7 @@ mod tests {
             started_at: "2026-11-28T00:00:00Z".into(),
             runs: berth.len(),
             warmup: 0,
+            quiet_starts: true,
             machine: Machine::for_tests(),
             engines: vec![],
             scenarios: vec![ScenarioReport {

@@ -206,3 +206,73 @@ fn scan(dir: &Path, needle: &str, depth: usize, found: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// How long a window must show the machine quiet, and how busy it may be
+/// (CPU time of all tasks, all CPUs) to count as quiet.
+const QUIET_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
+const QUIET_BUSY: std::time::Duration = std::time::Duration::from_micros(1000);
+/// A machine that never gets quiet is measured anyway after this.
+const QUIET_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// CPU time used by every task so far: the root cgroup's (v1 `cpuacct`,
+/// or v2 `cpu.stat`), `None` where neither is readable.
+fn cpu_used() -> Option<std::time::Duration> {
+    if let Ok(ns) = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpuacct/cpuacct.usage")) {
+        return ns.trim().parse().ok().map(std::time::Duration::from_nanos);
+    }
+    let stat = fs::read_to_string(Path::new(CGROUP_ROOT).join("cpu.stat")).ok()?;
+    let usec = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_micros(usec))
+}
+
+/// Waits until the machine is quiet: at most [`QUIET_BUSY`] of CPU time
+/// used in a [`QUIET_WINDOW`], or [`QUIET_MAX_WAIT`] passed. Each timed
+/// run starts so, whichever engine ran before it: the background work an
+/// engine leaves after its client exits (a daemon's cleanup, podman's
+/// cleanup process) is not charged to the next engine's run. Returns
+/// whether it got quiet.
+pub(crate) fn wait_until_quiet() -> bool {
+    let deadline = std::time::Instant::now() + QUIET_MAX_WAIT;
+    let Some(mut before) = cpu_used() else {
+        return false;
+    };
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(QUIET_WINDOW);
+        let Some(now) = cpu_used() else {
+            return false;
+        };
+        if now.saturating_sub(before) <= QUIET_BUSY {
+            return true;
+        }
+        before = now;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine-wide CPU time counts this thread's spinning.
+    #[test]
+    fn cpu_used_counts_a_busy_thread() {
+        let Some(before) = cpu_used() else {
+            panic!("neither cpuacct.usage nor cpu.stat is readable under {CGROUP_ROOT}");
+        };
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_used().unwrap().saturating_sub(before);
+        assert!(
+            used >= std::time::Duration::from_millis(25),
+            "30 ms of spinning counted as {used:?}"
+        );
+    }
+}

@@ -69,6 +69,10 @@ enum Cmd {
         /// Seconds after which a single runtime command is killed.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Start each timed run right after the one before, not once the
+        /// machine is quiet.
+        #[arg(long)]
+        no_quiet: bool,
     },
     /// Prepare the host: install runc, crun, busybox-static; apply the
     /// hybrid-cgroup fix crun needs.
@@ -152,6 +156,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             out,
             runtime_bin,
             timeout,
+            no_quiet,
         } => run(
             &scenarios,
             runs,
@@ -159,6 +164,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             out,
             runtime_bin,
             Duration::from_secs(timeout),
+            !no_quiet,
         ),
     }
 }
@@ -170,6 +176,7 @@ fn run(
     out: PathBuf,
     runtime_bin: Option<PathBuf>,
     timeout: Duration,
+    quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -232,7 +239,7 @@ fn run(
         .context("neither runc nor crun is installed to write config.json (berth-perf setup)")?;
     let bundle = fixture::busybox_bundle(&work.path().join("bundle"), &spec_tool, &["/bin/true"])
         .context("building the busybox bundle")?;
-    let ctx = Context::new(
+    let mut ctx = Context::new(
         runs,
         warmup,
         timeout,
@@ -240,6 +247,7 @@ fn run(
         work.path().to_path_buf(),
         bundle,
     );
+    ctx.quiet = quiet;
 
     let mut results = Vec::new();
     for s in &selected {
@@ -261,6 +269,7 @@ fn run(
         started_at,
         runs,
         warmup,
+        quiet_starts: quiet,
         machine,
         engines: infos,
         scenarios: results,

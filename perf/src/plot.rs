@@ -567,6 +567,7 @@ mod tests {
             started_at: "2026-11-29T12:00:00Z".into(),
             runs: 3,
             warmup: 0,
+            quiet_starts: true,
             machine: Machine::for_tests(),
             engines: vec![],
             scenarios,

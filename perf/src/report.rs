@@ -64,6 +64,10 @@ pub(crate) struct Report {
     pub(crate) runs: usize,
     /// Warm-up runs per engine and scenario (not in the samples).
     pub(crate) warmup: usize,
+    /// Each timed run started once the machine was quiet (older reports:
+    /// right after the run before).
+    #[serde(default)]
+    pub(crate) quiet_starts: bool,
     pub(crate) machine: Machine,
     /// Every engine looked for, found or not.
     pub(crate) engines: Vec<EngineInfo>,
@@ -425,7 +429,7 @@ impl Report {
         let _ = writeln!(s, "{h} berth-perf {}\n", self.started_at);
         let _ = writeln!(
             s,
-            "{} ({} cores, {} MiB), {}, kernel {}, cgroups {}, load {:.2} at start; {} measured runs after {} warm-up, engines interleaved.\n",
+            "{} ({} cores, {} MiB), {}, kernel {}, cgroups {}, load {:.2} at start; {} measured runs after {} warm-up, engines interleaved{}.\n",
             m.cpu_model,
             m.cores,
             m.mem_total_kib / 1024,
@@ -434,7 +438,13 @@ impl Report {
             m.cgroups,
             m.load_avg[0],
             self.runs,
-            self.warmup
+            self.warmup,
+            if self.quiet_starts {
+                ", each timed run started once the machine was quiet (at most 1 ms of CPU time \
+                 in 10 ms), so no engine's run overlaps the background work of the one before"
+            } else {
+                ", each timed run started right after the one before"
+            }
         );
         for e in &self.engines {
             let what = match (&e.version, &e.missing_reason) {
@@ -626,6 +636,7 @@ mod tests {
             started_at: "2026-05-01T12:00:00Z".into(),
             runs: 3,
             warmup: 1,
+            quiet_starts: true,
             machine: Machine {
                 cpu_model: "Test CPU".into(),
                 cores: 2,

@@ -14,6 +14,8 @@ use hyper::body::Frame;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::engine::activity::ClientGone;
+
 use super::body::{MAX_JSON_BODY, read_json};
 use super::containers_types::{
     ContainerInspect, ContainerState, ContainerSummary, CreateRequest, CreateResponse,
@@ -474,7 +476,8 @@ struct WaitError {
 /// they arrive) and the status when the condition holds.
 async fn wait(call: Call) -> ApiResult {
     let condition = WaitCondition::parse(call.query.get("condition").unwrap_or(""))?;
-    let exited = call.engine.container_wait(&id(&call), condition)?;
+    let client = call.req.extensions().get::<ClientGone>().cloned();
+    let exited = call.engine.container_wait(&id(&call), condition, client)?;
     let (tx, response) = json_lines::<WaitResponse>(1);
     let shutdown = call.engine.shutdown_signal();
     tokio::spawn(async move {

@@ -133,6 +133,10 @@ pub(crate) struct App {
 }
 
 impl App {
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     pub(crate) fn new(engine: Arc<Engine>) -> App {
         let mut router = Router::default();
         system::routes(&mut router);

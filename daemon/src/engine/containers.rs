@@ -347,6 +347,9 @@ pub(crate) struct Container {
     /// What its create asked for, when a spare could be made for it (see
     /// [`spare`]).
     spare_key: std::sync::OnceLock<Arc<spare::Key>>,
+    /// Clients waiting for its removal, whose exit the cleanup after an
+    /// AutoRemove waits for (see [`super::activity`]).
+    removal_waiters: Mutex<Vec<super::activity::ClientGone>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -371,6 +374,7 @@ impl Container {
             manual_stop: std::sync::atomic::AtomicBool::new(false),
             prelaunch: Mutex::new(None),
             spare_key: std::sync::OnceLock::new(),
+            removal_waiters: Mutex::new(Vec::new()),
         }
     }
 
@@ -437,6 +441,8 @@ pub(crate) struct ContainerStore {
     init_layers: Mutex<()>,
     /// Containers made ahead for creates that repeat (see [`spare`]).
     spares: Mutex<spare::Spares>,
+    /// Requests and clients coming and going (see [`super::activity`]).
+    activity: Arc<super::activity::Activity>,
 }
 
 /// The shim executable: `$BERTH_SHIM_BINARY`, else `berth-shim` next to
@@ -500,6 +506,7 @@ impl ContainerStore {
             execs: Mutex::new(HashMap::new()),
             init_layers: Mutex::new(()),
             spares: Mutex::new(spare::Spares::default()),
+            activity: Arc::default(),
         });
         let entries = std::fs::read_dir(&store.root).map_err(io_err("listing", &store.root))?;
         for entry in entries.flatten() {
@@ -1016,6 +1023,10 @@ impl ContainerStore {
             run::release_runtime(self, container);
         }
         self.forget(container, &record, true);
+        // The answer is out: the rest waits for the client's exit.
+        let clients = std::mem::take(&mut *lock(&container.removal_waiters));
+        self.activity
+            .wait_for_clients(&clients, super::activity::CLIENT_EXIT_CAP);
         if own_pid_namespace {
             run::unmount_rootfs(self, container);
             run::shut_down_runtime(self, container);
@@ -1165,6 +1176,11 @@ pub(crate) fn random_id() -> Result<String, ContainerError> {
 }
 
 impl Engine {
+    /// Requests and clients coming and going (see [`super::activity`]).
+    pub(crate) fn activity(&self) -> &Arc<super::activity::Activity> {
+        &self.containers.activity
+    }
+
     pub(crate) fn containers(&self) -> &Arc<ContainerStore> {
         &self.containers
     }

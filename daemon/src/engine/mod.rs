@@ -1,6 +1,7 @@
 //! Domain operations and state of the daemon. Nothing here knows HTTP: the
 //! `api` layer parses requests into calls on [`Engine`] and renders results.
 
+pub(crate) mod activity;
 pub(crate) mod build;
 pub(crate) mod containers;
 pub(crate) mod disk_usage;

@@ -56,6 +56,9 @@ pub(crate) struct Context {
     /// Prefix of every container id, unique to this process (`bp<pid>-`);
     /// also how leaked cgroups are found.
     pub(crate) id_prefix: String,
+    /// Each timed run waits for a quiet machine first (see
+    /// [`host::wait_until_quiet`]).
+    pub(crate) quiet: bool,
     seq: AtomicUsize,
 }
 
@@ -77,6 +80,7 @@ impl Context {
             work,
             bundle,
             id_prefix,
+            quiet: true,
             seq: AtomicUsize::new(0),
         }
     }
@@ -386,6 +390,11 @@ pub(crate) fn rounds<T>(
                 continue;
             };
             let name = slot.name;
+            if ctx.quiet && !host::wait_until_quiet() && !warm {
+                eprintln!(
+                    "[{scenario}] {name}: the machine was not quiet after 1 s; measured anyway"
+                );
+            }
             match trial(subject, name) {
                 Ok(samples) if !warm => {
                     slot.consecutive_failures = 0;

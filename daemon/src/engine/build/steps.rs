@@ -577,7 +577,9 @@ impl Runner<'_> {
         command: &[String],
     ) -> Result<BuiltLayer, BuildError> {
         let attach = self.engine.container_attach(id, false).await?;
-        let exited = self.engine.container_wait(id, WaitCondition::NextExit)?;
+        let exited = self
+            .engine
+            .container_wait(id, WaitCondition::NextExit, None)?;
         self.engine.container_start(id).await?;
         let progress = self.progress.clone();
         let output = tokio::spawn(async move {

@@ -46,6 +46,7 @@ use super::{
 };
 use crate::api::containers_types::validate::parse_signal;
 use crate::engine::Engine;
+use crate::engine::activity::ClientGone;
 use crate::engine::networks::{Attachment, DEFAULT_NETWORK};
 use crate::engine::spec::{self, SpecInput};
 use crate::log;
@@ -841,12 +842,18 @@ impl Engine {
 
     /// Subscribes now (so an exit that follows is not missed) and returns
     /// a future that resolves with the exit code when `condition` holds.
+    /// `client`: the waiting client, whose exit an AutoRemove container's
+    /// cleanup after `removed` waits for (see [`crate::engine::activity`]).
     pub(crate) fn container_wait(
         &self,
         reference: &str,
         condition: WaitCondition,
+        client: Option<ClientGone>,
     ) -> Result<impl Future<Output = i64> + Send + 'static, ContainerError> {
         let container = self.containers.get(reference)?;
+        if let (WaitCondition::Removed, Some(client)) = (condition, client) {
+            lock(&container.removal_waiters).push(client);
+        }
         let mut rx = container.subscribe();
         let initial = *rx.borrow();
         Ok(async move {
