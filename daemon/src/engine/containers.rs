@@ -1023,12 +1023,14 @@ impl ContainerStore {
             run::release_runtime(self, container);
         }
         self.forget(container, &record, true);
+        if own_pid_namespace {
+            run::unmount_rootfs(self, container);
+        }
         // The answer is out: the rest waits for the client's exit.
         let clients = std::mem::take(&mut *lock(&container.removal_waiters));
         self.activity
             .wait_for_clients(&clients, super::activity::CLIENT_EXIT_CAP);
         if own_pid_namespace {
-            run::unmount_rootfs(self, container);
             run::shut_down_runtime(self, container);
         }
         refill();
