@@ -823,6 +823,70 @@ fn a_prelaunch_on_the_default_bridge_keeps_its_endpoint_unseen_until_the_start()
 
 /// `create --rm` on the default bridge, then waits for its prelaunch (the
 /// shim's state directory).
+/// On the default bridge a repeated `run --rm` takes a spare container
+/// too (see containers.rs for the rest of their rules): its endpoint is
+/// made ahead but, as a prelaunch's, not a member of the network and
+/// without a `connect` event until the start that takes it.
+#[test]
+fn a_spare_container_on_the_default_bridge_shows_its_endpoint_at_its_start() {
+    let d = NetDaemon::start();
+    let run = [
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hostname; ip -o -4 addr show eth0",
+    ];
+    let since = unix_now().to_string();
+    d.ok(&run);
+    d.ok(&run); // the repeat: its exit makes the spare
+    let containers = d.dir.path().join("root/containers");
+    let spare = wait::until(Duration::from_secs(15), || {
+        let spares: Vec<String> = std::fs::read_dir(&containers)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.path().join("config.json").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        match spares.as_slice() {
+            [id] if prelaunch_state(&d, id).exists() => Ok(id.clone()),
+            _ => Err(format!("spares {spares:?}")),
+        }
+    });
+    let members = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{len .Containers}}",
+    ]);
+    assert_eq!(members.trim(), "0");
+    let short = &spare[..12];
+    assert!(
+        !network_events(&d, &since).contains(short),
+        "the spare was announced"
+    );
+
+    let since = unix_now().to_string();
+    let out = d.ok(&run);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(short),
+        "the run did not take the spare: {out}"
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.contains("inet 172.")),
+        "{out}"
+    );
+    let events = network_events(&d, &since);
+    assert!(
+        events.starts_with(&format!("connect {short}\n")),
+        "{events}"
+    );
+}
+
 fn create_prelaunched(d: &NetDaemon, name: &str, command: &[&str]) -> String {
     let mut args = vec!["create", "--rm", "--name", name, "busybox"];
     args.extend_from_slice(command);

@@ -261,23 +261,9 @@ impl ContainerStore {
     /// (see the module doc), where that shows nothing in the API.
     pub(super) fn prelaunch(self: &Arc<Self>, container: &Arc<Container>) {
         let record = container.record();
-        let host = &record.host_config;
-        // Another container's namespaces are joined as they are at the start.
-        let joins_another = [&host.pid_mode, &host.ipc_mode, &host.network_mode]
-            .iter()
-            .any(|mode| mode.starts_with("container:"));
-        // On a bridge only the default one, without published ports or
-        // links: its endpoint is then seen by nothing but the container
-        // until the start (user networks register DNS names, ports take
-        // the host's ports, links name other containers as they are).
-        let network_unseen = matches!(host.network_mode.as_str(), "none" | "host")
-            || (matches!(record.networks.as_slice(), [(network, _)] if network == DEFAULT_NETWORK)
-                && host.links.as_ref().is_none_or(Vec::is_empty)
-                && port_specs(&record.config, host).is_ok_and(|p| p.is_empty()));
-        if !host.auto_remove || !network_unseen || joins_another {
-            return;
+        if prelaunch_unseen(&record) {
+            self.begin_prelaunch(container, record, false);
         }
-        self.begin_prelaunch(container, record, false);
     }
 
     /// Begins the launch on its own thread, which drops it if no start
@@ -763,6 +749,25 @@ pub(super) fn unmount_rootfs(store: &ContainerStore, container: &Container) {
 pub(super) fn release_volumes_and_network(store: &ContainerStore, container: &Container) {
     store.volumes.deactivate(&container.id);
     store.release_network(container);
+}
+
+/// Whether a launch at create shows nothing in the API until the start:
+/// an `AutoRemove` container (every client starts it at once) on network
+/// `none` or `host`, or on the default bridge without published ports or
+/// links (its endpoint is then seen by nothing but the container until the
+/// start; user networks register DNS names, ports take the host's ports,
+/// links name other containers as they are), joining no other container's
+/// namespaces (they are joined as they are at the start).
+pub(super) fn prelaunch_unseen(record: &Record) -> bool {
+    let host = &record.host_config;
+    let joins_another = [&host.pid_mode, &host.ipc_mode, &host.network_mode]
+        .iter()
+        .any(|mode| mode.starts_with("container:"));
+    let network_unseen = matches!(host.network_mode.as_str(), "none" | "host")
+        || (matches!(record.networks.as_slice(), [(network, _)] if network == DEFAULT_NETWORK)
+            && host.links.as_ref().is_none_or(Vec::is_empty)
+            && port_specs(&record.config, host).is_ok_and(|p| p.is_empty()));
+    host.auto_remove && network_unseen && !joins_another
 }
 
 fn spawn_monitor(store: Arc<ContainerStore>, container: Arc<Container>, client: Client) {

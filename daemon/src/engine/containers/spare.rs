@@ -12,9 +12,12 @@
 //! its record is written, `create` is published, and from there it is a
 //! prelaunched container (see [`super::run`]) whose launch is done.
 //!
-//! Eligible is what a prelaunch launches unseen and without a network
-//! endpoint: `AutoRemove`, network `none` or `host`, no volumes, binds or
-//! mounts, no other container's namespaces. At most [`MAX_SPARES`] wait;
+//! Eligible is what a prelaunch launches unseen (`AutoRemove`; network
+//! `none`, `host`, or the default bridge without published ports or links,
+//! whose endpoint stays out of the record and its `connect` event held
+//! until the start; no other container's namespaces) and has no volumes,
+//! binds or mounts. On the bridge its address is taken while it waits,
+//! as a prelaunch's is. At most [`MAX_SPARES`] wait;
 //! one not taken within [`SPARE_TTL`] goes, as do all of them when an image
 //! is removed and at shutdown. A crash leaves a container directory
 //! without a record, whose remains (shim, mount, writable layer) the
@@ -25,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Container, ContainerError, ContainerStore, lock, now_nanos, random_id};
-use crate::api::containers_types::{ContainerConfig, CreateRequest, HostConfig};
+use crate::api::containers_types::{ContainerConfig, CreateRequest, HostConfig, NetworkingConfig};
 use crate::engine::HostFacts;
 use crate::engine::images::ImageDetails;
 use crate::log;
@@ -43,6 +46,7 @@ pub(super) const SPARE_TTL: Duration = Duration::from_secs(60);
 pub(crate) struct Key {
     config: ContainerConfig,
     host_config: HostConfig,
+    networking_config: Option<NetworkingConfig>,
     image_id: String,
     /// Not compared: what the spare's create needs of the host.
     host: HostFacts,
@@ -53,11 +57,15 @@ impl PartialEq for Key {
         self.image_id == other.image_id
             && self.config == other.config
             && self.host_config == other.host_config
+            && self.networking_config == other.networking_config
     }
 }
 
 impl Key {
-    /// The key of an eligible create (see the module doc), else `None`.
+    /// The key of a create that may be eligible: `AutoRemove`, no volumes,
+    /// binds or mounts. The rest of the rule (that of a prelaunch, see
+    /// [`super::run::prelaunch_unseen`]) is checked on the planned record
+    /// when a spare is made.
     pub(super) fn of(
         request: &CreateRequest,
         image: &ImageDetails,
@@ -65,25 +73,15 @@ impl Key {
     ) -> Option<Arc<Key>> {
         let h = &request.host_config;
         let eligible = h.auto_remove
-            && matches!(h.network_mode.as_str(), "none" | "host")
             && none(&h.binds)
             && none(&h.mounts)
             && none(&h.volumes_from)
-            && none(&h.links)
-            && h.port_bindings.as_ref().is_none_or(|p| p.is_empty())
-            && request.config.volumes.as_ref().is_none_or(|v| v.is_empty())
-            && request
-                .networking_config
-                .as_ref()
-                .and_then(|n| n.endpoints_config.as_ref())
-                .is_none_or(|e| e.is_empty())
-            && ![&h.pid_mode, &h.ipc_mode]
-                .iter()
-                .any(|mode| mode.starts_with("container:"));
+            && request.config.volumes.as_ref().is_none_or(|v| v.is_empty());
         eligible.then(|| {
             Arc::new(Key {
                 config: request.config.clone(),
                 host_config: request.host_config.clone(),
+                networking_config: request.networking_config.clone(),
                 image_id: image.image.id().to_string(),
                 host: host.clone(),
             })
@@ -94,7 +92,7 @@ impl Key {
         CreateRequest {
             config: self.config.clone(),
             host_config: self.host_config.clone(),
-            networking_config: None,
+            networking_config: self.networking_config.clone(),
         }
     }
 }
@@ -266,10 +264,11 @@ impl ContainerStore {
         }
         let id = random_id()?;
         let (record, warnings) = self.plan(key.request(), &image, &key.host, &id)?;
-        if !record.mount_points.is_empty() {
-            // Anonymous volumes of the image: they would show in the API.
+        if !record.mount_points.is_empty() || !super::run::prelaunch_unseen(&record) {
+            // Anonymous volumes of the image, a network endpoint others
+            // see: they would show in the API.
             return Err(ContainerError::InvalidConfig(
-                "the image declares volumes".to_owned(),
+                "not launched unseen".to_owned(),
             ));
         }
         if let Err(err) = self.make_files(&record, &image.image) {
