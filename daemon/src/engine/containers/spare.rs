@@ -17,7 +17,7 @@
 //! whose endpoint stays out of the record and its `connect` event held
 //! until the start; no other container's namespaces) and has no volumes,
 //! binds or mounts. On the bridge its address is taken while it waits,
-//! as a prelaunch's is. At most [`MAX_SPARES`] wait;
+//! as a prelaunch's is. At most [`MAX_SPARES`] wait (then no more are made);
 //! one not taken within [`SPARE_TTL`] goes, as do all of them when an image
 //! is removed and at shutdown. A crash leaves a container directory
 //! without a record, whose remains (shim, mount, writable layer) the
@@ -35,8 +35,11 @@ use crate::log;
 
 /// How many of the last creates are remembered to see one repeat.
 const RECENT: usize = 8;
-/// How many spares may wait at once (one per distinct request).
-const MAX_SPARES: usize = 2;
+/// How many spares may wait or be in the making at once (one per
+/// distinct request). When that many do, none is made (rather than one
+/// dropped for another: a few requests taking turns would have each spare
+/// made and dropped unused).
+const MAX_SPARES: usize = 4;
 /// How long a spare waits for a create to take it.
 pub(super) const SPARE_TTL: Duration = Duration::from_secs(60);
 
@@ -212,7 +215,7 @@ impl ContainerStore {
             let repeated = spares.recent.iter().filter(|k| ***k == **key).count() >= 2;
             let present = spares.ready.iter().any(|s| *s.key == **key)
                 || spares.making.iter().any(|k| **k == **key);
-            if !repeated || present || spares.making.len() >= MAX_SPARES {
+            if !repeated || present || spares.ready.len() + spares.making.len() >= MAX_SPARES {
                 return;
             }
             spares.making.push(key.clone());
@@ -225,23 +228,22 @@ impl ContainerStore {
             .stack_size(256 << 10)
             .spawn(move || {
                 let made = store.make_spare(&key);
-                let evicted = {
+                let stale = {
                     let mut spares = lock(&store.spares);
                     spares.making.retain(|k| !Arc::ptr_eq(k, &key));
                     match made {
-                        Ok(spare) if spares.generation != generation => vec![spare],
+                        Ok(spare) if spares.generation != generation => Some(spare),
                         Ok(spare) => {
                             spares.ready.push(spare);
-                            let over = spares.ready.len().saturating_sub(MAX_SPARES);
-                            spares.ready.drain(..over).collect()
+                            None
                         }
                         Err(err) => {
                             log::debug!("making a spare container: {err}");
-                            Vec::new()
+                            None
                         }
                     }
                 };
-                for spare in evicted {
+                if let Some(spare) = stale {
                     store.destroy_spare(&spare.container);
                 }
             });
