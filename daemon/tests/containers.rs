@@ -18,7 +18,7 @@ use berth_testkit::cleanup::{container_pids_mentioning, mounts_under};
 use berth_testkit::pytest::run_pytest;
 use berth_testkit::rootfs::APPLETS;
 use berth_testkit::wait;
-use common::{Daemon, docker_config, now, request};
+use common::{Daemon, docker_config, now, request, spare_container_ids};
 
 impl Daemon {
     fn start() -> Daemon {
@@ -295,11 +295,7 @@ impl Daemon {
     /// Container directories without a record: spare containers (made
     /// ahead for a repeated `run --rm`, out of the API).
     fn spare_ids(&self) -> Vec<String> {
-        let dir = self.data_root.join("containers");
-        self.entries("containers")
-            .into_iter()
-            .filter(|id| !dir.join(id).join("config.json").exists())
-            .collect()
+        spare_container_ids(&self.data_root)
     }
 
     /// Waits until exactly one spare is there, launched (its shim's state

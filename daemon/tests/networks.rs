@@ -26,6 +26,7 @@ use berth_testkit::wait;
 use common::netdaemon::{
     NetDaemon, POOL, assert_no_container_rules, spare_veths, veths, wait_for_only_spares,
 };
+use common::spare_container_ids;
 
 #[test]
 fn default_bridge_ports_files_none_and_container_mode() {
@@ -761,14 +762,7 @@ fn a_prelaunch_on_the_default_bridge_keeps_its_endpoint_unseen_until_the_start()
         settings["Networks"]["bridge"]["IPAddress"], "",
         "{settings}"
     );
-    let members = d.ok(&[
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
-        "{{len .Containers}}",
-    ]);
-    assert_eq!(members.trim(), "0");
+    assert_eq!(bridge_members(&d), 0);
     assert_eq!(network_events(&d, &since), "");
 
     let out = d.ok(&["start", "-a", "early"]);
@@ -821,8 +815,6 @@ fn a_prelaunch_on_the_default_bridge_keeps_its_endpoint_unseen_until_the_start()
     wait_for_only_spares(&d, POOL);
 }
 
-/// `create --rm` on the default bridge, then waits for its prelaunch (the
-/// shim's state directory).
 /// On the default bridge a repeated `run --rm` takes a spare container
 /// too (see containers.rs for the rest of their rules): its endpoint is
 /// made ahead but, as a prelaunch's, not a member of the network and
@@ -841,27 +833,14 @@ fn a_spare_container_on_the_default_bridge_shows_its_endpoint_at_its_start() {
     let since = unix_now().to_string();
     d.ok(&run);
     d.ok(&run); // the repeat: its exit makes the spare
-    let containers = d.dir.path().join("root/containers");
     let spare = wait::until(Duration::from_secs(15), || {
-        let spares: Vec<String> = std::fs::read_dir(&containers)
-            .unwrap()
-            .flatten()
-            .filter(|e| !e.path().join("config.json").exists())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let spares = spare_container_ids(&d.dir.path().join("root"));
         match spares.as_slice() {
             [id] if prelaunch_state(&d, id).exists() => Ok(id.clone()),
             _ => Err(format!("spares {spares:?}")),
         }
     });
-    let members = d.ok(&[
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
-        "{{len .Containers}}",
-    ]);
-    assert_eq!(members.trim(), "0");
+    assert_eq!(bridge_members(&d), 0);
     let short = &spare[..12];
     assert!(
         !network_events(&d, &since).contains(short),
@@ -887,6 +866,8 @@ fn a_spare_container_on_the_default_bridge_shows_its_endpoint_at_its_start() {
     );
 }
 
+/// `create --rm` on the default bridge, then waits for its prelaunch (the
+/// shim's state directory).
 fn create_prelaunched(d: &NetDaemon, name: &str, command: &[&str]) -> String {
     let mut args = vec!["create", "--rm", "--name", name, "busybox"];
     args.extend_from_slice(command);
@@ -913,6 +894,18 @@ fn until_prelaunch_gone(d: &NetDaemon, id: &str) {
 
 fn prelaunch_state(d: &NetDaemon, id: &str) -> PathBuf {
     d.dir.path().join("run/shim").join(&id[..32])
+}
+
+/// How many containers `network inspect bridge` lists.
+fn bridge_members(d: &NetDaemon) -> usize {
+    let out = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{len .Containers}}",
+    ]);
+    out.trim().parse().unwrap()
 }
 
 /// `<action> <short container ID>` of each network event since `since`.

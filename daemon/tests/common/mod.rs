@@ -264,6 +264,21 @@ pub(crate) fn assert_clean_after_rm_all(daemon: &Berthd) {
     }
 }
 
+/// Container directories under `data_root` without a record: spare
+/// containers, made ahead for a repeated `run --rm`, out of the API.
+pub(crate) fn spare_container_ids(data_root: &Path) -> Vec<String> {
+    let dir = data_root.join("containers");
+    let mut ids: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.path().join("config.json").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Seconds since the epoch, for `--since`/`--until`.
 pub(crate) fn now() -> u64 {
     SystemTime::now()
