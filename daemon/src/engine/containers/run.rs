@@ -140,6 +140,16 @@ impl ContainerStore {
         }
     }
 
+    /// Refills the pools of spare network namespaces a container of
+    /// `record`'s kind takes from.
+    fn refill_network_spares(&self, record: &Record) {
+        self.networks
+            .refill_spares(crate::engine::networks::Refill::Now);
+        if record.host_config.network_mode == "none" {
+            self.networks.refill_loopback_spares();
+        }
+    }
+
     /// `<parent>/<id>`: the container's `CgroupParent`, else the daemon's.
     fn cgroup_path(&self, record: &Record) -> PathBuf {
         let own = record.host_config.cgroup_parent.trim_matches('/');
@@ -289,6 +299,10 @@ impl ContainerStore {
             .spawn(move || {
                 let _ = tx.send(store.launch(&launching, &record, true));
                 drop(tx);
+                if spare {
+                    // Made after an exit's refill, it took from the pools.
+                    store.refill_network_spares(&record);
+                }
                 let mut waiting_as_spare = spare;
                 loop {
                     let ttl = if waiting_as_spare {
@@ -547,11 +561,7 @@ impl ContainerStore {
         let refill = || {
             self.refill_standby();
             self.refill_spare(container);
-            self.networks
-                .refill_spares(crate::engine::networks::Refill::Now);
-            if record.host_config.network_mode == "none" {
-                self.networks.refill_loopback_spares();
-            }
+            self.refill_network_spares(&record);
         };
         if auto_remove {
             self.auto_remove(container, refill);
