@@ -7,18 +7,21 @@
 //! something now), or [`CLIENT_EXIT_CAP`] passed (a client that keeps
 //! its connection, as SDKs with a connection pool do).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest background work waits for its client.
 pub(crate) const CLIENT_EXIT_CAP: Duration = Duration::from_millis(50);
 
-/// Counts requests and closed connections; waiters sleep on `changed`.
+/// Counts requests; waiters sleep on `changed`, which requests and
+/// closed connections signal only while someone waits (they are on every
+/// request's path).
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     requests: Mutex<u64>,
     changed: Condvar,
+    waiters: AtomicUsize,
 }
 
 /// Held by a connection's task: its drop tells [`ClientGone`] waiters.
@@ -48,9 +51,23 @@ impl Activity {
         }
     }
 
-    /// A request came in.
+    /// A request came in. Unseen by waits that begin after it.
     pub(crate) fn request(&self) {
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Wakes the waiters, if any, to look again.
+    fn closed(&self) {
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        // Under the lock, so a waiter between its check and its sleep
+        // does not miss it.
+        let _requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         self.changed.notify_all();
     }
 
@@ -58,11 +75,14 @@ impl Activity {
     /// `cap` passed.
     pub(crate) fn wait_for_clients(&self, clients: &[ClientGone], cap: Duration) {
         let deadline = Instant::now() + cap;
+        // Counted before the baseline is read: a request or close after
+        // that signals.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let seen = *requests;
         while *requests == seen && !clients.iter().all(ClientGone::is_gone) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
+                break;
             };
             requests = self
                 .changed
@@ -70,6 +90,8 @@ impl Activity {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        drop(requests);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -83,14 +105,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::SeqCst);
-        // Under the lock, so a waiter between its check and its sleep
-        // does not miss it.
-        let _requests = self
-            .activity
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.activity.changed.notify_all();
+        self.activity.closed();
     }
 }
 

@@ -326,8 +326,9 @@ impl ContainerStore {
     /// writable layer and directories.
     fn destroy_spare(&self, container: &Container) {
         let _op = lock(&container.op);
+        // A spare always has its prelaunch (the launch's outcome, either
+        // way); dropping it releases the runtime and host resources.
         self.drop_prelaunch(container);
-        super::run::release_runtime(self, container);
         self.remove_files(&container.id);
     }
 }
